@@ -1,0 +1,79 @@
+"""Command line: ``lrcbert {make-synthetic, finetune, distill, general-distill, evaluate}``.
+
+Every training command takes ``--config FILE`` (repeatable, later files win) and ``--set key=value``
+overrides (dotted keys of ``lrcbert.config``), and writes a run folder ``--out``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from .config import ConfigError, load_config
+from .objective import METHODS
+
+
+def _add_common(p: argparse.ArgumentParser, task: bool = True):
+    p.add_argument("--config", action="append", default=[], help="YAML config file (repeatable)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    if task:
+        p.add_argument("--task", help="GLUE task (cola, sst2, mrpc, stsb, qqp, mnli, mnli_mm, qnli, rte)")
+    p.add_argument("--out", required=True, help="run folder")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="lrcbert", description="LRC-BERT distillation and its baselines")
+    sub = ap.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("make-synthetic", help="write a generated GLUE-format data set")
+    p.add_argument("--out", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--train", type=int, default=None, help="training examples per task")
+    p.add_argument("--dev", type=int, default=None, help="dev examples per task (and MNLI split)")
+    p.add_argument("--test", type=int, default=None, help="test examples per task (and MNLI split)")
+    p.add_argument("--corpus-lines", type=int, default=2000)
+    _add_common(sub.add_parser("finetune", help="fine-tune a teacher (model.teacher) on a task"))
+    p = sub.add_parser("distill", help="distil a student from a fine-tuned teacher")
+    _add_common(p)
+    p.add_argument("--method", default="lrcbert", choices=sorted(set(METHODS) - {"finetune", "general"}),
+                   help="method preset applied before the config files")
+    _add_common(sub.add_parser("general-distill", help="general distillation on a text corpus"), task=False)
+    p = sub.add_parser("evaluate", help="dev metrics and test predictions of a saved classifier")
+    _add_common(p)
+    p.add_argument("--model", required=True, help="save_pretrained folder or hub id")
+    return ap
+
+
+def main(argv=None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = build_parser().parse_args(argv)
+    if args.command == "make-synthetic":
+        from .synthetic import make_synthetic
+        sizes = {k: v for k, v in (("train", args.train), ("dev", args.dev), ("test", args.test)) if v}
+        out = make_synthetic(args.out, seed=args.seed, sizes=sizes or None, corpus_lines=args.corpus_lines)
+        print(f"wrote generated GLUE data to {args.out}")
+        return 0 if out else 1
+    from .data import DataError
+    from .engine import TrainingDiverged
+    from .models import ModelError
+    from .run import RunError, evaluate_checkpoint, run
+    kind = {"finetune": "finetune", "distill": "distill", "general-distill": "general"}.get(args.command)
+    preset = METHODS[args.method] if args.command == "distill" else METHODS.get(kind, {})
+    base = {"method": {"name": getattr(args, "method", kind), **preset}}
+    task = getattr(args, "task", None)
+    overrides = list(args.set) + ([f"task={task}"] if task else [])
+    try:
+        cfg = load_config(args.config, overrides, base=base)
+        if args.command == "evaluate":
+            result = evaluate_checkpoint(cfg, args.model, args.out)
+        else:
+            result = run(cfg, args.out, kind)
+    except (ConfigError, DataError, ModelError, RunError, TrainingDiverged, ValueError) as e:
+        print(f"lrcbert: error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

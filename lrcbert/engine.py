@@ -1,0 +1,251 @@
+"""The one training loop. It fine-tunes teachers, distils students and runs every ablation and baseline:
+what differs between those is the ``Objective`` (terms and weights) and the configuration, never this code.
+
+Built on ``accelerate``: the same loop runs on a CPU, one GPU, or several (``accelerate launch`` or
+``torchrun``), with bf16/fp16 autocast when ``train.mixed_precision`` asks for it. Each step optionally
+applies LRC-BERT's gradient perturbation (paper eq. 7-8) to the student's embedding output.
+"""
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from tqdm.auto import tqdm
+from transformers import get_linear_schedule_with_warmup
+
+from . import checkpoint
+from .data import EpochSampler
+from .models import embedding_module
+from .objective import TERMS, Objective, combine
+
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+class TrainingDiverged(RuntimeError):
+    """A non-finite loss or gradient (message names the step, the terms and the last good checkpoint)."""
+
+
+class EmbeddingTap:
+    """A forward hook on the student's embedding block. ``leaf=True`` records the block's output e and hands
+    the transformer layers a detached copy that requires grad (so dL/de can be taken without touching the
+    parameters); ``replace`` hands them a given tensor instead of the block's output."""
+
+    def __init__(self, module: torch.nn.Module):
+        self.leaf, self.replace, self.output, self.input = False, None, None, None
+        self.handle = module.register_forward_hook(self._hook)
+
+    def _hook(self, module, args, out):
+        if self.replace is not None:
+            return self.replace
+        self.output = out
+        if self.leaf:
+            self.input = out.detach().requires_grad_(True)
+            return self.input
+        return out
+
+
+def perturbation(grad: torch.Tensor, norm: str = "per_example", eps: float = 1.0) -> torch.Tensor:
+    """Eq. (7): the step added to the embedding output, eps * g / |g|_2, with the norm taken over each
+    example's l x d slice (``per_example``) or over the whole batch (``batch``). Zero where g is zero."""
+    g = grad.float()
+    if norm == "per_example":
+        n = g.flatten(1).norm(dim=1).view(-1, *([1] * (g.dim() - 1)))
+    else:
+        n = g.norm()
+    return (eps * g / n.clamp_min(1e-12)).to(grad.dtype)
+
+
+def _inputs(batch) -> dict:
+    return {k: batch[k] for k in MODEL_INPUTS if k in batch}
+
+
+def _decay_groups(modules, weight_decay: float):
+    decay, no_decay = [], []
+    for module in modules:
+        for name, p in module.named_parameters():
+            if p.requires_grad:
+                (no_decay if p.dim() < 2 or "LayerNorm" in name or name.endswith("bias") else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+class Trainer:
+    """Trains ``student`` (and the objective's own parameters) on ``train_set`` under ``objective``."""
+
+    def __init__(self, cfg, run_dir: Path, student, objective: Objective, train_set, collate, teacher=None):
+        self.cfg, self.run_dir = cfg, Path(run_dir)
+        t = cfg.train
+        self.accelerator = Accelerator(mixed_precision=t.mixed_precision, cpu=not torch.cuda.is_available())
+        set_seed(t.seed)
+        world = self.accelerator.num_processes
+        if len(train_set) < t.batch_size * world:
+            raise ValueError(f"training set has {len(train_set)} examples, fewer than one global batch "
+                             f"({t.batch_size} x {world} processes)")
+        self.sampler = EpochSampler(len(train_set), t.seed)
+        loader = torch.utils.data.DataLoader(train_set, batch_size=t.batch_size, sampler=self.sampler,
+                                             collate_fn=collate, drop_last=True, num_workers=t.num_workers)
+        self.steps_per_epoch = len(train_set) // (t.batch_size * world)
+        self.total_steps = t.max_steps or max(1, math.ceil(t.epochs * self.steps_per_epoch))
+        optimizer = torch.optim.AdamW(_decay_groups([student, objective], t.weight_decay), lr=t.lr)
+        scheduler = get_linear_schedule_with_warmup(optimizer, int(t.warmup * self.total_steps), self.total_steps)
+        (self.student, self.optimizer, self.loader,
+         self.scheduler) = self.accelerator.prepare(student, optimizer, loader, scheduler)
+        # the objective holds W (if any); it is wrapped for data parallelism only when it has parameters
+        has_params = any(p.requires_grad for p in objective.parameters())
+        self.objective = self.accelerator.prepare(objective) if has_params else objective.to(self.accelerator.device)
+        self.teacher = teacher.to(self.accelerator.device).eval() if teacher is not None else None
+        self.tap = EmbeddingTap(embedding_module(self.accelerator.unwrap_model(self.student)))
+        self.ckpt_dir = self.run_dir / "checkpoints"
+        self.step = 0
+
+    # -- checkpoints -------------------------------------------------------------------------------------
+    def _modules(self) -> dict:
+        unwrap = self.accelerator.unwrap_model
+        return {"student": unwrap(self.student), "objective": unwrap(self.objective)}
+
+    def save_checkpoint(self) -> Path | None:
+        self.accelerator.wait_for_everyone()
+        path = None
+        if self.accelerator.is_main_process:
+            trainer_state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                             "rng": checkpoint.rng_state()}
+            path = checkpoint.save(self.ckpt_dir, self.step, self._modules(), trainer_state,
+                                   {"total_steps": self.total_steps}, self.cfg.train.keep_checkpoints)
+        self.accelerator.wait_for_everyone()
+        return path
+
+    def resume(self) -> bool:
+        path = checkpoint.latest(self.ckpt_dir)
+        if path is None:
+            return False
+        trainer_state, state = checkpoint.load(path, self._modules())
+        self.optimizer.load_state_dict(trainer_state["optimizer"])
+        self.scheduler.load_state_dict(trainer_state["scheduler"])
+        checkpoint.set_rng_state(trainer_state["rng"])
+        self.step = int(state["step"])
+        self.accelerator.print(f"resuming from {path} at step {self.step}/{self.total_steps}")
+        return True
+
+    # -- one step ------------------------------------------------------------------------------------------
+    def _losses(self, model, objective, batch, weights, t_out):
+        hidden = self.objective_module.needs_hidden(weights)
+        s_out = model(**_inputs(batch), output_hidden_states=hidden)
+        terms = objective(s_out, t_out, batch, weights)
+        return terms, combine(terms, weights)
+
+    def train_step(self, batch) -> dict:
+        m = self.cfg.method
+        weights = self.objective_module.weights(self.step, self.total_steps)
+        t_out = None
+        if self.teacher is not None and self.objective_module.needs_teacher(weights):
+            with torch.no_grad(), self.accelerator.autocast():
+                t_out = self.teacher(**_inputs(batch), output_hidden_states=self.objective_module.needs_hidden(weights))
+        record = {}
+        with self.accelerator.autocast():
+            if m.perturb:
+                # pass 1 (outside any DDP wrapper): L_total and g = dL_total / d emb^S, no parameter gradients
+                self.tap.leaf = True
+                terms, total = self._losses(self.accelerator.unwrap_model(self.student), self.objective_module,
+                                            batch, weights, t_out)
+                self.tap.leaf = False
+                (grad,) = torch.autograd.grad(total, self.tap.input)
+                record["loss_clean"] = total.item()
+                # pass 2: the transformer layers and head again from emb^S + g / |g|; only L'_total updates
+                self.tap.replace = self.tap.output + perturbation(grad, m.perturb_norm, m.perturb_eps).detach()
+                try:
+                    terms, total = self._losses(self.student, self.objective, batch, weights, t_out)
+                finally:
+                    self.tap.replace = None
+            else:
+                terms, total = self._losses(self.student, self.objective, batch, weights, t_out)
+        if not torch.isfinite(total):
+            self._diverged(f"loss is {total.item()}", terms)
+        self.accelerator.backward(total)
+        params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        if self.cfg.train.grad_clip > 0:
+            norm = self.accelerator.clip_grad_norm_(params, self.cfg.train.grad_clip)
+        else:
+            norm = torch.norm(torch.stack([p.grad.norm() for p in params if p.grad is not None]))
+        if not torch.isfinite(torch.as_tensor(norm)):
+            self._diverged(f"gradient norm is {float(norm)}", terms)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        record.update({t: v.item() for t, v in terms.items()})
+        record.update({f"w_{t}": w for t, w in weights.items()})
+        record["total"] = total.item()
+        return record
+
+    def _diverged(self, what: str, terms: dict):
+        last = checkpoint.latest(self.ckpt_dir)
+        values = ", ".join(f"{k}={v.item():.4g}" for k, v in terms.items())
+        raise TrainingDiverged(f"training diverged at step {self.step + 1}: {what} (terms: {values}); "
+                               f"last good checkpoint: {last or 'none'}")
+
+    @property
+    def objective_module(self) -> Objective:
+        return self.accelerator.unwrap_model(self.objective)
+
+    # -- the loop ------------------------------------------------------------------------------------------
+    def _log_writer(self, resumed: bool):
+        path = self.run_dir / "losses.csv"
+        columns = ["step", "epoch", "lr", "total", "loss_clean", *TERMS, *(f"w_{t}" for t in TERMS)]
+        rows = []
+        if resumed and path.is_file():   # drop rows logged after the checkpoint we resumed from
+            with open(path, newline="") as f:
+                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= self.step]
+        f = open(path, "w", newline="")
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+        f.flush()
+        return f, writer
+
+    def fit(self) -> str:
+        """Train to ``total_steps`` (resuming from the newest checkpoint if there is one). Returns
+        ``"finished"``, or ``"stopped"`` when ``train.stop_after_steps`` cut the run short."""
+        t = self.cfg.train
+        resumed = self.resume()
+        main = self.accelerator.is_main_process
+        log_file, log = self._log_writer(resumed) if main else (None, None)
+        world = self.accelerator.num_processes
+        bar = tqdm(total=self.total_steps, initial=self.step, disable=not main, desc="train", dynamic_ncols=True)
+        status = "finished"
+        try:
+            self.student.train()
+            self.objective.train()
+            while self.step < self.total_steps and status == "finished":
+                epoch, done = divmod(self.step, self.steps_per_epoch)
+                self.sampler.set_epoch(epoch, skip=done * t.batch_size * world)
+                for batch in self.loader:
+                    record = self.train_step(batch)
+                    self.step += 1
+                    bar.update(1)
+                    if main and (self.step % t.log_every == 0 or self.step == self.total_steps):
+                        log.writerow({"step": self.step, "epoch": round(self.step / self.steps_per_epoch, 4),
+                                      "lr": self.scheduler.get_last_lr()[0], **record})
+                        log_file.flush()
+                        bar.set_postfix(loss=f"{record['total']:.4f}")
+                    if self.step >= self.total_steps:
+                        break
+                    if t.checkpoint_every and self.step % t.checkpoint_every == 0:
+                        self.save_checkpoint()
+                    if t.stop_after_steps and self.step >= t.stop_after_steps:
+                        self.save_checkpoint()
+                        status = "stopped"
+                        break
+            if status == "finished":
+                self.save_checkpoint()
+        finally:
+            bar.close()
+            if log_file:
+                log_file.close()
+        return status
+
+    def trained(self):
+        """(student, objective) without any distributed wrapper, in eval mode."""
+        return self.accelerator.unwrap_model(self.student).eval(), self.objective_module.eval()
+

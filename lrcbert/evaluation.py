@@ -1,0 +1,55 @@
+"""Dev metrics (official GLUE metric per task) and test predictions in the GLUE server's format."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import evaluate
+import numpy as np
+import torch
+
+from .runinfo import atomic_write_text
+from .tasks import Task
+
+METRIC_SCRIPT = str(Path(__file__).parent / "glue_metric" / "glue_metric.py")
+_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+@torch.no_grad()
+def predict(model, dataset, collate, batch_size: int, device=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(logits, labels, idx) of ``model`` over ``dataset`` in order."""
+    device = device or next(model.parameters()).device
+    model.eval()
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
+    logits, labels, idx = [], [], []
+    for batch in loader:
+        out = model(**{k: batch[k].to(device) for k in _INPUTS if k in batch})
+        logits.append(out.logits.float().cpu())
+        labels.append(batch["labels"])
+        idx.append(batch["idx"])
+    return torch.cat(logits).numpy(), torch.cat(labels).numpy(), torch.cat(idx).numpy()
+
+
+def to_predictions(task: Task, logits: np.ndarray) -> np.ndarray:
+    return logits.reshape(-1) if task.is_regression else logits.argmax(-1)
+
+
+def compute_metrics(task: Task, predictions: np.ndarray, references: np.ndarray) -> dict:
+    """The official GLUE metric(s) for ``task`` through the project's own ``evaluate`` module; the
+    headline number the paper's tables use is repeated under ``score`` (x100, as the paper prints)."""
+    metric = evaluate.load(METRIC_SCRIPT, task.name)
+    out = metric.compute(predictions=predictions.tolist(), references=references.tolist())
+    out["score"] = 100.0 * out[task.metric]
+    return out
+
+
+def write_submission(task: Task, predictions: np.ndarray, idx: np.ndarray, path: str | Path) -> None:
+    """Test predictions as the GLUE server wants them: ``index<TAB>prediction``, label names for the
+    NLI tasks, 0/1 for the others, scores clipped to [0, 5] for STS-B."""
+    rows = ["index\tprediction"]
+    for i, p in zip(idx.tolist(), predictions.tolist()):
+        if task.is_regression:
+            value = f"{min(5.0, max(0.0, p)):.3f}"
+        else:
+            value = task.labels[int(p)]
+        rows.append(f"{i}\t{value}")
+    atomic_write_text(path, "\n".join(rows) + "\n")

@@ -1,0 +1,115 @@
+"""Teacher and student models (transformers BERT), the layer mapping phi and the label-order check."""
+from __future__ import annotations
+
+import re
+
+import torch
+from torch import nn
+from transformers import (AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer,
+                          BertConfig)
+
+from .tasks import Task
+
+
+class ModelError(ValueError):
+    """A model that does not fit the task or the configuration (message names it)."""
+
+
+def load_tokenizer(cfg):
+    return AutoTokenizer.from_pretrained(cfg.model.tokenizer or cfg.model.teacher)
+
+
+def _head_kwargs(task: Task | None) -> dict:
+    if task is None:
+        return {}
+    kw = dict(num_labels=task.num_labels)
+    if task.is_regression:
+        kw["problem_type"] = "regression"
+    else:
+        kw["id2label"] = dict(enumerate(task.labels))
+        kw["label2id"] = {label: i for i, label in enumerate(task.labels)}
+    return kw
+
+
+def _auto(task):
+    return AutoModel if task is None else AutoModelForSequenceClassification
+
+
+def check_labels(model_config, task: Task, source: str) -> None:
+    """Refuse a classifier whose label count or label order differs from the task's.
+
+    Generic names (LABEL_0, ...) carry no order and are accepted when the count matches."""
+    n = getattr(model_config, "num_labels", None)
+    if n != task.num_labels:
+        raise ModelError(f"{source} has {n} output labels but task {task.name} has {task.num_labels}")
+    if task.is_regression:
+        return
+    names = [str(model_config.id2label[i]) for i in range(n)]
+    if all(re.fullmatch(r"LABEL_\d+", x) for x in names):
+        return
+    if [x.lower() for x in names] != [x.lower() for x in task.labels]:
+        raise ModelError(f"{source} label order {names} differs from task {task.name}'s {list(task.labels)}")
+
+
+def build_teacher(cfg, task: Task | None, finetuned: bool) -> nn.Module:
+    """The teacher: a checkpoint (hub id or path) or, with ``model.teacher_random_init``, its config with
+    random weights. ``task=None`` gives the bare encoder (general distillation). A fine-tuned teacher must
+    match the task's labels; a pre-trained one gets a new head."""
+    m = cfg.model
+    kw = _head_kwargs(task)
+    if m.teacher_random_init:
+        conf = AutoConfig.from_pretrained(m.teacher, **kw) if m.teacher != "random" else BertConfig(**kw)
+        for k, v in m.teacher_overrides.items():
+            setattr(conf, k, v)
+        conf._attn_implementation = m.attn_implementation
+        return _auto(task).from_config(conf)
+    if task is not None and finetuned:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            m.teacher, attn_implementation=m.attn_implementation)
+        check_labels(model.config, task, f"teacher {m.teacher}")
+        return model
+    return _auto(task).from_pretrained(m.teacher, attn_implementation=m.attn_implementation, **kw)
+
+
+def build_student(cfg, task: Task | None, teacher_config) -> nn.Module:
+    """The student: from ``model.student`` when given (e.g. a general-distilled encoder, its head new), else
+    a randomly initialised BERT of ``model.student_arch`` sharing the teacher's vocabulary and positions."""
+    m = cfg.model
+    kw = _head_kwargs(task)
+    if m.student:
+        return _auto(task).from_pretrained(m.student, attn_implementation=m.attn_implementation, **kw)
+    conf = BertConfig(vocab_size=teacher_config.vocab_size,
+                      max_position_embeddings=teacher_config.max_position_embeddings,
+                      type_vocab_size=teacher_config.type_vocab_size,
+                      pad_token_id=teacher_config.pad_token_id, **m.student_arch, **kw)
+    conf._attn_implementation = m.attn_implementation
+    return _auto(task).from_config(conf)
+
+
+def layer_map(student_layers: int, teacher_layers: int, explicit: list | None = None) -> list[int]:
+    """phi: the teacher layer (1..N) that student layer i (1..M) learns from; default phi(i) = i * N / M."""
+    if explicit is not None:
+        if len(explicit) != student_layers or not all(1 <= int(j) <= teacher_layers for j in explicit):
+            raise ModelError(f"method.layer_map {explicit} must list {student_layers} teacher layers "
+                             f"in 1..{teacher_layers}")
+        return [int(j) for j in explicit]
+    if teacher_layers < student_layers:
+        raise ModelError(f"teacher has {teacher_layers} layers, fewer than the student's {student_layers}")
+    return [i * teacher_layers // student_layers for i in range(1, student_layers + 1)]
+
+
+def count_parameters(model: nn.Module, embeddings: bool = True) -> int:
+    return sum(p.numel() for n, p in model.named_parameters() if embeddings or "embeddings" not in n)
+
+
+def embedding_module(model: nn.Module) -> nn.Module:
+    """The module whose output enters the first transformer layer (BERT's embeddings block)."""
+    return model.base_model.embeddings
+
+
+@torch.no_grad()
+def freeze(model: nn.Module) -> nn.Module:
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model

@@ -1,0 +1,120 @@
+"""A distillation method as configuration: named loss terms, their weights over training, and the
+trainable pieces they need (the projection W). The training engine only asks an ``Objective`` which
+weights hold at a step and what each term is worth for a batch; it never knows which method runs.
+
+Terms (weights come from ``method.stage1`` / ``method.stage2``):
+  layer  sum over student layers i of the layer loss between h_i^S W and h_phi(i)^T (eq. 3), COS-NCE
+         with in-batch negatives, or MSE for BERT_M;
+  soft   eq. (4) on the logits (MSE for regression);
+  hard   eq. (5) against the gold label (MSE for regression).
+Other methods (baselines) add terms by registering a function in ``TERMS``.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+from . import losses
+from .models import layer_map
+from .tasks import Task
+
+# Method presets: each is a diff of ``method`` keys against LRC-BERT's defaults.
+METHODS: dict[str, dict] = {
+    "lrcbert": {},
+    # fine-tuning a teacher: gold labels only, no teacher, no perturbation
+    "finetune": {"stage_split": 0.0, "stage1": {"hard": 1.0}, "stage2": {"hard": 1.0}, "perturb": False},
+    # general distillation: transformer-layer COS-NCE only, the whole time
+    "general": {"stage_split": 1.0, "stage1": {"layer": 1.0}, "stage2": {"layer": 1.0}},
+    # augmented-data (intermediate) distillation for RTE / CoLA, before task distillation
+    "intermediate": {"stage_split": 1.0, "stage1": {"layer": 1.0}, "stage2": {"layer": 1.0}},
+}
+
+
+def _layer_term(obj: "Objective", s_out, t_out, batch) -> torch.Tensor:
+    mask = batch["attention_mask"]
+    total = 0.0
+    for i, j in enumerate(obj.phi):
+        h_s = obj.project(i, s_out.hidden_states[i + 1].float())
+        h_t = t_out.hidden_states[j].float()
+        if obj.method.layer_loss == "mse":
+            total = total + losses.masked_mse(h_s, h_t, mask)
+        else:
+            rep = obj.method.representation
+            total = total + losses.in_batch_cos_nce(losses.layer_vectors(h_s, mask, rep),
+                                                    losses.layer_vectors(h_t, mask, rep))
+    return total
+
+
+def _soft_term(obj: "Objective", s_out, t_out, batch) -> torch.Tensor:
+    m = obj.method
+    return losses.soft_loss(s_out.logits.float(), t_out.logits.float(), m.temperature, m.soft_t2, obj.regression)
+
+
+def _hard_term(obj: "Objective", s_out, t_out, batch) -> torch.Tensor:
+    m = obj.method
+    return losses.hard_loss(s_out.logits.float(), batch["labels"], m.temperature, m.hard_target, obj.regression)
+
+
+# name -> (function, needs the teacher, needs hidden states)
+TERMS: dict[str, tuple[Callable, bool, bool]] = {
+    "layer": (_layer_term, True, True),
+    "soft": (_soft_term, True, False),
+    "hard": (_hard_term, False, False),
+}
+
+
+class Objective(nn.Module):
+    """The loss of one method for one task; holds W so that it trains with the student."""
+
+    def __init__(self, method, task: Task | None, student_config, teacher_config=None):
+        super().__init__()
+        self.method = method
+        self.regression = bool(task and task.is_regression)
+        for stage in ("stage1", "stage2"):
+            unknown = set(getattr(method, stage)) - set(TERMS)
+            if unknown:
+                raise ValueError(f"config key 'method.{stage}' names unknown term(s) {sorted(unknown)}; "
+                                 f"known: {sorted(TERMS)}")
+            if task is None and any(w and t != "layer" for t, w in getattr(method, stage).items()):
+                raise ValueError(f"method.{stage}: general distillation has no labels or logits; "
+                                 "only the 'layer' term may be weighted")
+        stages = [s for s, used in (("stage1", method.stage_split > 0), ("stage2", method.stage_split < 1)) if used]
+        self.uses_layers = any(self._weight(s, "layer") for s in stages)
+        self.phi: list[int] = []
+        if self.uses_layers:
+            self.phi = layer_map(student_config.num_hidden_layers, teacher_config.num_hidden_layers,
+                                 method.layer_map)
+            n = 1 if method.projection == "shared" else len(self.phi)
+            self.proj = nn.ModuleList(nn.Linear(student_config.hidden_size, teacher_config.hidden_size, bias=False)
+                                      for _ in range(n))
+
+    def _weight(self, stage: str, term: str) -> float:
+        return float(getattr(self.method, stage).get(term, 0.0))
+
+    def project(self, i: int, h: torch.Tensor) -> torch.Tensor:
+        """h_i^S W (eq. 3): the shared W, or layer i's own."""
+        w = self.proj[0 if len(self.proj) == 1 else i]
+        return w(h.to(w.weight.dtype))
+
+    def weights(self, step: int, total_steps: int) -> dict[str, float]:
+        """alpha, beta, gamma (and any registered term's weight) at ``step`` of ``total_steps``:
+        stage 1 for the first ``stage_split`` of the steps, stage 2 after."""
+        stage = "stage1" if step < self.method.stage_split * total_steps else "stage2"
+        return {t: self._weight(stage, t) for t in TERMS if self._weight(stage, t) != 0.0}
+
+    def needs_teacher(self, weights: dict) -> bool:
+        return any(TERMS[t][1] for t in weights)
+
+    def needs_hidden(self, weights: dict) -> bool:
+        return any(TERMS[t][2] for t in weights)
+
+    def forward(self, s_out, t_out, batch, weights: dict) -> dict[str, torch.Tensor]:
+        """The value of every term with a non-zero weight (unweighted)."""
+        return {t: TERMS[t][0](self, s_out, t_out, batch) for t in weights}
+
+
+def combine(terms: dict[str, torch.Tensor], weights: dict[str, float]) -> torch.Tensor:
+    """Eq. (6): L_total = sum of weight x term."""
+    return sum(weights[t] * v for t, v in terms.items())
