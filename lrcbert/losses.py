@@ -31,7 +31,7 @@ def cos_nce(student: torch.Tensor, teacher: torch.Tensor, negatives: torch.Tenso
     negatives: (B, K, D) teacher representations of K other samples for each sample (n_1^T .. n_K^T).
     Returns the mean over the batch of
         sum_i (2 - (g(n_i, z_s) - g(z_t, z_s))) / (2K) + g(z_t, z_s),
-    which is 0 when z_s points along z_t and every negative points opposite, and 3 at the other extreme.
+    which is 0 when z_s points along z_t and every negative points opposite, and 4 in the reverse case.
     """
     if negatives.dim() != 3 or negatives.shape[0] != student.shape[0] or negatives.shape[1] < 1:
         raise ValueError(f"negatives must have shape (B, K>=1, D); got {tuple(negatives.shape)}")
