@@ -53,6 +53,10 @@ def main(argv=None) -> int:
         out = make_synthetic(args.out, seed=args.seed, sizes=sizes or None, corpus_lines=args.corpus_lines)
         print(f"wrote generated GLUE data to {args.out}")
         return 0 if out else 1
+    import datasets
+    import transformers
+    datasets.disable_progress_bars()                 # keep logs to the training bar and real messages
+    transformers.utils.logging.disable_progress_bar()
     from .data import DataError
     from .engine import TrainingDiverged
     from .models import ModelError

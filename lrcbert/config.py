@@ -100,8 +100,13 @@ class Config:
         return asdict(self)
 
     def hash(self) -> str:
-        """Stable short hash of the resolved configuration (what a run's results depend on)."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, default=str).encode()
+        """Stable short hash of what a run's results depend on: the resolved configuration less the keys
+        that only steer book-keeping (``NOT_HASHED``), so a resumed run keeps its hash."""
+        d = self.to_dict()
+        for key in NOT_HASHED:
+            section, name = key.split(".")
+            d[section].pop(name)
+        blob = json.dumps(d, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 
 
@@ -117,7 +122,8 @@ CHOICES = {
     "method.perturb_norm": ("per_example", "batch"),
     "train.mixed_precision": ("no", "bf16", "fp16"),
 }
-WEIGHT_TERMS = ("layer", "soft", "hard")
+NOT_HASHED = ("train.checkpoint_every", "train.keep_checkpoints", "train.log_every", "train.num_workers",
+              "train.stop_after_steps", "train.eval_batch_size")
 
 
 _TYPES = {"bool": (bool,), "int": (int,), "float": (int, float), "str": (str,), "dict": (dict,),

@@ -88,8 +88,9 @@ def _from_hub(hub_id: str, task: Task, split: str) -> datasets.Dataset:
     labels = ds["label"]
     if not task.is_regression and split != "test":
         names = ds.features["label"].names
-        if [n.lower() for n in names] != [n.lower() for n in task.labels]:
-            raise DataError(f"{hub_id}/{task.hub_config}: label order {names} differs from {list(task.labels)}")
+        expected = list(task.hub_labels or task.labels)
+        if [n.lower() for n in names] != [n.lower() for n in expected]:
+            raise DataError(f"{hub_id}/{task.hub_config}: label order {names} differs from {expected}")
     cols["label"] = labels
     cols["idx"] = ds["idx"]
     return datasets.Dataset.from_dict(cols)
@@ -186,12 +187,13 @@ class Collator:
 
 class EpochSampler(torch.utils.data.Sampler):
     """A fresh permutation per epoch from (seed, epoch), so a resumed run sees the same order; ``skip`` drops
-    the first samples of the epoch (those consumed before an interruption)."""
+    the first samples of the epoch (those consumed before an interruption). The method is deliberately not
+    called ``set_epoch``: accelerate calls that with its own iteration count and would undo a resume."""
 
     def __init__(self, n: int, seed: int, shuffle: bool = True):
         self.n, self.seed, self.shuffle, self.epoch, self.skip = n, seed, shuffle, 0, 0
 
-    def set_epoch(self, epoch: int, skip: int = 0):
+    def position(self, epoch: int, skip: int = 0):
         self.epoch, self.skip = epoch, skip
 
     def __iter__(self):

@@ -85,8 +85,11 @@ class Trainer:
             raise ValueError(f"training set has {len(train_set)} examples, fewer than one global batch "
                              f"({t.batch_size} x {world} processes)")
         self.sampler = EpochSampler(len(train_set), t.seed)
+        # the loader gets its own generator: drawing its base seed from the global RNG at each new iterator
+        # would shift the dropout stream of a resumed run against an uninterrupted one
         loader = torch.utils.data.DataLoader(train_set, batch_size=t.batch_size, sampler=self.sampler,
-                                             collate_fn=collate, drop_last=True, num_workers=t.num_workers)
+                                             collate_fn=collate, drop_last=True, num_workers=t.num_workers,
+                                             generator=torch.Generator().manual_seed(t.seed))
         self.steps_per_epoch = len(train_set) // (t.batch_size * world)
         self.total_steps = t.max_steps or max(1, math.ceil(t.epochs * self.steps_per_epoch))
         optimizer = torch.optim.AdamW(_decay_groups([student, objective], t.weight_decay), lr=t.lr)
@@ -219,7 +222,7 @@ class Trainer:
             self.objective.train()
             while self.step < self.total_steps and status == "finished":
                 epoch, done = divmod(self.step, self.steps_per_epoch)
-                self.sampler.set_epoch(epoch, skip=done * t.batch_size * world)
+                self.sampler.position(epoch, skip=done * t.batch_size * world)
                 for batch in self.loader:
                     record = self.train_step(batch)
                     self.step += 1

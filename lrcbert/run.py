@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 import yaml
+from accelerate.utils import set_seed
 from safetensors.torch import save_model
 
 from . import data as D
@@ -76,6 +77,7 @@ def run(cfg, out_dir: str | Path, kind: str) -> dict:
         import json
         return json.loads((out / "metrics.json").read_text())
     start = time.time()
+    set_seed(cfg.train.seed)        # model initialisation (student, W, new heads) is seeded too
     task = None if kind == "general" else get_task(cfg.task)
     tokenizer = load_tokenizer(cfg)
     # models first: a teacher that does not fit the task fails here, before any data work

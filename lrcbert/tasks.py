@@ -26,6 +26,7 @@ class Task:
     hub_text: tuple[str, str | None]   # hub column names of the two sentences
     submission: str                # file name the GLUE server expects for this split's test predictions
     header: bool = True            # train/dev files have a header row (CoLA's do not)
+    hub_labels: tuple[str, ...] = ()   # label names on the hub when they differ from ``labels`` (same order)
 
     @property
     def is_regression(self) -> bool:
@@ -44,15 +45,15 @@ _HUB = {"train": "train", "dev": "validation", "test": "test"}
 
 TASKS: dict[str, Task] = {t.name: t for t in [
     Task("cola", "CoLA", "cola", "sentence", None, "label", ("0", "1"), _std(), "mcc",
-         "cola", _HUB, ("sentence", None), "CoLA.tsv", header=False),
+         "cola", _HUB, ("sentence", None), "CoLA.tsv", header=False, hub_labels=("unacceptable", "acceptable")),
     Task("sst2", "SST-2", "sst2", "sentence", None, "label", ("0", "1"), _std(), "accuracy",
-         "sst2", _HUB, ("sentence", None), "SST-2.tsv"),
+         "sst2", _HUB, ("sentence", None), "SST-2.tsv", hub_labels=("negative", "positive")),
     Task("mrpc", "MRPC", "mrpc", "#1 String", "#2 String", "Quality", ("0", "1"), _std(), "f1",
-         "mrpc", _HUB, ("sentence1", "sentence2"), "MRPC.tsv"),
+         "mrpc", _HUB, ("sentence1", "sentence2"), "MRPC.tsv", hub_labels=("not_equivalent", "equivalent")),
     Task("stsb", "STS-B", "stsb", "sentence1", "sentence2", "score", (), _std(), "spearman",
          "stsb", _HUB, ("sentence1", "sentence2"), "STS-B.tsv"),
     Task("qqp", "QQP", "qqp", "question1", "question2", "is_duplicate", ("0", "1"), _std(), "f1",
-         "qqp", _HUB, ("question1", "question2"), "QQP.tsv"),
+         "qqp", _HUB, ("question1", "question2"), "QQP.tsv", hub_labels=("not_duplicate", "duplicate")),
     Task("mnli_m", "MNLI", "mnli", "sentence1", "sentence2", "gold_label",
          ("entailment", "neutral", "contradiction"),
          {"train": "train.tsv", "dev": "dev_matched.tsv", "test": "test_matched.tsv"}, "accuracy",

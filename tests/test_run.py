@@ -1,0 +1,97 @@
+"""Whole runs through the CLI and ``lrcbert.run``: fine-tune, distil, general distillation, resume, and the
+errors that must stop a run before any training."""
+import csv
+import json
+
+import pytest
+
+from conftest import tiny_config
+from lrcbert.cli import main
+from lrcbert.run import RunError, run
+from lrcbert.tasks import TASKS
+
+
+@pytest.fixture(scope="module")
+def teacher(glue_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("teacher")
+    cfg = tiny_config(glue_dir, task="rte", train={"epochs": 2, "lr": 5e-4},
+                      method={"stage_split": 0.0, "stage1": {"hard": 1.0}, "stage2": {"hard": 1.0}, "perturb": False})
+    run(cfg, out, "finetune")
+    return out
+
+
+def distill_cfg(glue_dir, teacher, **train):
+    return tiny_config(glue_dir, task="rte", model={"teacher": str(teacher / "model"), "teacher_random_init": False},
+                       train={"epochs": 2, "checkpoint_every": 5, **train})
+
+
+def test_finetune_writes_a_whole_run(teacher, glue_dir):
+    metrics = json.loads((teacher / "metrics.json").read_text())
+    assert metrics["splits"]["rte"]["split"] == "dev" and 0 <= metrics["splits"]["rte"]["accuracy"] <= 1
+    record = json.loads((teacher / "run.json").read_text())
+    for key in ("git_commit", "versions", "seed", "config_hash", "wall_time_s", "peak_memory_mb", "device"):
+        assert key in record
+    rows = (teacher / "predictions" / "RTE.tsv").read_text().splitlines()
+    assert rows[0] == "index\tprediction" and len(rows) == 1 + 16
+    assert {r.split("\t")[1] for r in rows[1:]} <= set(TASKS["rte"].labels)
+    assert (teacher / "model" / "model.safetensors").is_file()
+
+
+def test_resume_gives_the_same_metrics_as_an_uninterrupted_run(teacher, glue_dir, tmp_path):
+    whole = run(distill_cfg(glue_dir, teacher), tmp_path / "whole", "distill")
+    cut = tmp_path / "cut"
+    stopped = run(distill_cfg(glue_dir, teacher, stop_after_steps=7), cut, "distill")
+    assert stopped["status"] == "stopped" and not (cut / "metrics.json").exists()
+    resumed = run(distill_cfg(glue_dir, teacher), cut, "distill")       # resumes from the step-5 checkpoint
+    assert resumed["splits"] == whole["splits"]
+    with open(cut / "losses.csv") as f, open(tmp_path / "whole" / "losses.csv") as g:
+        assert [r["total"] for r in csv.DictReader(f)] == [r["total"] for r in csv.DictReader(g)]
+
+
+def test_finished_run_is_not_redone_and_other_config_is_refused(teacher, glue_dir, tmp_path):
+    cfg = distill_cfg(glue_dir, teacher, max_steps=3)
+    run(cfg, tmp_path, "distill")
+    stamp = (tmp_path / "metrics.json").stat().st_mtime_ns
+    run(cfg, tmp_path, "distill")
+    assert (tmp_path / "metrics.json").stat().st_mtime_ns == stamp
+    with pytest.raises(RunError, match="holds a run of another configuration"):
+        run(distill_cfg(glue_dir, teacher, max_steps=3, lr=1e-4), tmp_path, "distill")
+
+
+def test_teacher_with_other_label_order_stops_before_training(teacher, glue_dir, tmp_path, capsys):
+    bad = tmp_path / "bad_teacher"
+    import shutil
+    shutil.copytree(teacher / "model", bad)
+    conf = json.loads((bad / "config.json").read_text())
+    conf["id2label"] = {"0": "not_entailment", "1": "entailment"}
+    conf["label2id"] = {"not_entailment": 0, "entailment": 1}
+    (bad / "config.json").write_text(json.dumps(conf))
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text(json.dumps(distill_cfg(glue_dir, teacher).to_dict()))
+    code = main(["distill", "--config", str(cfg_file), "--set", f"model.teacher={bad}", "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and [x for x in err if x.startswith("lrcbert: error:")] == err[-1:]
+    err = err[-1]
+    assert "label order ['not_entailment', 'entailment'] differs from task rte's" in err
+    assert not (tmp_path / "r" / "losses.csv").exists() and not (tmp_path / "r" / "metrics.json").exists()
+
+
+def test_cli_rejects_unknown_task_and_key(tmp_path, capsys):
+    assert main(["finetune", "--task", "wnli2", "--out", str(tmp_path)]) == 2
+    assert "unknown task 'wnli2'" in capsys.readouterr().err
+    assert main(["distill", "--task", "rte", "--set", "method.temprature=2", "--out", str(tmp_path)]) == 2
+    assert "unknown config key 'method.temprature'" in capsys.readouterr().err
+
+
+def test_general_distillation_then_task_distillation_from_it(teacher, glue_dir, tmp_path):
+    general = tiny_config(glue_dir, train={"max_steps": 6}, data={"max_corpus_lines": 100},
+                          method={"stage_split": 1.0, "stage1": {"layer": 1.0}, "stage2": {"layer": 1.0}})
+    result = run(general, tmp_path / "general", "general")
+    assert result["splits"] == {}
+    with open(tmp_path / "general" / "losses.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 6 and all(r["soft"] == "" and float(r["layer"]) > 0 for r in rows)
+    cfg = distill_cfg(glue_dir, teacher, max_steps=4)
+    cfg.model.student, cfg.model.student_init = str(tmp_path / "general" / "model"), "path"
+    out = run(cfg, tmp_path / "task", "distill")
+    assert "rte" in out["splits"]
