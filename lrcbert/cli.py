@@ -1,4 +1,4 @@
-"""Command line: ``lrcbert {make-synthetic, finetune, distill, general-distill, evaluate}``.
+"""Command line: ``lrcbert {make-synthetic, finetune, distill, general-distill, augment, evaluate}``.
 
 Every training command takes ``--config FILE`` (repeatable, later files win) and ``--set key=value``
 overrides (dotted keys of ``lrcbert.config``), and writes a run folder ``--out``.
@@ -38,6 +38,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", default="lrcbert", choices=sorted(set(METHODS) - {"finetune", "general"}),
                    help="method preset applied before the config files")
     _add_common(sub.add_parser("general-distill", help="general distillation on a text corpus"), task=False)
+    p = sub.add_parser("augment", help="TinyBERT-style augmentation of a task's training set (a TSV)")
+    p.add_argument("--config", action="append", default=[], help="YAML config file (repeatable)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    p.add_argument("--task", required=True)
+    p.add_argument("--out", required=True, help="output TSV (the task's train layout)")
+    p.add_argument("--n-aug", type=int, default=20, help="augmented copies per example")
+    p.add_argument("--p", type=float, default=0.4, help="probability of replacing a non-stopword word")
+    p.add_argument("--top-k", type=int, default=15, help="candidates per word")
+    p.add_argument("--mlm", default="bert-base-uncased", help="masked LM for candidates (hub id, path)")
+    p.add_argument("--glove", default=None, help="GloVe text file for multi-piece words")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-examples", type=int, default=None)
     p = sub.add_parser("evaluate", help="dev metrics and test predictions of a saved classifier")
     _add_common(p)
     p.add_argument("--model", required=True, help="save_pretrained folder or hub id")
@@ -61,6 +73,8 @@ def main(argv=None) -> int:
     from .engine import TrainingDiverged
     from .models import ModelError
     from .run import RunError, evaluate_checkpoint, run
+    if args.command == "augment":
+        return _augment(args)
     kind = {"finetune": "finetune", "distill": "distill", "general-distill": "general"}.get(args.command)
     preset = METHODS[args.method] if args.command == "distill" else METHODS.get(kind, {})
     base = {"method": {"name": getattr(args, "method", kind), **preset}}
@@ -73,6 +87,22 @@ def main(argv=None) -> int:
         else:
             result = run(cfg, args.out, kind)
     except (ConfigError, DataError, ModelError, RunError, TrainingDiverged, ValueError) as e:
+        print(f"lrcbert: error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def _augment(args) -> int:
+    from .augment import AugmentConfig, augment_task
+    from .data import DataError
+    from .tasks import get_task
+    try:
+        cfg = load_config(args.config, list(args.set) + [f"task={args.task}"])
+        aug = AugmentConfig(p=args.p, n_aug=args.n_aug, top_k=args.top_k, mlm=args.mlm, glove=args.glove,
+                            seed=args.seed, max_examples=args.max_examples)
+        result = augment_task(cfg, get_task(args.task), args.out, aug)
+    except (ConfigError, DataError, ValueError, OSError) as e:
         print(f"lrcbert: error: {e}", file=sys.stderr)
         return 2
     print(json.dumps(result, indent=2))

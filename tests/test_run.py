@@ -95,3 +95,18 @@ def test_general_distillation_then_task_distillation_from_it(teacher, glue_dir, 
     cfg.model.student, cfg.model.student_init = str(tmp_path / "general" / "model"), "path"
     out = run(cfg, tmp_path / "task", "distill")
     assert "rte" in out["splits"]
+
+
+def test_cli_augment_writes_a_trainable_file(glue_dir, tmp_path, capsys):
+    out = tmp_path / "aug.tsv"
+    args = ["augment", "--task", "cola", "--set", "data.source=synthetic", "--set", f"data.path={glue_dir}",
+            "--out", str(out), "--n-aug", "2", "--p", "0", "--max-examples", "10"]
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out)["written"] == 30
+    from lrcbert import data as D
+    from lrcbert.config import load_config
+    cfg = load_config(base={"data": {"source": "synthetic", "path": str(glue_dir), "train_file": str(out)}})
+    ds = D.load_split(cfg, TASKS["cola"], "train")
+    assert len(ds) == 30 and ds["text_a"][0] == ds["text_a"][1] == ds["text_a"][2]
+    assert main(args[:-4] + ["--p", "1.5"]) == 2
+    assert "p" in capsys.readouterr().err
