@@ -79,6 +79,7 @@ class TrainConfig:
     lr: float = 5e-5
     weight_decay: float = 0.01
     warmup: float = 0.1                     # fraction of steps of linear warm-up
+    lr_schedule: str = "linear"             # linear | constant | linear_per_stage (paper: not stated)
     grad_clip: float = 1.0                  # 0 = off
     mixed_precision: str = "no"             # no | bf16 | fp16 (GPU)
     checkpoint_every: int = 500             # steps; 0 = only at the end
@@ -121,6 +122,7 @@ CHOICES = {
     "method.hard_target": ("one_hot", "tempered"),
     "method.perturb_norm": ("per_example", "batch"),
     "train.mixed_precision": ("no", "bf16", "fp16"),
+    "train.lr_schedule": ("linear", "constant", "linear_per_stage"),
 }
 NOT_HASHED = ("train.checkpoint_every", "train.keep_checkpoints", "train.log_every", "train.num_workers",
               "train.stop_after_steps", "train.eval_batch_size")

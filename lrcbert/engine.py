@@ -8,6 +8,7 @@ applies LRC-BERT's gradient perturbation (paper eq. 7-8) to the student's embedd
 from __future__ import annotations
 
 import csv
+import functools
 import math
 from pathlib import Path
 
@@ -15,7 +16,6 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 from tqdm.auto import tqdm
-from transformers import get_linear_schedule_with_warmup
 
 from . import checkpoint
 from .data import EpochSampler
@@ -59,6 +59,23 @@ def perturbation(grad: torch.Tensor, norm: str = "per_example", eps: float = 1.0
     return (eps * g / n.clamp_min(1e-12)).to(grad.dtype)
 
 
+def lr_factor(step: int, total: int, warmup: float, schedule: str = "linear", boundary: int = 0) -> float:
+    """Learning-rate multiplier at ``step``: linear warm-up over the first ``warmup`` fraction of the span,
+    then linear decay to 0 (``linear``) or flat (``constant``). ``linear_per_stage`` runs the linear
+    schedule separately over each stage of a two-stage method ([0, boundary) and [boundary, total)),
+    so stage 2 does not start with a learning rate already decayed by stage 1."""
+    start, end = 0, total
+    if schedule == "linear_per_stage" and 0 < boundary < total:
+        start, end = (0, boundary) if step < boundary else (boundary, total)
+    span, s = end - start, step - start
+    warm = int(warmup * span)
+    if s < warm:
+        return s / max(1, warm)
+    if schedule == "constant":
+        return 1.0
+    return max(0.0, (span - s) / max(1, span - warm))
+
+
 def _inputs(batch) -> dict:
     return {k: batch[k] for k in MODEL_INPUTS if k in batch}
 
@@ -93,7 +110,9 @@ class Trainer:
         self.steps_per_epoch = len(train_set) // (t.batch_size * world)
         self.total_steps = t.max_steps or max(1, math.ceil(t.epochs * self.steps_per_epoch))
         optimizer = torch.optim.AdamW(_decay_groups([student, objective], t.weight_decay), lr=t.lr)
-        scheduler = get_linear_schedule_with_warmup(optimizer, int(t.warmup * self.total_steps), self.total_steps)
+        boundary = int(math.ceil(cfg.method.stage_split * self.total_steps))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, functools.partial(
+            lr_factor, total=self.total_steps, warmup=t.warmup, schedule=t.lr_schedule, boundary=boundary))
         (self.student, self.optimizer, self.loader,
          self.scheduler) = self.accelerator.prepare(student, optimizer, loader, scheduler)
         # the objective holds W (if any); it is wrapped for data parallelism only when it has parameters

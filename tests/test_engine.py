@@ -159,3 +159,13 @@ def test_nan_loss_stops_with_step_and_terms(tokenizer, tmp_path):
         trainer.student.bert.embeddings.word_embeddings.weight[:] = float("nan")
     with pytest.raises(TrainingDiverged, match=r"step 1: loss is nan \(terms: layer=nan\); last good checkpoint"):
         trainer.train_step(next(iter(trainer.loader)))
+
+
+def test_learning_rate_schedules():
+    from lrcbert.engine import lr_factor
+    lin = [lr_factor(s, 10, 0.2) for s in range(10)]
+    assert lin == pytest.approx([0.0, 0.5, 1.0, 7 / 8, 6 / 8, 5 / 8, 4 / 8, 3 / 8, 2 / 8, 1 / 8])
+    assert [lr_factor(s, 10, 0.2, "constant") for s in (0, 1, 2, 9)] == [0.0, 0.5, 1.0, 1.0]
+    # per stage, boundary 8: [0, 8) warms up over 1 step and decays; [8, 10) restarts without warm-up
+    per = [lr_factor(s, 10, 0.2, "linear_per_stage", boundary=8) for s in range(10)]
+    assert per == pytest.approx([0.0, 1.0, 6 / 7, 5 / 7, 4 / 7, 3 / 7, 2 / 7, 1 / 7, 1.0, 0.5])
