@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import functools
 import math
+import sys
 from pathlib import Path
 
 import torch
@@ -234,7 +235,8 @@ class Trainer:
         main = self.accelerator.is_main_process
         log_file, log = self._log_writer(resumed) if main else (None, None)
         world = self.accelerator.num_processes
-        bar = tqdm(total=self.total_steps, initial=self.step, disable=not main, desc="train", dynamic_ncols=True)
+        bar = tqdm(total=self.total_steps, initial=self.step, disable=not main, desc="train", dynamic_ncols=True,
+                   mininterval=0.5 if sys.stderr.isatty() else 30)     # a log file gets a line per 30 s
         status = "finished"
         try:
             self.student.train()
