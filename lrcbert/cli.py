@@ -13,6 +13,8 @@ import sys
 from .config import ConfigError, load_config
 from .objective import METHODS
 
+EXIT_PREEMPTED = 75    # EX_TEMPFAIL: try again (Snakemake retries, SLURM requeues); the run resumes
+
 
 def _add_common(p: argparse.ArgumentParser, task: bool = True):
     p.add_argument("--config", action="append", default=[], help="YAML config file (repeatable)")
@@ -72,7 +74,7 @@ def main(argv=None) -> int:
     from .data import DataError
     from .engine import TrainingDiverged
     from .models import ModelError
-    from .run import RunError, evaluate_checkpoint, run
+    from .run import Preempted, RunError, evaluate_checkpoint, run
     if args.command == "augment":
         return _augment(args)
     kind = {"finetune": "finetune", "distill": "distill", "general-distill": "general"}.get(args.command)
@@ -86,6 +88,9 @@ def main(argv=None) -> int:
             result = evaluate_checkpoint(cfg, args.model, args.out)
         else:
             result = run(cfg, args.out, kind)
+    except Preempted as e:
+        print(f"lrcbert: {e}", file=sys.stderr)
+        return EXIT_PREEMPTED
     except (ConfigError, DataError, ModelError, RunError, TrainingDiverged, ValueError) as e:
         print(f"lrcbert: error: {e}", file=sys.stderr)
         return 2

@@ -10,7 +10,9 @@ from __future__ import annotations
 import csv
 import functools
 import math
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import torch
@@ -28,6 +30,9 @@ MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 class TrainingDiverged(RuntimeError):
     """A non-finite loss or gradient (message names the step, the terms and the last good checkpoint)."""
+
+
+PREEMPT_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)   # SLURM sends USR1 (if asked) or TERM before a kill
 
 
 class EmbeddingTap:
@@ -227,9 +232,24 @@ class Trainer:
         f.flush()
         return f, writer
 
+    def _on_signal(self, signum, frame):
+        self.signal = signum
+
     def fit(self) -> str:
         """Train to ``total_steps`` (resuming from the newest checkpoint if there is one). Returns
-        ``"finished"``, or ``"stopped"`` when ``train.stop_after_steps`` cut the run short."""
+        ``"finished"``; ``"stopped"`` when ``train.stop_after_steps`` cut the run short; ``"preempted"`` when
+        SIGTERM or SIGUSR1 arrived, after writing a checkpoint at the end of the current step."""
+        self.signal = None
+        handlers = {}
+        if threading.current_thread() is threading.main_thread():
+            handlers = {s: signal.signal(s, self._on_signal) for s in PREEMPT_SIGNALS}
+        try:
+            return self._fit()
+        finally:
+            for s, h in handlers.items():
+                signal.signal(s, h)
+
+    def _fit(self) -> str:
         t = self.cfg.train
         resumed = self.resume()
         main = self.accelerator.is_main_process
@@ -257,9 +277,9 @@ class Trainer:
                         break
                     if t.checkpoint_every and self.step % t.checkpoint_every == 0:
                         self.save_checkpoint()
-                    if t.stop_after_steps and self.step >= t.stop_after_steps:
+                    if self.signal is not None or (t.stop_after_steps and self.step >= t.stop_after_steps):
                         self.save_checkpoint()
-                        status = "stopped"
+                        status = "stopped" if self.signal is None else "preempted"
                         break
             if status == "finished":
                 self.save_checkpoint()

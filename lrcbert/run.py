@@ -30,6 +30,10 @@ class RunError(RuntimeError):
     pass
 
 
+class Preempted(RuntimeError):
+    """The run was asked to stop (SIGTERM / SIGUSR1) and saved a checkpoint; run it again to resume."""
+
+
 def _prepare_folder(cfg, out: Path) -> bool:
     """Record the config in ``out``; True if the run there already finished with this very config."""
     out.mkdir(parents=True, exist_ok=True)
@@ -96,6 +100,9 @@ def run(cfg, out_dir: str | Path, kind: str) -> dict:
 
     trainer = Trainer(cfg, out, student, objective, train_set, collate, teacher)
     status = trainer.fit()
+    if status == "preempted":
+        raise Preempted(f"interrupted by signal {trainer.signal} at step {trainer.step}/{trainer.total_steps}; "
+                        f"checkpoint written to {out / 'checkpoints'}; run the same command again to resume")
     if status != "finished":
         return {"status": status, "step": trainer.step}
     student, objective = trainer.trained()

@@ -110,3 +110,27 @@ def test_cli_augment_writes_a_trainable_file(glue_dir, tmp_path, capsys):
     assert len(ds) == 30 and ds["text_a"][0] == ds["text_a"][1] == ds["text_a"][2]
     assert main(args[:-4] + ["--p", "1.5"]) == 2
     assert "p" in capsys.readouterr().err
+
+
+def test_sigterm_checkpoints_and_the_rerun_matches(teacher, glue_dir, tmp_path, monkeypatch):
+    """A preempted run (SIGTERM mid-training) saves a checkpoint at the end of the step, exits 75, and
+    the rerun ends with the metrics of an uninterrupted one."""
+    import os
+    import signal
+    from lrcbert import engine
+    from lrcbert.run import Preempted
+    whole = run(distill_cfg(glue_dir, teacher, checkpoint_every=0), tmp_path / "whole", "distill")
+    step = engine.Trainer.train_step
+
+    def train_step(self, batch):
+        if self.step == 4:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return step(self, batch)
+
+    monkeypatch.setattr(engine.Trainer, "train_step", train_step)
+    with pytest.raises(Preempted, match="signal 15 at step 5/24"):
+        run(distill_cfg(glue_dir, teacher, checkpoint_every=0), tmp_path / "cut", "distill")
+    assert (tmp_path / "cut" / "checkpoints" / "step-00000005" / "manifest.json").is_file()
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL      # handlers restored
+    monkeypatch.setattr(engine.Trainer, "train_step", step)
+    assert run(distill_cfg(glue_dir, teacher, checkpoint_every=0), tmp_path / "cut", "distill")["splits"] == whole["splits"]
