@@ -103,8 +103,8 @@ def test_dry_run_smoke_config_exercises_every_rule_but_the_downloads(wf):
 def test_set_arguments_round_trip_through_lrcbert_config(wf):
     """The --set arguments a rule builds are read back by lrcbert to the configured values."""
     from lrcbert.config import load_config
-    res = snakemake(wf, "-n", "-p", "--cores", "2", "--configfile", "config/smoke.yaml",
-                    "runs/lrcbert/rte/seed2/lr0.001/metrics.json")
+    res = snakemake(wf, "runs/lrcbert/rte/seed2/lr0.001/metrics.json", "-n", "-p", "--cores", "2",
+                    "--configfile", "config/smoke.yaml")
     assert res.returncode == 0, res.stderr + res.stdout
     line = next(x for x in res.stdout.splitlines() if "lrcbert distill --method lrcbert" in x)
     words = shlex.split(line.split("&&", 1)[1])
@@ -190,9 +190,9 @@ def run_with_standins(wf: Path, tmp_path: Path, *targets: str, retries: int = 0)
         (bindir / name).write_text(text)
         (bindir / name).chmod(0o755)
     env = {**SLURM_ENV, "PATH": f"{bindir}:{os.environ['PATH']}", "STANDIN_DIR": str(tmp_path)}
-    res = snakemake(wf, "--workflow-profile", "profiles/slurm", "--configfile", "config/smoke.yaml",
+    res = snakemake(wf, *targets, "--workflow-profile", "profiles/slurm", "--configfile", "config/smoke.yaml",
                     "--retries", str(retries), "--latency-wait", "1", "--slurm-init-seconds-before-status-checks",
-                    "1", *targets, env=env, timeout=240)
+                    "1", env=env, timeout=240)
     log = tmp_path / "sbatch.log"
     assert log.is_file(), res.stdout + res.stderr
     return log.read_text().splitlines()
@@ -309,6 +309,39 @@ def test_hub_download_writes_the_glue_layout_lrcbert_reads(tmp_path):
     assert sts["label"] == [4.25, 0.5]
 
 
+def test_corpus_file_has_one_paragraph_per_line(tmp_path):
+    from download_corpus import write_corpus
+    texts = ["Title\n\nA first paragraph that is long enough.\nShort.\nA second  paragraph,\twith tabs.",
+             "Another article with one long paragraph in it."]
+    n = write_corpus(tmp_path / "c.txt", texts, min_chars=20, max_lines=2)
+    assert n == 2
+    assert (tmp_path / "c.txt").read_text().splitlines() == ["A first paragraph that is long enough.",
+                                                             "A second paragraph, with tabs."]
+
+
+def test_given_finetuned_teacher_is_evaluated_not_trained(wf, tmp_path):
+    given = tmp_path / "my-rte-teacher"
+    given.mkdir()
+    overlay = tmp_path / "given.yaml"
+    overlay.write_text(yaml.safe_dump({"teacher": {"finetuned": {"rte": str(given)}}}))
+    res = snakemake(wf, "runs/teacher/rte/selected.json", "runs/teacher/mrpc/selected.json", "-n", "-p",
+                    "--cores", "1", "--configfile", "config/smoke.yaml", str(overlay))
+    assert res.returncode == 0, res.stderr + res.stdout
+    counts = job_counts(res.stdout)
+    assert counts["teacher_evaluate"] == 1 and counts["teacher_finetune"] == 1     # rte given, mrpc trained
+    assert f"evaluate --model {given} --task rte" in res.stdout
+
+
+def test_missing_glue_folder_is_named(wf, tmp_path):
+    overlay = tmp_path / "tsv.yaml"
+    overlay.write_text(yaml.safe_dump({"data": {"source": "tsv", "path": "no/such/glue"},
+                                       "corpus": {"source": "file", "path": "corpus.txt"}}))
+    res = snakemake(wf, "runs/teacher/rte/lr0.001/metrics.json", "-n", "--cores", "1", "--configfile",
+                    "config/smoke.yaml", str(overlay))
+    assert res.returncode != 0
+    assert "no/such/glue/RTE/train.tsv" in res.stdout + res.stderr
+
+
 # ---------------------------------------------------------------------------------------------- aggregation
 def _run(folder: Path, task_splits: dict, seed: int, params: int = 14_500_000):
     folder.mkdir(parents=True, exist_ok=True)
@@ -413,6 +446,7 @@ def test_killed_smoke_run_resumes_to_the_same_tables(tmp_path):
     assert not (target / "metrics.json").exists()
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    assert snakemake(killed, "--unlock", *args).returncode == 0     # a SIGKILLed Snakemake leaves its lock
     res = snakemake(killed, *args, timeout=1200)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "resuming from" in (killed / "logs/distill/lrcbert/rte/seed1/lr0.001.log").read_text()

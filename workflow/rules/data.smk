@@ -1,0 +1,97 @@
+"""Data preparation: GLUE in its original TSV layout (downloaded from the hub, given, or generated), the
+general-distillation corpus, and pre-trained checkpoints from the hub. Downloads are local rules, so that on
+a cluster only the submitting host needs network access and compute nodes can stay offline."""
+
+if D["source"] == "hub":
+
+    rule download_glue:
+        output:
+            multiext(f"{DATA}/{{folder}}/", "train.tsv", "dev.tsv", "test.tsv"),
+        log:
+            f"{LOGS}/data/download_glue_{{folder}}.log",
+        params:
+            task=lambda wildcards: FOLDER_TASK[wildcards.folder],
+            root=subpath(output[0], ancestor=2),
+            hub_id=D["hub_id"],
+        localrule: True
+        conda:
+            "../envs/lrcbert.yaml"
+        script:
+            "../scripts/download_glue.py"
+
+    rule download_glue_mnli:
+        output:
+            multiext(f"{DATA}/MNLI/", "train.tsv", "dev_matched.tsv", "dev_mismatched.tsv", "test_matched.tsv",
+                     "test_mismatched.tsv"),
+        log:
+            f"{LOGS}/data/download_glue_MNLI.log",
+        params:
+            task="mnli",
+            root=subpath(output[0], ancestor=2),
+            hub_id=D["hub_id"],
+        localrule: True
+        conda:
+            "../envs/lrcbert.yaml"
+        script:
+            "../scripts/download_glue.py"
+
+elif D["source"] == "synthetic":
+
+    rule make_synthetic:
+        output:
+            glue=ALL_GLUE_FILES,
+            corpus=f"{DATA}/corpus.txt",
+            readme=f"{DATA}/README.txt",
+        log:
+            f"{LOGS}/data/make_synthetic.log",
+        params:
+            out=subpath(output.readme, parent=True),
+            seed=D["synthetic"]["seed"],
+            train=D["synthetic"]["train"],
+            dev=D["synthetic"]["dev"],
+            test=D["synthetic"]["test"],
+            corpus=D["synthetic"]["corpus_lines"],
+        threads: 1
+        resources:
+            gpu=0,
+            mem_mb=mem_mb("default"),
+            runtime=R["runtime"].get("default", 30),
+        conda:
+            "../envs/lrcbert.yaml"
+        shell:
+            "python -m lrcbert make-synthetic --out {params.out} --seed {params.seed} --train {params.train} "
+            "--dev {params.dev} --test {params.test} --corpus-lines {params.corpus} > {log} 2>&1"
+
+
+if config["corpus"]["source"] == "hub":
+
+    rule download_corpus:
+        output:
+            config["corpus"]["path"],
+        log:
+            f"{LOGS}/data/download_corpus.log",
+        params:
+            hub_id=config["corpus"]["hub_id"],
+            hub_config=config["corpus"]["hub_config"],
+            text_column=config["corpus"]["text_column"],
+            max_lines=config["corpus"]["max_lines"],
+            min_chars=config["corpus"]["min_chars"],
+        localrule: True
+        conda:
+            "../envs/lrcbert.yaml"
+        script:
+            "../scripts/download_corpus.py"
+
+
+rule download_model:
+    output:
+        "data/hub/{model}/download.json",
+    log:
+        f"{LOGS}/data/download_model_{{model}}.log",
+    params:
+        repo_id=lambda wildcards: HUB_MODELS[wildcards.model],
+    localrule: True
+    conda:
+        "../envs/lrcbert.yaml"
+    script:
+        "../scripts/download_model.py"

@@ -1,0 +1,107 @@
+"""Distillation: general distillation (once per student architecture), data augmentation and the
+transformer-layer distillation on it (RTE, CoLA), and task distillation for every system x task x seed x lr.
+
+Each run writes a folder under runs/ whose ``metrics.json`` (written last) is the rule's only output, so that
+Snakemake never deletes the checkpoints of an interrupted run: started again, lrcbert resumes from them."""
+
+
+rule general_distill:
+    input:
+        corpus=corpus_file(),
+        model=TEACHER_MODEL_DEPS,
+    output:
+        f"{RUNS}/general/{{student}}/metrics.json",
+    log:
+        f"{LOGS}/general/{{student}}.log",
+    params:
+        run=subpath(output[0], parent=True),
+        sets=lambda wildcards: set_args(general_sets(wildcards.student)),
+        launch=LAUNCH,
+    threads: THREADS
+    resources:
+        gpu=GPU,
+        mem_mb=mem_mb("general"),
+        runtime=lambda wildcards, attempt: int(R["runtime"].get("general", 60)) * attempt,
+    conda:
+        "../envs/lrcbert.yaml"
+    shell:
+        "{params.launch} --threads {threads} -- python -m lrcbert general-distill --out {params.run} "
+        "{params.sets} > {log} 2>&1"
+
+
+rule augment:
+    input:
+        data=task_data,
+        mlm=MLM_MODEL_DEPS,
+    output:
+        augmented_file("{task}"),
+    log:
+        f"{LOGS}/augment/{{task}}.log",
+    params:
+        sets=set_args(DATA_SETS, GLOBAL_SETS),
+        launch=LAUNCH,
+        options=" ".join([f"--n-aug {A['n_aug']}", f"--p {num(A['p'])}", f"--top-k {A['top_k']}",
+                          f"--mlm {shlex.quote(MLM_MODEL)}", f"--seed {A['seed']}",
+                          *([f"--glove {shlex.quote(A['glove'])}"] if A["glove"] else [])]),
+    threads: THREADS
+    resources:
+        gpu=GPU,
+        mem_mb=mem_mb("augment"),
+        runtime=runtime("augment"),
+    conda:
+        "../envs/lrcbert.yaml"
+    shell:
+        "{params.launch} --threads {threads} -- python -m lrcbert augment --task {wildcards.task} --out {output} "
+        "{params.options} {params.sets} > {log} 2>&1"
+
+
+rule intermediate_distill:
+    input:
+        unpack(intermediate_inputs),
+    output:
+        f"{RUNS}/intermediate/{{system}}/{{task}}/seed{{seed}}/metrics.json",
+    log:
+        f"{LOGS}/intermediate/{{system}}/{{task}}/seed{{seed}}.log",
+    params:
+        run=subpath(output[0], parent=True),
+        sets=lambda wildcards: set_args(intermediate_sets(wildcards.system, wildcards.task, int(wildcards.seed))),
+        launch=LAUNCH,
+        jsonget=JSONGET,
+    threads: THREADS
+    resources:
+        gpu=GPU,
+        mem_mb=mem_mb("intermediate"),
+        runtime=runtime("intermediate"),
+    conda:
+        "../envs/lrcbert.yaml"
+    shell:
+        "teacher=$({params.jsonget} {input.teacher} model) && "
+        "{params.launch} --threads {threads} -- python -m lrcbert distill --method intermediate "
+        '--task {wildcards.task} --out {params.run} {params.sets} --set "model.teacher=$teacher" > {log} 2>&1'
+
+
+rule task_distill:
+    input:
+        unpack(distill_inputs),
+    output:
+        f"{RUNS}/{{system}}/{{task}}/seed{{seed}}/lr{{lr}}/metrics.json",
+    log:
+        f"{LOGS}/distill/{{system}}/{{task}}/seed{{seed}}/lr{{lr}}.log",
+    params:
+        run=subpath(output[0], parent=True),
+        method=lambda wildcards: SYSTEMS[wildcards.system]["method"],
+        sets=lambda wildcards: set_args(distill_sets(wildcards.system, wildcards.task, int(wildcards.seed),
+                                                     wildcards.lr)),
+        launch=LAUNCH,
+        jsonget=JSONGET,
+    threads: THREADS
+    resources:
+        gpu=GPU,
+        mem_mb=mem_mb("distill"),
+        runtime=runtime("distill"),
+    conda:
+        "../envs/lrcbert.yaml"
+    shell:
+        "teacher=$({params.jsonget} {input.teacher} model) && "
+        "{params.launch} --threads {threads} -- python -m lrcbert distill --method {params.method} "
+        '--task {wildcards.task} --out {params.run} {params.sets} --set "model.teacher=$teacher" > {log} 2>&1'

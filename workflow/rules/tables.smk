@@ -1,0 +1,74 @@
+"""Aggregation: Table 1 (GLUE dev results of every system beside the paper's test-server numbers) and Table 2
+(size and inference time of teacher and student, measured on one fixed workload on one device)."""
+
+T2 = TABLES["table2"]
+T2_STUDENT_RUN = distill_run(T2["student_system"], T2["task"], SEEDS[0], system_lrs(T2["student_system"])[0])
+
+
+rule table1:
+    input:
+        dev=[f"{RESULTS}/dev/{s}.json" for s in TABLE1_SYSTEMS],
+        paper=f"{PAPER}/table1_glue_test.csv",
+        figures=f"{PAPER}/other_figures.csv",
+    output:
+        md=f"{RESULTS}/table1.md",
+        csv=f"{RESULTS}/table1.csv",
+    log:
+        f"{LOGS}/tables/table1.log",
+    params:
+        systems={s: {"label": SYSTEMS[s]["label"], "paper": SYSTEMS[s]["paper"]} for s in TABLE1_SYSTEMS},
+        teacher=TABLES["table1"]["teacher"],
+        compare=TABLES["table1"]["compare"],
+        splits=list(PAPER_SPLITS),
+        data_source=D["source"],
+    localrule: True
+    conda:
+        "../envs/lrcbert.yaml"
+    script:
+        "../scripts/table1.py"
+
+
+rule inference_time:
+    input:
+        teacher=f"{RUNS}/teacher/{T2['task']}/selected.json",
+        student=f"{T2_STUDENT_RUN}/metrics.json",
+    output:
+        f"{RESULTS}/inference_time.json",
+    log:
+        f"{LOGS}/tables/inference_time.log",
+    params:
+        student=f"{T2_STUDENT_RUN}/model",
+        options=" ".join([f"--sequences {T2['sequences']}", f"--batch-size {T2['batch_size']}",
+                          f"--max-length {T2['max_length']}", f"--warmup {T2['warmup']}",
+                          f"--repeats {T2['repeats']}", f"--task {T2['task']}",
+                          *([f"--threads {T2['threads']}"] if T2["threads"] else [])]),
+        launch=LAUNCH,
+        jsonget=JSONGET,
+        script=TIME_INFERENCE,
+    threads: THREADS
+    resources:
+        gpu=GPU,
+        mem_mb=mem_mb("timing"),
+        runtime=lambda wildcards, attempt: int(R["runtime"].get("timing", 30)) * attempt,
+    conda:
+        "../envs/lrcbert.yaml"
+    shell:
+        "teacher=$({params.jsonget} {input.teacher} model) && "
+        "{params.launch} --threads {threads} -- python {params.script} --teacher \"$teacher\" "
+        "--student {params.student} {params.options} --out {output} > {log} 2>&1"
+
+
+rule table2:
+    input:
+        timing=f"{RESULTS}/inference_time.json",
+        paper=f"{PAPER}/table2_speed.csv",
+        figures=f"{PAPER}/other_figures.csv",
+    output:
+        f"{RESULTS}/table2.md",
+    log:
+        f"{LOGS}/tables/table2.log",
+    localrule: True
+    conda:
+        "../envs/lrcbert.yaml"
+    script:
+        "../scripts/table2.py"

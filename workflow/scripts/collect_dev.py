@@ -1,0 +1,58 @@
+"""Gather one system's dev results and choose its learning rate per task by dev score.
+
+Output ``results/dev/{system}.json``: for each task, the dev selection score of every lr (mean over seeds) and
+of every run, the chosen lr, and for each seed of the chosen lr its run folder, dev scores per evaluation
+split, parameter count and test prediction files (what Table 1 and the submissions are built from)."""
+import json
+import sys
+from pathlib import Path
+
+from results_lib import best_lr, mean, read_json, run_params, selection_score, split_scores
+
+
+def predictions(run: Path, splits) -> dict:
+    found = read_json(run / "metrics.json").get("splits", {}) if (run / "metrics.json").is_file() else {}
+    out = {}
+    for s in splits:
+        rel = found.get(s, {}).get("test_predictions")
+        if rel and (run / rel).is_file():
+            out[s] = str(run / rel)
+    return out
+
+
+def seed_entry(run: Path, splits, params=None) -> dict:
+    return {"run": str(run), "scores": split_scores(run, splits), "params": params or run_params(run),
+            "predictions": predictions(run, splits)}
+
+
+def collect(system: str, layout: dict, task_splits: dict) -> dict:
+    out = {"system": system, "kind": layout["kind"], "tasks": {}}
+    for task, spec in layout["tasks"].items():
+        splits = list(task_splits[task])
+        if layout["kind"] == "teacher":
+            sel = read_json(spec)
+            run = Path(sel["run"])
+            seed = str(sel.get("seed"))
+            out["tasks"][task] = {"splits": splits, "selected_lr": sel.get("lr"), "teacher_model": sel["model"],
+                                  "lr_scores": {str(k): {"mean": v} for k, v in sel.get("candidates", {}).items()},
+                                  "seeds": {seed: seed_entry(run, splits, sel.get("params"))}}
+            continue
+        lr_scores = {}
+        for lr, seeds in spec.items():
+            per_seed = {s: selection_score(split_scores(run, splits), splits) for s, run in seeds.items()}
+            lr_scores[lr] = {"mean": mean(per_seed.values()), "seeds": per_seed}
+        lr = best_lr({k: v["mean"] for k, v in lr_scores.items()})
+        seeds = {s: seed_entry(Path(run), splits) for s, run in spec[lr].items()} if lr else {}
+        out["tasks"][task] = {"splits": splits, "selected_lr": lr, "lr_scores": lr_scores, "seeds": seeds}
+    return out
+
+
+if __name__ == "__main__":
+    smk = snakemake  # noqa: F821
+    with open(smk.log[0], "w") as log:
+        sys.stdout = sys.stderr = log
+        result = collect(smk.wildcards.any_system, smk.params.layout, smk.params.splits)
+        Path(smk.output[0]).write_text(json.dumps(result, indent=2) + "\n")
+        for task, entry in result["tasks"].items():
+            print(f"{task}: lr {entry['selected_lr']} " +
+                  ", ".join(f"{k}={v['mean']}" for k, v in entry["lr_scores"].items()))

@@ -1,0 +1,78 @@
+"""Reading run folders: dev scores from ``metrics.json``, parameter counts, and dev selection of the learning rate.
+
+A run's *selection score* is the mean of the headline dev scores (``score``, x100) of its evaluation splits
+(MNLI: matched and mismatched together). For a grid of learning rates, the lr with the best mean selection score
+over the seeds that finished wins; ties go to the lr listed first.
+"""
+from __future__ import annotations
+
+import json
+import math
+import struct
+from pathlib import Path
+
+
+def read_json(path) -> dict:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def split_scores(run: str | Path, splits) -> dict:
+    """{evaluation split: dev score} of a run (splits without a score are left out)."""
+    path = Path(run) / "metrics.json"
+    if not path.is_file():
+        return {}
+    found = read_json(path).get("splits", {})
+    return {s: float(found[s]["score"]) for s in splits
+            if s in found and found[s].get("score") is not None and math.isfinite(float(found[s]["score"]))}
+
+
+def selection_score(scores: dict, splits) -> float | None:
+    if not splits or any(s not in scores for s in splits):
+        return None
+    return sum(scores[s] for s in splits) / len(splits)
+
+
+def mean(values):
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
+
+
+def best_lr(per_lr: dict) -> str | None:
+    """The lr (key) with the highest value; None values never win; ties keep the first."""
+    best, best_value = None, None
+    for lr, value in per_lr.items():
+        if value is not None and (best_value is None or value > best_value):
+            best, best_value = lr, value
+    return best
+
+
+def safetensors_params(path: str | Path) -> int | None:
+    """Number of parameters stored in a safetensors file, read from its header (no framework needed)."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n))
+    total = 0
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        count = 1
+        for dim in info["shape"]:
+            count *= dim
+        total += count
+    return total
+
+
+def run_params(run: str | Path) -> int | None:
+    """Parameters of a run's model: ``run.json`` when the run wrote one, else the saved weights."""
+    run = Path(run)
+    if (run / "run.json").is_file():
+        params = read_json(run / "run.json").get("params")
+        if params:
+            return int(params)
+    files = sorted((run / "model").glob("*.safetensors"))
+    counts = [safetensors_params(f) for f in files if f.name != "objective.safetensors"]
+    return sum(c for c in counts if c) or None

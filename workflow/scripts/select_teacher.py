@@ -1,0 +1,42 @@
+"""Choose a task's teacher: among the fine-tuning runs of the teacher lr grid, the one with the best dev score
+(or the evaluated, already fine-tuned teacher of ``teacher.finetuned``). Writes ``selected.json``, whose ``model``
+entry is the folder the distillation jobs of that task load the teacher from."""
+import json
+import sys
+from pathlib import Path
+
+try:
+    from lrcbert.tasks import EVAL_SPLITS
+except ImportError:   # not installed: the repository this workflow lives in
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from lrcbert.tasks import EVAL_SPLITS
+from results_lib import best_lr, read_json, run_params, safetensors_params, selection_score, split_scores
+
+
+def select(task: str, metrics_files: list[str], given_model: str | None = None) -> dict:
+    splits = list(EVAL_SPLITS[task])
+    runs = {Path(f).parent.name.removeprefix("lr"): Path(f).parent for f in metrics_files}
+    scores = {lr: split_scores(run, splits) for lr, run in runs.items()}
+    candidates = {lr: selection_score(s, splits) for lr, s in scores.items()}
+    lr = best_lr(candidates)
+    if lr is None:
+        raise RuntimeError(f"no teacher run of task {task} has dev scores for {splits}: {metrics_files}")
+    run = runs[lr]
+    metrics = read_json(run / "metrics.json")
+    if given_model:
+        model = given_model
+        params = sum(filter(None, (safetensors_params(f) for f in Path(given_model).glob("*.safetensors"))))
+    else:
+        model, params = str(run / "model"), run_params(run)
+    return {"task": task, "splits": splits, "given": bool(given_model), "lr": None if given_model else lr,
+            "candidates": candidates if not given_model else {}, "run": str(run), "model": model,
+            "seed": metrics.get("seed"), "scores": scores[lr], "params": params or None}
+
+
+if __name__ == "__main__":
+    smk = snakemake  # noqa: F821
+    with open(smk.log[0], "w") as log:
+        sys.stdout = sys.stderr = log
+        result = select(smk.wildcards.task, list(smk.input), smk.params.given)
+        Path(smk.output[0]).write_text(json.dumps(result, indent=2) + "\n")
+        print(json.dumps(result, indent=2))

@@ -1,0 +1,161 @@
+"""Table 1: GLUE results of every system (our dev-set numbers, mean +- std over seeds) beside the paper's
+test-server numbers, with the Avg column computed as the paper does (plain mean of the nine headline scores)
+and the paper's "LRC-BERT reaches 97.4% of the teacher" figure recomputed.
+
+Inputs: ``results/dev/{system}.json`` (collect_dev.py), ``results/paper/table1_glue_test.csv`` and
+``results/paper/other_figures.csv``. Outputs ``results/table1.md`` (pandas + tabulate) and ``results/table1.csv``
+(one row per system and column, numbers only).
+"""
+import statistics
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from results_lib import read_json
+
+# evaluation split -> (column title, metric, column of the paper's CSV)
+SPLITS = {
+    "mnli_m": ("MNLI-m", "acc", "mnli_m"),
+    "mnli_mm": ("MNLI-mm", "acc", "mnli_mm"),
+    "qqp": ("QQP", "F1", "qqp_f1"),
+    "sst2": ("SST-2", "acc", "sst2"),
+    "qnli": ("QNLI", "acc", "qnli"),
+    "mrpc": ("MRPC", "F1", "mrpc_f1"),
+    "rte": ("RTE", "acc", "rte"),
+    "cola": ("CoLA", "MCC", "cola_mcc"),
+    "stsb": ("STS-B", "Spearman", "stsb"),
+}
+
+
+def stats(values: list[float]) -> dict:
+    n = len(values)
+    if n == 0:
+        return {"mean": None, "std": None, "n": 0}
+    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if n > 1 else None, "n": n}
+
+
+def split_values(dev: dict, split: str) -> dict:
+    """{seed: dev score} of ``split`` for the learning rate dev selection chose."""
+    for entry in dev["tasks"].values():
+        if split in entry["splits"]:
+            return {seed: run["scores"][split] for seed, run in entry["seeds"].items() if split in run["scores"]}
+    return {}
+
+
+def system_row(dev: dict, splits: list[str]) -> dict:
+    per_split = {s: split_values(dev, s) for s in splits}
+    cells = {s: stats(list(v.values())) for s, v in per_split.items()}
+    # Avg: per seed, the plain mean of the nine scores (only seeds with all nine); then mean +- std over seeds
+    if all(per_split[s] for s in splits):
+        common = set.intersection(*(set(per_split[s]) for s in splits))
+        cells["avg"] = stats([statistics.fmean(per_split[s][seed] for s in splits) for seed in sorted(common)])
+    else:
+        cells["avg"] = stats([])
+    params = [run["params"] for e in dev["tasks"].values() for run in e["seeds"].values() if run.get("params")]
+    cells["params_m"] = statistics.fmean(params) / 1e6 if params else None
+    return cells
+
+
+def ours_text(c: dict) -> str:
+    if not c["n"]:
+        return "missing"
+    if c["n"] == 1:
+        return f"{c['mean']:.1f} (n=1)"
+    return f"{c['mean']:.1f} ± {c['std']:.1f} (n={c['n']})"
+
+
+def paper_value(paper_row, column):
+    if paper_row is None or column not in paper_row or pd.isna(paper_row[column]):
+        return None
+    return float(paper_row[column])
+
+
+def with_paper(text: str, value, fmt: str = ".1f") -> str:
+    return text if value is None else f"{text} [paper {value:{fmt}}]"
+
+
+def percentage(figures: pd.DataFrame, key: str) -> str | None:
+    row = figures[figures["figure"].str.contains(key, case=False, regex=False)]
+    return None if row.empty else str(row.iloc[0]["value"])
+
+
+def build(dev_files: list[str], systems: dict, teacher: str, compare: str, splits: list[str], paper_csv: str,
+          figures_csv: str, data_source: str) -> tuple[str, pd.DataFrame]:
+    paper = pd.read_csv(paper_csv)
+    figures = pd.read_csv(figures_csv)
+    devs = {read_json(f)["system"]: read_json(f) for f in dev_files}
+    rows, long, results = [], [], {}
+    for name, info in systems.items():
+        cells = system_row(devs[name], splits)
+        results[name] = cells
+        prow = paper[paper["system"] == info["paper"]].iloc[0] if info.get("paper") in set(paper["system"]) else None
+        row = {"System": info["label"],
+               "Params (M)": with_paper("missing" if cells["params_m"] is None else f"{cells['params_m']:.1f}",
+                                        paper_value(prow, "params_m"), "g")}
+        long.append({"system": name, "column": "params_m", "mean": cells["params_m"], "std": None, "n": None,
+                     "paper": paper_value(prow, "params_m")})
+        for s in splits:
+            title, metric, pcol = SPLITS[s]
+            row[f"{title} ({metric})"] = with_paper(ours_text(cells[s]), paper_value(prow, pcol))
+            long.append({"system": name, "column": s, **cells[s], "paper": paper_value(prow, pcol)})
+        row["Avg"] = with_paper(ours_text(cells["avg"]), paper_value(prow, "avg"))
+        long.append({"system": name, "column": "avg", **cells["avg"], "paper": paper_value(prow, "avg")})
+        rows.append(row)
+    table = pd.DataFrame(rows)
+
+    # the paper's averages, recomputed from its own nine numbers (the paper's Avg is their plain mean)
+    pcols = [SPLITS[s][2] for s in SPLITS]
+    check = pd.DataFrame({"System (paper)": paper["system"], "Avg as printed": paper["avg"],
+                          "Mean of its nine scores": paper[pcols].mean(axis=1).round(2)})
+
+    lines = ["# Table 1: GLUE results", ""]
+    if data_source == "synthetic":
+        lines += ["> **Generated (synthetic) data and tiny models: a smoke test of the workflow. These numbers say "
+                  "nothing about LRC-BERT and are not comparable with the paper's.**", ""]
+    lines += [
+        "Each cell: **ours, on the GLUE dev sets** (mean ± sample standard deviation over seeds, n = number of "
+        "seeds), then `[paper X]`: the paper's Table 1, which reports the **GLUE test server**. Dev and test "
+        "numbers are not the same quantity, so the comparison is indicative only. For each system and task the "
+        "learning rate is the one with the best mean dev score over seeds, and the same dev scores are reported "
+        "here, which flatters every system a little. The teacher is one fine-tuning run per task (n=1). "
+        "Metrics: accuracy, except F1 for QQP and MRPC, Matthews correlation for CoLA and Spearman correlation "
+        "for STS-B. Avg: plain mean of the nine columns (as in the paper), computed per seed; missing if any "
+        "column is missing. Params: parameters of the trained models, in millions.",
+        "",
+        table.to_markdown(index=False),
+        "",
+    ]
+    t, c = results.get(teacher, {}).get("avg", {}), results.get(compare, {}).get("avg", {})
+    paper_t = paper_value(paper[paper["system"] == systems[teacher].get("paper")].iloc[0], "avg") \
+        if systems[teacher].get("paper") in set(paper["system"]) else None
+    paper_c = paper_value(paper[paper["system"] == systems[compare].get("paper")].iloc[0], "avg") \
+        if systems.get(compare, {}).get("paper") in set(paper["system"]) else None
+    ours = (f"{100 * c['mean'] / t['mean']:.1f}%" if t.get("mean") and c.get("mean") is not None
+            else "missing (an average is missing)")
+    stated = percentage(figures, "share of teacher")
+    recomputed = f"{100 * paper_c / paper_t:.1f}% ({paper_c:g} / {paper_t:g})" if paper_t and paper_c else "n/a"
+    label_c = systems.get(compare, {}).get("label", compare)
+    lines += [f"**{label_c} average = {ours} of the teacher's** (ours, dev). Paper: {stated or 'n/a'} "
+              f"(stated); recomputed from the paper's Table 1: {recomputed}.", "",
+              "The paper's Avg column recomputed as the plain mean of its nine scores:", "",
+              check.to_markdown(index=False), ""]
+    selected = pd.DataFrame([{"System": systems[n]["label"],
+                              **{task: (e["selected_lr"] if e["selected_lr"] is not None else "missing")
+                                 for task, e in devs[n]["tasks"].items()}} for n in systems])
+    lines += ["Learning rate chosen on dev for each system and training task (teacher: its fine-tuning lr):", "",
+              selected.to_markdown(index=False), ""]
+    frame = pd.DataFrame(long)
+    return "\n".join(lines), frame
+
+
+if __name__ == "__main__":
+    smk = snakemake  # noqa: F821
+    with open(smk.log[0], "w") as log:
+        sys.stdout = sys.stderr = log
+        p = smk.params
+        text, frame = build(list(smk.input.dev), p.systems, p.teacher, p.compare, p.splits, smk.input.paper,
+                            smk.input.figures, p.data_source)
+        Path(smk.output.md).write_text(text)
+        frame.to_csv(smk.output.csv, index=False)
+        print(text)
