@@ -10,6 +10,7 @@ Every source yields a ``datasets.Dataset`` with columns ``text_a``, ``text_b`` (
 from __future__ import annotations
 
 import csv
+import hashlib
 import math
 from pathlib import Path
 
@@ -165,7 +166,10 @@ def tokenize(ds: datasets.Dataset, tokenizer, max_length: int) -> datasets.Datas
                          max_length=max_length)
 
     drop = [c for c in ("text_a", "text_b") if c in ds.column_names]
-    return ds.map(enc, batched=True, remove_columns=drop, desc="tokenise")
+    # an explicit fingerprint: by default datasets hashes the whole tokenizer, about 2 s per call
+    key = f"{ds._fingerprint}-{getattr(tokenizer, 'name_or_path', '')}-{len(tokenizer)}-{max_length}"
+    fingerprint = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return ds.map(enc, batched=True, remove_columns=drop, desc="tokenise", new_fingerprint=fingerprint)
 
 
 class Collator:

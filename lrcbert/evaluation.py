@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import evaluate
 import numpy as np
 import torch
 
@@ -36,6 +35,7 @@ def to_predictions(task: Task, logits: np.ndarray) -> np.ndarray:
 def compute_metrics(task: Task, predictions: np.ndarray, references: np.ndarray) -> dict:
     """The official GLUE metric(s) for ``task`` through the project's own ``evaluate`` module; the
     headline number the paper's tables use is repeated under ``score`` (x100, as the paper prints)."""
+    import evaluate        # imported here: it pulls in transformers.pipelines, seconds of start-up per job
     metric = evaluate.load(METRIC_SCRIPT, task.name)
     out = metric.compute(predictions=predictions.tolist(), references=references.tolist())
     out["score"] = 100.0 * out[task.metric]
