@@ -29,6 +29,15 @@ METHODS: dict[str, dict] = {
     "general": {"stage_split": 1.0, "stage1": {"layer": 1.0}, "stage2": {"layer": 1.0}},
     # augmented-data (intermediate) distillation for RTE / CoLA, before task distillation
     "intermediate": {"stage_split": 1.0, "stage1": {"layer": 1.0}, "stage2": {"layer": 1.0}},
+    # ablations (paper Tables 3-5, Fig. 5): each differs from "lrcbert" in exactly one term or switch
+    # _C: no COS-NCE; stage 1 would train nothing, so soft + hard at 1:3 for all steps
+    "lrcbert_c": {"stage_split": 0.0, "stage1": {"layer": 0.0, "soft": 1.0, "hard": 3.0},
+                  "stage2": {"layer": 0.0, "soft": 1.0, "hard": 3.0}},
+    "lrcbert_s": {"stage2": {"layer": 1.0, "soft": 0.0, "hard": 3.0}},      # no soft loss
+    "lrcbert_h": {"stage2": {"layer": 1.0, "soft": 1.0, "hard": 0.0}},      # no hard loss
+    "lrcbert_g": {"perturb": False},                                        # no gradient perturbation
+    "lrcbert_2": {"stage_split": 0.0},                                      # 1:1:3 from the first step
+    "bert_m": {"layer_loss": "mse"},                                        # MSE instead of COS-NCE
 }
 
 
