@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import DistributedDataParallelKwargs, set_seed
 from tqdm.auto import tqdm
 
 from . import checkpoint
@@ -101,7 +101,10 @@ class Trainer:
     def __init__(self, cfg, run_dir: Path, student, objective: Objective, train_set, collate, teacher=None):
         self.cfg, self.run_dir = cfg, Path(run_dir)
         t = cfg.train
-        self.accelerator = Accelerator(mixed_precision=t.mixed_precision, cpu=not torch.cuda.is_available())
+        # some parameters get no gradient in some steps (the head during stage 1, W under the hard loss only)
+        ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
+        self.accelerator = Accelerator(mixed_precision=t.mixed_precision, cpu=not torch.cuda.is_available(),
+                                       kwargs_handlers=[ddp])
         set_seed(t.seed)
         world = self.accelerator.num_processes
         if len(train_set) < t.batch_size * world:
