@@ -134,3 +134,14 @@ def test_sigterm_checkpoints_and_the_rerun_matches(teacher, glue_dir, tmp_path, 
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL      # handlers restored
     monkeypatch.setattr(engine.Trainer, "train_step", step)
     assert run(distill_cfg(glue_dir, teacher, checkpoint_every=0), tmp_path / "cut", "distill")["splits"] == whole["splits"]
+
+
+def test_corrupt_newest_checkpoint_falls_back_to_the_previous_one(teacher, glue_dir, tmp_path):
+    whole = run(distill_cfg(glue_dir, teacher), tmp_path / "whole", "distill")
+    cut = tmp_path / "cut"
+    run(distill_cfg(glue_dir, teacher, stop_after_steps=10), cut, "distill")     # checkpoints at 5 and 10
+    newest = cut / "checkpoints" / "step-00000010" / "student.safetensors"
+    newest.write_bytes(newest.read_bytes()[:100])                                   # a truncated file
+    with pytest.warns(UserWarning, match=r"step-00000010 is unusable \(student.safetensors fails its checksum\)"):
+        resumed = run(distill_cfg(glue_dir, teacher), cut, "distill")
+    assert resumed["splits"] == whole["splits"]
