@@ -16,12 +16,13 @@ from .objective import METHODS
 EXIT_PREEMPTED = 75    # EX_TEMPFAIL: try again (Snakemake retries, SLURM requeues); the run resumes
 
 
-def _add_common(p: argparse.ArgumentParser, task: bool = True):
+def _add_common(p: argparse.ArgumentParser, task: bool = True, out_help: str = "run folder",
+                task_required: bool = False):
     p.add_argument("--config", action="append", default=[], help="YAML config file (repeatable)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     if task:
-        p.add_argument("--task", help="GLUE task (cola, sst2, mrpc, stsb, qqp, mnli, mnli_mm, qnli, rte)")
-    p.add_argument("--out", required=True, help="run folder")
+        p.add_argument("--task", required=task_required, help="GLUE task (cola, sst2, mrpc, stsb, qqp, mnli, mnli_mm, qnli, rte)")
+    p.add_argument("--out", required=True, help=out_help)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,10 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="method preset applied before the config files")
     _add_common(sub.add_parser("general-distill", help="general distillation on a text corpus"), task=False)
     p = sub.add_parser("augment", help="TinyBERT-style augmentation of a task's training set (a TSV)")
-    p.add_argument("--config", action="append", default=[], help="YAML config file (repeatable)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
-    p.add_argument("--task", required=True)
-    p.add_argument("--out", required=True, help="output TSV (the task's train layout)")
+    _add_common(p, out_help="output TSV (the task's train layout)", task_required=True)
     p.add_argument("--n-aug", type=int, default=20, help="augmented copies per example")
     p.add_argument("--p", type=float, default=0.4, help="probability of replacing a non-stopword word")
     p.add_argument("--top-k", type=int, default=15, help="candidates per word")
@@ -75,43 +73,35 @@ def main(argv=None) -> int:
     from .engine import TrainingDiverged
     from .models import ModelError
     from .run import Preempted, RunError, evaluate_checkpoint, run
-    if args.command == "augment":
-        return _augment(args)
     kind = {"finetune": "finetune", "distill": "distill", "general-distill": "general"}.get(args.command)
     preset = METHODS[args.method] if args.command == "distill" else METHODS.get(kind, {})
-    base = {"method": {"name": getattr(args, "method", kind), **preset}}
+    base = {"method": {"name": getattr(args, "method", kind or args.command), **preset}}
     task = getattr(args, "task", None)
     overrides = list(args.set) + ([f"task={task}"] if task else [])
     try:
         cfg = load_config(args.config, overrides, base=base)
         if args.command == "evaluate":
             result = evaluate_checkpoint(cfg, args.model, args.out)
+        elif args.command == "augment":
+            result = _augment(cfg, args)
         else:
             result = run(cfg, args.out, kind)
     except Preempted as e:
         print(f"lrcbert: {e}", file=sys.stderr)
         return EXIT_PREEMPTED
-    except (ConfigError, DataError, ModelError, RunError, TrainingDiverged, ValueError) as e:
+    except (ConfigError, DataError, ModelError, RunError, TrainingDiverged, ValueError, OSError) as e:
         print(f"lrcbert: error: {e}", file=sys.stderr)
         return 2
     print(json.dumps(result, indent=2))
     return 0
 
 
-def _augment(args) -> int:
+def _augment(cfg, args) -> dict:
     from .augment import AugmentConfig, augment_task
-    from .data import DataError
     from .tasks import get_task
-    try:
-        cfg = load_config(args.config, list(args.set) + [f"task={args.task}"])
-        aug = AugmentConfig(p=args.p, n_aug=args.n_aug, top_k=args.top_k, mlm=args.mlm, glove=args.glove,
-                            seed=args.seed, max_examples=args.max_examples)
-        result = augment_task(cfg, get_task(args.task), args.out, aug)
-    except (ConfigError, DataError, ValueError, OSError) as e:
-        print(f"lrcbert: error: {e}", file=sys.stderr)
-        return 2
-    print(json.dumps(result, indent=2))
-    return 0
+    aug = AugmentConfig(p=args.p, n_aug=args.n_aug, top_k=args.top_k, mlm=args.mlm, glove=args.glove,
+                        seed=args.seed, max_examples=args.max_examples)
+    return augment_task(cfg, get_task(args.task), args.out, aug)
 
 
 if __name__ == "__main__":

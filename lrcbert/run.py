@@ -7,6 +7,7 @@ A run folder holds ``config.yaml``, ``losses.csv``, ``checkpoints/``, ``model/``
 """
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -78,7 +79,6 @@ def run(cfg, out_dir: str | Path, kind: str) -> dict:
     out = Path(out_dir)
     if _prepare_folder(cfg, out):
         print(f"{out}: already finished with this configuration; nothing to do")
-        import json
         return json.loads((out / "metrics.json").read_text())
     start = time.time()
     set_seed(cfg.train.seed)        # model initialisation (student, W, new heads) is seeded too

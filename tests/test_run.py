@@ -145,3 +145,12 @@ def test_corrupt_newest_checkpoint_falls_back_to_the_previous_one(teacher, glue_
     with pytest.warns(UserWarning, match=r"step-00000010 is unusable \(student.safetensors fails its checksum\)"):
         resumed = run(distill_cfg(glue_dir, teacher), cut, "distill")
     assert resumed["splits"] == whole["splits"]
+
+
+def test_cli_evaluate_a_saved_classifier(teacher, glue_dir, tmp_path):
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--task", "rte", "--model", str(teacher / "model"), "--set", "data.source=synthetic",
+                 "--set", f"data.path={glue_dir}", "--set", "data.max_length=64", "--out", str(out)]) == 0
+    got = json.loads((out / "metrics.json").read_text())["splits"]["rte"]
+    assert got["accuracy"] == json.loads((teacher / "metrics.json").read_text())["splits"]["rte"]["accuracy"]
+    assert (out / "predictions" / "RTE.tsv").is_file()
