@@ -220,6 +220,9 @@ for name in DISTILL_SYSTEMS:
     s = SYSTEMS[name]
     if name in RESERVED:
         raise problem(f"systems.{name}", f"the names {sorted(RESERVED)} are reserved for run folders")
+    outside = [t for t in (s.get("tasks") or []) if t not in TASK_LIST]
+    if outside:
+        raise problem(f"systems.{name}.tasks", f"{outside} not in the configured tasks {TASK_LIST}")
     if not s["student"] or s["student"] not in STUDENTS:
         raise problem(f"systems.{name}.student", f"must name an entry of 'students' ({sorted(STUDENTS)}), "
                       f"got {s['student']!r}")
@@ -233,7 +236,16 @@ def system_lrs(system):
 
 
 def system_seeds(system):
-    return [T["seed"]] if SYSTEMS[system]["kind"] == "teacher" else SEEDS
+    """Training seeds of a system: the teacher's one seed, the system's own ``seeds`` list, or ``seeds``."""
+    if SYSTEMS[system]["kind"] == "teacher":
+        return [T["seed"]]
+    return list(SYSTEMS[system].get("seeds") or SEEDS)
+
+
+def system_tasks(system):
+    """Tasks a system runs: its own ``tasks`` list (a subset of ``tasks``), or all of ``tasks``."""
+    own = SYSTEMS[system].get("tasks")
+    return [t for t in TASK_LIST if t in own] if own else TASK_LIST
 
 
 def uses_intermediate(system, task):
@@ -322,9 +334,11 @@ def distill_inputs(wildcards):
 
 
 for name in DISTILL_SYSTEMS:
-    check_lrcbert_keys([distill_sets(name, TASK_LIST[0], SEEDS[0], system_lrs(name)[0])], f"systems.{name}.set")
+    check_lrcbert_keys([distill_sets(name, system_tasks(name)[0], system_seeds(name)[0], system_lrs(name)[0])],
+                       f"systems.{name}.set")
     if SYSTEMS[name]["augment"] and AUG_TASKS:
-        check_lrcbert_keys([intermediate_sets(name, AUG_TASKS[0], SEEDS[0])], "augmentation.intermediate.set")
+        check_lrcbert_keys([intermediate_sets(name, AUG_TASKS[0], system_seeds(name)[0])],
+                           "augmentation.intermediate.set")
 for name in sorted({SYSTEMS[s]["student"] for s in DISTILL_SYSTEMS if SYSTEMS[s]["general_distillation"]}):
     check_lrcbert_keys([general_sets(name)], f"students.{name}.general_distillation.set")
 
@@ -341,8 +355,9 @@ if SYSTEMS[TABLES["table1"]["teacher"]]["kind"] != "teacher":
     raise problem("tables.table1.teacher", "must name the system of kind 'teacher'")
 if SYSTEMS[TABLES["table2"]["student_system"]]["kind"] != "distill":
     raise problem("tables.table2.student_system", "must name a distilled system")
-if TABLES["table2"]["task"] not in TASK_LIST:
-    raise problem("tables.table2.task", f"must be one of the configured tasks {TASK_LIST}")
+if TABLES["table2"]["task"] not in system_tasks(TABLES["table2"]["student_system"]):
+    raise problem("tables.table2.task", f"must be one of the tasks of system "
+                  f"{TABLES['table2']['student_system']}: {system_tasks(TABLES['table2']['student_system'])}")
 
 
 def system_metrics(system):
@@ -350,7 +365,7 @@ def system_metrics(system):
     if SYSTEMS[system]["kind"] == "teacher":
         return [f"{RUNS}/teacher/{t}/selected.json" for t in TASK_LIST]
     return [f"{distill_run(system, t, seed, lr)}/metrics.json"
-            for t in TASK_LIST for seed in SEEDS for lr in system_lrs(system)]
+            for t in system_tasks(system) for seed in system_seeds(system) for lr in system_lrs(system)]
 
 
 def system_layout(system):
@@ -358,12 +373,14 @@ def system_layout(system):
     if SYSTEMS[system]["kind"] == "teacher":
         return {"kind": "teacher", "tasks": {t: f"{RUNS}/teacher/{t}/selected.json" for t in TASK_LIST}}
     return {"kind": "distill",
-            "tasks": {t: {lr: {str(seed): distill_run(system, t, seed, lr) for seed in SEEDS}
-                          for lr in system_lrs(system)} for t in TASK_LIST}}
+            "tasks": {t: {lr: {str(seed): distill_run(system, t, seed, lr) for seed in system_seeds(system)}
+                          for lr in system_lrs(system)} for t in system_tasks(system)}}
 
 
 def submission_targets():
-    return [f"{RESULTS}/submissions/{s}/seed{seed}.zip" for s in SYSTEMS for seed in system_seeds(s)]
+    """Submissions of the systems that run every configured task (a partial system cannot make one)."""
+    return [f"{RESULTS}/submissions/{s}/seed{seed}.zip" for s in SYSTEMS if system_tasks(s) == TASK_LIST
+            for seed in system_seeds(s)]
 
 
 def all_targets():

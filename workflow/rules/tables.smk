@@ -2,7 +2,8 @@
 (size and inference time of teacher and student, measured on one fixed workload on one device)."""
 
 T2 = TABLES["table2"]
-T2_STUDENT_RUN = distill_run(T2["student_system"], T2["task"], SEEDS[0], system_lrs(T2["student_system"])[0])
+T2_STUDENT_RUN = distill_run(T2["student_system"], T2["task"], system_seeds(T2["student_system"])[0],
+                             system_lrs(T2["student_system"])[0])
 
 
 rule table1:
