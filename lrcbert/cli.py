@@ -1,4 +1,5 @@
-"""Command line: ``lrcbert {make-synthetic, finetune, distill, general-distill, augment, evaluate}``.
+"""Command line: ``lrcbert {make-synthetic, finetune, distill, general-distill, augment, evaluate, case-stats,
+robustness}``.
 
 Every training command takes ``--config FILE`` (repeatable, later files win) and ``--set key=value``
 overrides (dotted keys of ``lrcbert.config``), and writes a run folder ``--out``.
@@ -53,7 +54,28 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="dev metrics and test predictions of a saved classifier")
     _add_common(p)
     p.add_argument("--model", required=True, help="save_pretrained folder or hub id")
+    p = sub.add_parser("case-stats", help="per-example predictions and layer MSE / angular distance to the "
+                                          "teacher (model.teacher) of finished runs (Table 5)")
+    _add_common(p, out_help="output JSON", task_required=True)
+    p.add_argument("--run", action="append", required=True, metavar="NAME=FOLDER", help="a finished run (repeatable)")
+    p = sub.add_parser("robustness", help="dev accuracy of finished runs under embedding-output perturbations")
+    _add_common(p, out_help="output JSON", task_required=True)
+    p.add_argument("--run", action="append", required=True, metavar="NAME=FOLDER", help="a finished run (repeatable)")
+    p.add_argument("--eps", type=float, nargs="+", required=True, help="perturbation sizes (L2, per example)")
+    p.add_argument("--directions", nargs="+", default=["random", "gradient"], choices=["random", "gradient"])
+    p.add_argument("--norm", default="per_example", choices=["per_example", "batch"])
+    p.add_argument("--seed", type=int, default=0, help="seed of the random directions")
     return ap
+
+
+def _runs(items: list[str]) -> dict:
+    runs = {}
+    for item in items:
+        name, sep, folder = item.partition("=")
+        if not sep or not name or not folder:
+            raise ValueError(f"--run {item!r} is not of the form NAME=FOLDER")
+        runs[name] = folder
+    return runs
 
 
 def main(argv=None) -> int:
@@ -72,6 +94,7 @@ def main(argv=None) -> int:
     from .data import DataError
     from .engine import TrainingDiverged
     from .models import ModelError
+    from .analysis import AnalysisError
     from .run import Preempted, RunError, evaluate_checkpoint, run
     kind = {"finetune": "finetune", "distill": "distill", "general-distill": "general"}.get(args.command)
     preset = METHODS[args.method] if args.command == "distill" else METHODS.get(kind, {})
@@ -84,12 +107,14 @@ def main(argv=None) -> int:
             result = evaluate_checkpoint(cfg, args.model, args.out)
         elif args.command == "augment":
             result = _augment(cfg, args)
+        elif args.command in ("case-stats", "robustness"):
+            result = _analysis(cfg, args)
         else:
             result = run(cfg, args.out, kind)
     except Preempted as e:
         print(f"lrcbert: {e}", file=sys.stderr)
         return EXIT_PREEMPTED
-    except (ConfigError, DataError, ModelError, RunError, TrainingDiverged, ValueError, OSError) as e:
+    except (ConfigError, DataError, ModelError, RunError, TrainingDiverged, AnalysisError, ValueError, OSError) as e:
         print(f"lrcbert: error: {e}", file=sys.stderr)
         return 2
     print(json.dumps(result, indent=2))
@@ -102,6 +127,18 @@ def _augment(cfg, args) -> dict:
     aug = AugmentConfig(p=args.p, n_aug=args.n_aug, top_k=args.top_k, mlm=args.mlm, glove=args.glove,
                         seed=args.seed, max_examples=args.max_examples)
     return augment_task(cfg, get_task(args.task), args.out, aug)
+
+
+def _analysis(cfg, args) -> dict:
+    from .analysis import case_stats, robustness
+    from .runinfo import atomic_write_json
+    split = "mnli_m" if args.task == "mnli" else args.task
+    if args.command == "case-stats":
+        result = case_stats(cfg, _runs(args.run), split)
+    else:
+        result = robustness(cfg, _runs(args.run), split, args.eps, args.directions, args.norm, args.seed)
+    atomic_write_json(args.out, result)
+    return {"out": args.out, "runs": sorted(result["runs"])}
 
 
 if __name__ == "__main__":

@@ -76,3 +76,16 @@ def run_params(run: str | Path) -> int | None:
     files = sorted((run / "model").glob("*.safetensors"))
     counts = [safetensors_params(f) for f in files if f.name != "objective.safetensors"]
     return sum(c for c in counts if c) or None
+
+
+SMOKE_NOTE = ("> **Generated (synthetic) data and tiny models: a smoke test of the workflow. These numbers say nothing "
+              "about LRC-BERT and are not comparable with the paper's.**")
+
+
+def header(title: str, data_source: str) -> list[str]:
+    """The first lines of a results page: its title and, for generated data, the smoke-test warning."""
+    return [f"# {title}", ""] + ([SMOKE_NOTE, ""] if data_source == "synthetic" else [])
+
+
+def fmt(x, spec: str = ".1f", missing: str = "missing") -> str:
+    return missing if x is None else format(x, spec)

@@ -1,0 +1,129 @@
+"""The hyper-parameter sweeps of the paper's setup section, run on one task from the reference system (LRC-BERT)
+with one method key changed: the stage split (share of steps in stage 1, paper: {0, 5, ..., 95}%, chose 80%) and
+the stage-2 weights alpha:beta:gamma of the layer, soft and hard terms (paper: each over {1, 2, 3, 4}, chose
+1:1:3; read here as one weight varied at a time with the other two at 1:1:3, or the full grid with mode: grid).
+
+For every point the learning rate is chosen on dev (best mean over seeds of the selection score, i.e. the mean of
+the task's evaluation splits), as for the tables. Outputs ``results/sweep_{sweep}.md/.png/.csv``.
+"""
+import statistics
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from results_lib import best_lr, fmt, header, mean, selection_score, split_scores  # noqa: E402
+from table1 import SPLITS, ours_text, stats  # noqa: E402
+
+TERMS = ("layer", "soft", "hard")
+PAPER_CHOICE = {"stage_split": "split0.8", "weights": "w1-1-3"}
+
+
+def point_result(layout: dict, splits: list[str]) -> dict:
+    """Chosen lr, its selection score (mean over seeds) and per-split stats over seeds."""
+    per_lr = {lr: mean([selection_score(split_scores(run, splits), splits) for run in seeds.values()])
+              for lr, seeds in layout.items()}
+    lr = best_lr(per_lr)
+    out = {"lr": lr, "selection": per_lr.get(lr)}
+    runs = layout[lr].values() if lr else []
+    per_seed = [split_scores(r, splits) for r in runs]
+    for s in splits:
+        out[s] = stats([x[s] for x in per_seed if s in x])
+    sel = [selection_score(x, splits) for x in per_seed]
+    out["selection_stats"] = stats([v for v in sel if v is not None])
+    return out
+
+
+def describe(sweep: str, sets: dict) -> dict:
+    if sweep == "stage_split":
+        return {"stage split (% of steps in stage 1)": round(100 * sets["method.stage_split"], 2)}
+    w = sets["method.stage2"]
+    return {"alpha (layer)": w["layer"], "beta (soft)": w["soft"], "gamma (hard)": w["hard"]}
+
+
+def build(sweep: str, layout: dict, points: dict, splits: list[str], reference: str, weights: dict,
+          data_source: str):
+    results = {p: point_result(layout[p], splits) for p in points}
+    best = best_lr({p: r["selection"] for p, r in results.items()})
+    rows, long = [], []
+    for p, sets in points.items():
+        r = results[p]
+        mark = " (paper's choice)" if p == PAPER_CHOICE[sweep] else ""
+        row = {**{k: f"{v:g}{mark}" if i == 0 else f"{v:g}" for i, (k, v) in enumerate(describe(sweep, sets).items())}}
+        for s in splits:
+            row[f"{SPLITS[s][0]} ({SPLITS[s][1]})"] = ours_text(r[s])
+        row["mean of splits"] = ("**" if p == best else "") + ours_text(r["selection_stats"]) + ("**" if p == best else "")
+        row["lr"] = r["lr"] or "missing"
+        rows.append(row)
+        long.append({"point": p, **describe(sweep, sets), "lr": r["lr"], "selection_mean": r["selection_stats"]["mean"],
+                     "selection_std": r["selection_stats"]["std"], "n": r["selection_stats"]["n"],
+                     **{f"{s}_mean": r[s]["mean"] for s in splits}, **{f"{s}_std": r[s]["std"] for s in splits}})
+    frame = pd.DataFrame(long)
+    base_text = ":".join(f"{float(weights.get('base', {}).get(t, 0)):g}" for t in TERMS)
+    what = ("the share of optimisation steps in stage 1 (layer term only; stage 2 adds soft and hard at 1:1:3)"
+            if sweep == "stage_split" else
+            f"the stage-2 weights alpha:beta:gamma ({weights.get('mode', 'one_at_a_time').replace('_', ' ')}: "
+            + (f"each weight over the values with the other two at {base_text}" if
+               weights.get("mode", "one_at_a_time") == "one_at_a_time" else "every combination of the values")
+            + "; stage split as configured)")
+    title = "Sweep of the stage split" if sweep == "stage_split" else "Sweep of the stage-2 loss weights"
+    lines = header(title, data_source) + [
+        f"Runs of the reference system ({reference}) with one change: {what}. Cells: dev score, mean ± standard "
+        f"deviation over seeds (n) at the learning rate chosen on dev for that point; **bold**: the best point by "
+        f"the mean of the splits (which is the same dev data, so it is optimistic by construction).",
+        "", pd.DataFrame(rows).to_markdown(index=False), ""]
+    return "\n".join(lines), frame
+
+
+def plot(sweep: str, frame: pd.DataFrame, splits: list[str], weights: dict, data_source: str, path: str):
+    fig, ax = plt.subplots(figsize=(7, 4))
+    if sweep == "stage_split":
+        x = frame["stage split (% of steps in stage 1)"]
+        for s in splits:
+            ax.errorbar(x, frame[f"{s}_mean"], yerr=frame[f"{s}_std"].fillna(0), marker="o", capsize=3,
+                        label=SPLITS[s][0])
+        ax.axvline(80, color="grey", linestyle="--", linewidth=1, label="paper's choice (80%)")
+        ax.set_xlabel("steps in stage 1 (%)")
+    elif weights.get("mode", "one_at_a_time") == "one_at_a_time":
+        base = {t: float(weights.get("base", {}).get(t, 0)) for t in TERMS}
+        cols = {"layer": "alpha (layer)", "soft": "beta (soft)", "hard": "gamma (hard)"}
+        for t in TERMS:
+            others = [u for u in TERMS if u != t]
+            sub = frame[(frame[cols[others[0]]] == base[others[0]]) & (frame[cols[others[1]]] == base[others[1]])]
+            sub = sub.sort_values(cols[t])
+            ax.errorbar(sub[cols[t]], sub["selection_mean"], yerr=sub["selection_std"].fillna(0), marker="o",
+                        capsize=3, label=f"vary {cols[t]}")
+        ax.set_xlabel("value of the varied weight (others at " + ":".join(f"{base[t]:g}" for t in TERMS) + ")")
+    else:
+        labels = [f"{a:g}:{b:g}:{c:g}" for a, b, c in zip(frame["alpha (layer)"], frame["beta (soft)"],
+                                                          frame["gamma (hard)"])]
+        ax.bar(range(len(frame)), frame["selection_mean"], yerr=frame["selection_std"].fillna(0))
+        ax.set_xticks(range(len(frame)), labels, rotation=90, fontsize=6)
+        ax.set_xlabel("alpha:beta:gamma")
+    ax.set_ylabel("dev score" + (" (mean of " + ", ".join(SPLITS[s][0] for s in splits) + ")"
+                                 if sweep != "stage_split" else ""))
+    title = "Stage-split sweep" if sweep == "stage_split" else "Stage-2 weight sweep"
+    if data_source == "synthetic":
+        title += " (smoke test on generated data: meaningless numbers)"
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    smk = snakemake  # noqa: F821
+    with open(smk.log[0], "w") as log:
+        sys.stdout = sys.stderr = log
+        p = smk.params
+        sweep = smk.wildcards.sweep
+        text, frame = build(sweep, p.layout, p.points, list(p.splits), p.reference, dict(p.weights), p.data_source)
+        Path(smk.output.md).write_text(text)
+        frame.to_csv(smk.output.csv, index=False)
+        plot(sweep, frame, list(p.splits), dict(p.weights), p.data_source, smk.output.png)
+        print(text)
