@@ -70,7 +70,8 @@ def test_dry_run_lists_the_paper_grid_offline_in_seconds(wf):
     counts = job_counts(res.stdout)
     cfg = yaml.safe_load((wf / "config" / "config.yaml").read_text())
     tasks, seeds = cfg["tasks"], cfg["seeds"]
-    distill = {n: s for n, s in cfg["systems"].items() if s["kind"] == "distill"}
+    table1 = cfg["tables"]["table1"]["systems"]                  # the systems Table 1 needs (not the ablations)
+    distill = {n: s for n, s in cfg["systems"].items() if s["kind"] == "distill" and n in table1}
     lrs = {n: s.get("lr") or cfg["distillation"]["lr"] for n, s in distill.items()}
     n_tasks = {n: len(s.get("tasks") or tasks) for n, s in distill.items()}
     n_seeds = {n: len(s.get("seeds") or seeds) for n, s in distill.items()}
@@ -82,11 +83,58 @@ def test_dry_run_lists_the_paper_grid_offline_in_seconds(wf):
     assert counts["general_distill"] == 1
     assert counts["augment"] == len(cfg["augmentation"]["tasks"]) == 2
     assert counts["intermediate_distill"] == len(aug_systems) * 2 * len(seeds) == 10
-    assert counts["collect_dev"] == len(cfg["systems"]) == 3
+    assert counts["collect_dev"] == len(table1) == 3
     assert counts["download_glue"] + counts["download_glue_mnli"] == 8
     assert counts["download_corpus"] == 1 and counts["download_model"] == 1
     assert counts["table1"] == 1
     assert elapsed < 60, f"dry run took {elapsed:.0f} s"
+
+
+ABLATIONS = {"lrcbert_c": ["mnli", "mrpc", "cola"], "lrcbert_s": ["mnli", "mrpc", "cola"],
+             "lrcbert_h": ["mnli", "mrpc", "cola"], "lrcbert_g": ["mnli"], "lrcbert_2": ["mnli"], "bert_m": None}
+
+
+def test_default_dry_run_lists_every_ablation_job_sweep_and_analysis(wf):
+    res = snakemake(wf, "-n", "--cores", "4")
+    assert res.returncode == 0, res.stderr + res.stdout
+    cfg = yaml.safe_load((wf / "config" / "config.yaml").read_text())
+    lrs = [f"{float(x):g}" for x in cfg["distillation"]["lr"]]
+    for system, tasks in ABLATIONS.items():
+        s = cfg["systems"][system]
+        assert s["method"] == system and s["general_distillation"] and s["augment"] and s["student"] == "tiny4"
+        assert s.get("tasks") == tasks
+        listed = set(re.findall(rf"runs/{system}/(\w+)/seed(\d+)/lr([^/]+)/metrics.json", res.stdout))
+        expected = {(t, str(seed), lr) for t in tasks or cfg["tasks"] for seed in cfg["seeds"] for lr in lrs}
+        assert listed == expected, system
+    counts = job_counts(res.stdout)
+    sw = cfg["analyses"]["sweeps"]
+    # 20 stage splits + 10 weight settings (one weight at a time around 1:1:3 over {1, 2, 3, 4}), x seeds x lrs
+    assert counts["sweep_distill"] == (20 + 10) * len(sw["seeds"]) * len(lrs)
+    assert counts["sweep_table"] == 2 and counts["robustness_eval"] == 2 and counts["case_stats"] == 1
+    for rule in ("table3", "table4", "table5", "figure5", "robustness_table"):
+        assert counts[rule] == 1
+    assert "runs/sweep/weights/w1-1-3/mnli/seed1/lr0.0001/metrics.json" in res.stdout
+    assert "runs/sweep/stage_split/split0.95/mnli/seed1/lr5e-05/metrics.json" in res.stdout
+
+
+def test_sweep_runs_change_only_their_method_key(wf):
+    from lrcbert.config import load_config
+
+    def sets(target):
+        res = snakemake(wf, target, "-n", "-p", "--cores", "2", "--configfile", "config/smoke.yaml")
+        assert res.returncode == 0, res.stderr + res.stdout
+        line = next(x for x in res.stdout.splitlines() if "lrcbert distill --method lrcbert " in x)
+        words = shlex.split(line.split("&&", 1)[1])
+        return load_config([], [words[i + 1] for i, w in enumerate(words)
+                                if w == "--set" and "$teacher" not in words[i + 1]]).to_dict()
+    base = sets("runs/lrcbert/mnli/seed1/lr0.001/metrics.json")
+    split = sets("runs/sweep/stage_split/split0.5/mnli/seed1/lr0.001/metrics.json")
+    weights = sets("runs/sweep/weights/w1-3-3/mnli/seed1/lr0.001/metrics.json")
+    assert split["method"]["stage_split"] == 0.5 and weights["method"]["stage2"] == {"layer": 1.0, "soft": 3.0,
+                                                                                       "hard": 3.0}
+    for other, key in ((split, "stage_split"), (weights, "stage2")):
+        assert {k for k in base["method"] if base["method"][k] != other["method"][k]} == {key}
+        assert {k: v for k, v in other.items() if k != "method"} == {k: v for k, v in base.items() if k != "method"}
 
 
 def test_dry_run_smoke_config_exercises_every_rule_but_the_downloads(wf):
@@ -95,10 +143,14 @@ def test_dry_run_smoke_config_exercises_every_rule_but_the_downloads(wf):
     counts = job_counts(res.stdout)
     expected = {"make_synthetic", "teacher_finetune", "teacher_select", "general_distill", "augment",
                 "intermediate_distill", "task_distill", "collect_dev", "submission", "inference_time", "table1",
-                "table2", "default"}
+                "table2", "default", "sweep_distill", "sweep_table", "table3", "table4", "case_stats", "table5",
+                "figure5", "robustness_eval", "robustness_table"}
     assert set(counts) - {"total"} == expected
-    # LRC-BERT1 has a 2-value lr grid in the smoke config, LRC-BERT one value: 8 tasks x 2 seeds x (2 + 1)
-    assert counts["task_distill"] == 8 * 2 * 3
+    # LRC-BERT1 has a 2-value lr grid in the smoke config, LRC-BERT one value: 8 tasks x 2 seeds x (2 + 1);
+    # the ablations one seed and one lr: _C, _S, _H on MNLI, MRPC, CoLA, _g, _2 and BERT_M on MNLI
+    assert counts["task_distill"] == 8 * 2 * 3 + 3 * 3 + 3
+    assert counts["sweep_distill"] == 3 + 4                  # stage split {0, .5, .95}; weights {1, 3} one at a time
+    assert counts["intermediate_distill"] == 2 * 2 + 3 * 1    # RTE, CoLA x LRC-BERT's seeds; CoLA of _C, _S, _H
     assert counts["submission"] == 1 + 2 + 2                  # teacher (one seed), two systems x two seeds
 
 
@@ -174,7 +226,7 @@ def test_dry_run_through_the_slurm_profile(wf):
     res = snakemake(wf, "-n", "--workflow-profile", "profiles/slurm", "--configfile", "config/smoke.yaml",
                     env=SLURM_ENV)
     assert res.returncode == 0, res.stderr + res.stdout
-    assert job_counts(res.stdout)["task_distill"] == 48
+    assert job_counts(res.stdout)["task_distill"] == 60
 
 
 STANDIN = {
@@ -443,9 +495,14 @@ def test_killed_smoke_run_resumes_to_the_same_tables(tmp_path):
     """A reduced smoke workflow (RTE, one seed) killed with SIGKILL during a task distillation and started again
     ends with the same Table 1 and submissions as an uninterrupted run."""
     overlay = tmp_path / "small.yaml"
+    # the ablation systems run tasks outside [rte]: they are given rte only, and only Table 1's targets are asked for
     overlay.write_text(yaml.safe_dump({"tasks": ["rte"], "seeds": [1], "tables": {"table2": {"task": "rte"}},
-                                       "distillation": {"epochs": {"default": 2, "rte": 6}}}))
-    args = ["--cores", "2", "--configfile", "config/smoke.yaml", str(overlay)]
+                                       "distillation": {"epochs": {"default": 2, "rte": 6}},
+                                       "systems": {n: {"tasks": ["rte"]} for n in ABLATIONS},
+                                       "analyses": {"enabled": False}}))
+    targets = ["results/table1.md", "results/table2.md", "results/submissions/lrcbert1/seed1.zip",
+               "results/submissions/lrcbert/seed1.zip", "results/submissions/teacher/seed42.zip"]
+    args = [*targets, "--cores", "2", "--configfile", "config/smoke.yaml", str(overlay)]
     full = workflow_copy(tmp_path / "full")
     res = snakemake(full, *args, timeout=1200)
     assert res.returncode == 0, res.stderr[-3000:]

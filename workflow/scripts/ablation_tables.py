@@ -19,7 +19,9 @@ def paper_column(columns, split: str) -> str | None:
     """The paper CSV's column of an evaluation split: the split's name, or name_metric (``cola_mcc``)."""
     if split in columns:
         return split
-    found = [c for c in columns if c.startswith(split + "_") and not c[len(split) + 1:].startswith("m")]
+    longer = [o for o in SPLITS if o != split and o.startswith(split)]      # mnli_mm for mnli_m
+    found = [c for c in columns if c.startswith(split + "_")
+             and not any(c == o or c.startswith(o + "_") for o in longer)]
     return found[0] if found else None
 
 
