@@ -62,3 +62,30 @@ def test_lrcbert_g_runs_one_forward_pass_per_step(tokenizer, tmp_path):
         trainer.student.bert.encoder.layer[0].register_forward_pre_hook(lambda *a: calls.append(1))
         trainer.train_step(next(iter(trainer.loader)))
         assert len(calls) == passes, name
+
+
+def test_bert_m_and_lrcbert_layer_terms_use_the_same_layers_and_projection():
+    """Through the objective: BERT_M's layer term is 0 for a student whose projected layers equal the teacher's
+    mapped layers and grows with their distance; LRC-BERT's COS-NCE term does not see a rescaling of the student,
+    and both read the same layers phi(i) through the same W."""
+    from types import SimpleNamespace
+    same = type("Same", (), {"num_hidden_layers": 2, "hidden_size": 8})
+    objs = {n: Objective(method(n), get_task("mnli"), same, T) for n in ("bert_m", "lrcbert")}
+    for obj in objs.values():
+        with torch.no_grad():
+            obj.proj[0].weight.copy_(torch.eye(8))
+    assert objs["bert_m"].phi == objs["lrcbert"].phi == [2, 4]
+    t_hidden = [torch.randn(4, 5, 8) for _ in range(5)]
+    batch = {"attention_mask": torch.ones(4, 5, dtype=torch.long)}
+
+    def term(name, scale=1.0, noise=0.0):
+        s_hidden = [None, *(scale * t_hidden[j] + noise * torch.randn(4, 5, 8) for j in (2, 4))]
+        out = objs[name](SimpleNamespace(hidden_states=s_hidden), SimpleNamespace(hidden_states=t_hidden), batch,
+                         {"layer": 1.0})
+        return out["layer"].item()
+    assert term("bert_m") == pytest.approx(0.0, abs=1e-10)
+    torch.manual_seed(0)
+    mse = [term("bert_m", noise=d) for d in (0.1, 0.5, 1.0)]
+    assert mse[0] < mse[1] < mse[2]
+    assert term("bert_m", scale=3.0) > 1.0
+    assert term("lrcbert", scale=3.0) == pytest.approx(term("lrcbert"), rel=1e-5)

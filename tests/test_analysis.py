@@ -240,3 +240,33 @@ def test_paper_columns_of_tables_3_and_4():
     assert [paper_column(t3, s) for s in ("mnli_m", "mnli_mm", "mrpc", "cola")] == ["mnli_m", "mnli_mm", "mrpc",
                                                                                     "cola_mcc"]
     assert paper_column(t4, "mnli_m") == "mnli_m_acc" and paper_column(t4, "mnli_mm") is None
+
+
+def test_sweep_point_chooses_its_lr_on_dev_and_marks_the_papers_choice(tmp_path):
+    from sweeps import build
+
+    def metrics(folder, score):
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text(json.dumps({"splits": {s: {"score": score} for s in ("mnli_m", "mnli_mm")}}))
+        return str(folder)
+    layout, points = {}, {}
+    for point, a, b in (("w1-1-3", (70.0, 72.0), (80.0, 60.0)), ("w2-1-3", (50.0, 50.0), (55.0, 57.0))):
+        layout[point] = {lr: {str(seed): metrics(tmp_path / point / lr / str(seed), v) for seed, v in zip((1, 2), vals)}
+                         for lr, vals in (("0.001", a), ("0.003", b))}
+        points[point] = {"method.stage2": {"layer": float(point[1]), "soft": 1.0, "hard": 3.0}}
+    text, frame = build("weights", layout, points, ["mnli_m", "mnli_mm"], "lrcbert",
+                        {"mode": "one_at_a_time", "base": {"layer": 1, "soft": 1, "hard": 3}}, "tsv")
+    first, second = frame.iloc[0], frame.iloc[1]
+    assert first["lr"] == "0.001" and first["selection_mean"] == pytest.approx(71.0)   # 71 beats 70 (0.003)
+    assert second["lr"] == "0.003" and second["selection_mean"] == pytest.approx(56.0)
+    assert "| 1 (paper's choice) |" in text and "**71.0 ± 1.4 (n=2)**" in text
+
+
+def test_robustness_table_means_over_seeds():
+    from robustness import build
+    res = {"split": "mnli_m", "eps": [0.0, 1.0], "directions": ["gradient"],
+           "runs": {"seed1": {"embedding_norm_mean": 10.0, "accuracy": {"gradient": {"0.0": 80.0, "1.0": 60.0}}},
+                    "seed2": {"embedding_norm_mean": 12.0, "accuracy": {"gradient": {"0.0": 82.0, "1.0": 50.0}}}}}
+    text, frame = build({"lrcbert": res}, {"lrcbert": {"label": "LRC-BERT"}}, "tsv")
+    assert "| gradient direction (FGM) | LRC-BERT | 81.0 ± 1.4 (n=2) | 55.0 ± 7.1 (n=2) |" in text
+    assert "11.0 (LRC-BERT)" in text
