@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from results_lib import fmt, header, read_json
+from results_lib import header, read_json
 from table1 import SPLITS, ours_text, split_values, stats
 
 
@@ -60,9 +60,10 @@ def build(dev_files: list[str], systems: dict, reference: str, splits: list[str]
                 row[f"Δ {title_s}"] = "(reference)"
             long.append({"system": name, "split": s, **ours, "paper": p, "delta": delta, "paper_delta": p_delta})
         rows.append(row)
+    tasks = [t for t, e in devs[reference]["tasks"].items() if set(e["splits"]) & set(splits)]
     lrs = pd.DataFrame([{"System": systems[n]["label"],
-                         **{t: fmt(e["selected_lr"], "") if e["selected_lr"] else "missing"
-                            for t, e in devs[n]["tasks"].items()}} for n in systems])
+                         **{t: (devs[n]["tasks"].get(t) or {}).get("selected_lr") or "missing" for t in tasks}}
+                        for n in systems])
     ref_label = systems[reference]["label"]
     lines = header(title, data_source) + [
         f"Each cell: ours on the GLUE dev set, mean ± sample standard deviation over seeds (n = seeds), at the "
