@@ -56,6 +56,19 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+KINDS = {"finetune": "finetune", "distill": "distill", "general-distill": "general"}
+
+
+def command_config(command: str, method: str | None, task: str | None, files=(), overrides=()):
+    """The configuration a ``lrcbert <command>`` call runs with: defaults <- the method preset (``distill``:
+    ``method``; the other training commands: their own) <- config files <- ``--set`` overrides <- the task.
+    The workflow uses it too, to know the config hash a run of the current configuration must carry."""
+    kind = KINDS.get(command)
+    preset = METHODS[method] if command == "distill" else METHODS.get(kind, {})
+    base = {"method": {"name": method if command == "distill" else (kind or command), **preset}}
+    return load_config(files, list(overrides) + ([f"task={task}"] if task else []), base=base)
+
+
 def main(argv=None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)
@@ -73,13 +86,10 @@ def main(argv=None) -> int:
     from .engine import TrainingDiverged
     from .models import ModelError
     from .run import Preempted, RunError, evaluate_checkpoint, run
-    kind = {"finetune": "finetune", "distill": "distill", "general-distill": "general"}.get(args.command)
-    preset = METHODS[args.method] if args.command == "distill" else METHODS.get(kind, {})
-    base = {"method": {"name": getattr(args, "method", kind or args.command), **preset}}
-    task = getattr(args, "task", None)
-    overrides = list(args.set) + ([f"task={task}"] if task else [])
+    kind = KINDS.get(args.command)
     try:
-        cfg = load_config(args.config, overrides, base=base)
+        cfg = command_config(args.command, getattr(args, "method", None), getattr(args, "task", None),
+                             args.config, args.set)
         if args.command == "evaluate":
             result = evaluate_checkpoint(cfg, args.model, args.out)
         elif args.command == "augment":

@@ -81,6 +81,7 @@ class TrainConfig:
     warmup: float = 0.1                     # fraction of steps of linear warm-up
     lr_schedule: str = "linear"             # linear | constant | linear_per_stage (paper: not stated)
     grad_clip: float = 1.0                  # 0 = off
+    max_bad_steps: int = 0                  # non-finite steps skipped (no update) before the run stops; 0 = stop
     mixed_precision: str = "no"             # no | bf16 | fp16 (GPU)
     checkpoint_every: int = 500             # steps; 0 = only at the end
     keep_checkpoints: int = 2
@@ -202,6 +203,8 @@ def validate(cfg: Config) -> Config:
     for key in ("batch_size", "eval_batch_size", "keep_checkpoints", "log_every"):
         if getattr(t, key) < 1:
             raise ConfigError(f"config key 'train.{key}' must be >= 1, got {getattr(t, key)}")
+    if t.max_bad_steps < 0:
+        raise ConfigError(f"config key 'train.max_bad_steps' must be >= 0, got {t.max_bad_steps}")
     if t.batch_size < 2 and m.layer_loss == "cos_nce":
         raise ConfigError("config key 'train.batch_size' must be >= 2: in-batch COS-NCE needs negatives")
     if t.lr <= 0 or t.epochs <= 0:

@@ -13,6 +13,7 @@ import math
 import signal
 import sys
 import threading
+import warnings
 from pathlib import Path
 
 import torch
@@ -131,6 +132,7 @@ class Trainer:
         self.tap = EmbeddingTap(embedding_module(self.accelerator.unwrap_model(self.student)))
         self.ckpt_dir = self.run_dir / "checkpoints"
         self.step = 0
+        self.bad_steps = 0     # non-finite steps skipped so far (train.max_bad_steps)
 
     # -- checkpoints -------------------------------------------------------------------------------------
     def _modules(self) -> dict:
@@ -144,7 +146,8 @@ class Trainer:
             trainer_state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                              "rng": checkpoint.rng_state()}
             path = checkpoint.save(self.ckpt_dir, self.step, self._modules(), trainer_state,
-                                   {"total_steps": self.total_steps}, self.cfg.train.keep_checkpoints)
+                                   {"total_steps": self.total_steps, "bad_steps": self.bad_steps},
+                                   self.cfg.train.keep_checkpoints)
         self.accelerator.wait_for_everyone()
         return path
 
@@ -157,6 +160,7 @@ class Trainer:
         self.scheduler.load_state_dict(trainer_state["scheduler"])
         checkpoint.set_rng_state(trainer_state["rng"])
         self.step = int(state["step"])
+        self.bad_steps = int(state.get("bad_steps", 0))
         self.accelerator.print(f"resuming from {path} at step {self.step}/{self.total_steps}")
         return True
 
@@ -192,19 +196,30 @@ class Trainer:
                     self.tap.replace = None
             else:
                 terms, total = self._losses(self.student, self.objective, batch, weights, t_out)
-        if not torch.isfinite(total):
-            self._diverged(f"loss is {total.item()}", terms)
-        self.accelerator.backward(total)
-        params = [p for g in self.optimizer.param_groups for p in g["params"]]
-        if self.cfg.train.grad_clip > 0:
-            norm = self.accelerator.clip_grad_norm_(params, self.cfg.train.grad_clip)
+        bad = None if torch.isfinite(total) else f"loss is {total.item()}"
+        if bad is None:
+            self.accelerator.backward(total)
+            params = [p for g in self.optimizer.param_groups for p in g["params"]]
+            if self.cfg.train.grad_clip > 0:
+                norm = self.accelerator.clip_grad_norm_(params, self.cfg.train.grad_clip)
+            else:
+                norm = torch.norm(torch.stack([p.grad.norm() for p in params if p.grad is not None]))
+            if not torch.isfinite(torch.as_tensor(norm)):
+                bad = f"gradient norm is {float(norm)}"
+        if bad is not None:
+            self.bad_steps += 1
+            if self.bad_steps > self.cfg.train.max_bad_steps:
+                self._diverged(bad, terms)
+            self.accelerator.print(f"step {self.step + 1}: {bad}; skipped without an update "
+                                   f"({self.bad_steps} of train.max_bad_steps={self.cfg.train.max_bad_steps})")
+            with warnings.catch_warnings():     # the schedule steps without an optimizer step, on purpose
+                warnings.simplefilter("ignore", UserWarning)
+                self.scheduler.step()          # so that it stays aligned with the step count
         else:
-            norm = torch.norm(torch.stack([p.grad.norm() for p in params if p.grad is not None]))
-        if not torch.isfinite(torch.as_tensor(norm)):
-            self._diverged(f"gradient norm is {float(norm)}", terms)
-        self.optimizer.step()
-        self.scheduler.step()
+            self.optimizer.step()
+            self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
+        record["bad_steps"] = self.bad_steps
         record.update({t: v.item() for t, v in terms.items()})
         record.update({f"w_{t}": w for t, w in weights.items()})
         record["total"] = total.item()
@@ -223,7 +238,7 @@ class Trainer:
     # -- the loop ------------------------------------------------------------------------------------------
     def _log_writer(self, resumed: bool):
         path = self.run_dir / "losses.csv"
-        columns = ["step", "epoch", "lr", "total", "loss_clean", *TERMS, *(f"w_{t}" for t in TERMS)]
+        columns = ["step", "epoch", "lr", "total", "loss_clean", *TERMS, *(f"w_{t}" for t in TERMS), "bad_steps"]
         rows = []
         if resumed and path.is_file():   # drop rows logged after the checkpoint we resumed from
             with open(path, newline="") as f:

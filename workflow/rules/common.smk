@@ -368,13 +368,30 @@ def system_metrics(system):
             for t in system_tasks(system) for seed in system_seeds(system) for lr in system_lrs(system)]
 
 
+def overrides(sets):
+    """``key=value`` texts of a sets dict, as lrcbert reads them from ``--set``."""
+    return [f"{k}={yaml_value(v)}" for k, v in sets.items()]
+
+
 def system_layout(system):
-    """What collect_dev needs to read a system's runs: task -> lr -> seed -> run folder."""
+    """What collect_dev needs to read a system's runs: task -> lr -> seed -> run folder, and for each run the
+    lrcbert command that the current configuration implies (so that stale runs are found by config hash)."""
     if SYSTEMS[system]["kind"] == "teacher":
-        return {"kind": "teacher", "tasks": {t: f"{RUNS}/teacher/{t}/selected.json" for t in TASK_LIST}}
-    return {"kind": "distill",
-            "tasks": {t: {lr: {str(seed): distill_run(system, t, seed, lr) for seed in system_seeds(system)}
-                          for lr in system_lrs(system)} for t in system_tasks(system)}}
+        expect = {t: {lr: {"command": "finetune", "task": t,
+                           "sets": overrides({**TEACHER_SETS, "train.lr": num(lr)})} for lr in TEACHER_LRS}
+                  for t in TASK_LIST if t not in GIVEN_TEACHERS}
+        return {"kind": "teacher", "tasks": {t: f"{RUNS}/teacher/{t}/selected.json" for t in TASK_LIST},
+                "expect": expect}
+    runs, expect = {}, {}
+    for t in system_tasks(system):
+        runs[t] = {lr: {str(seed): distill_run(system, t, seed, lr) for seed in system_seeds(system)}
+                   for lr in system_lrs(system)}
+        for lr, seeds in runs[t].items():
+            for seed, run in seeds.items():
+                expect[run] = {"command": "distill", "method": SYSTEMS[system]["method"], "task": t,
+                               "sets": overrides(distill_sets(system, t, int(seed), lr)),
+                               "teacher_from": f"{RUNS}/teacher/{t}/selected.json"}
+    return {"kind": "distill", "tasks": runs, "expect": expect}
 
 
 def submission_targets():

@@ -25,7 +25,7 @@ rule general_distill:
     conda:
         "../envs/lrcbert.yaml"
     shell:
-        "{params.launch} --threads {threads} -- python -m lrcbert general-distill --out {params.run} "
+        "exec {params.launch} --threads {threads} -- python -m lrcbert general-distill --out {params.run} "
         "{params.sets} > {log} 2>&1"
 
 
@@ -51,7 +51,7 @@ rule augment:
     conda:
         "../envs/lrcbert.yaml"
     shell:
-        "{params.launch} --threads {threads} -- python -m lrcbert augment --task {wildcards.task} --out {output} "
+        "exec {params.launch} --threads {threads} -- python -m lrcbert augment --task {wildcards.task} --out {output} "
         "{params.options} {params.sets} > {log} 2>&1"
 
 
@@ -76,7 +76,7 @@ rule intermediate_distill:
         "../envs/lrcbert.yaml"
     shell:
         "teacher=$({params.jsonget} {input.teacher} model) && "
-        "{params.launch} --threads {threads} -- python -m lrcbert distill --method intermediate "
+        "exec {params.launch} --threads {threads} -- python -m lrcbert distill --method intermediate "
         '--task {wildcards.task} --out {params.run} {params.sets} --set "model.teacher=$teacher" > {log} 2>&1'
 
 
@@ -103,5 +103,5 @@ rule task_distill:
         "../envs/lrcbert.yaml"
     shell:
         "teacher=$({params.jsonget} {input.teacher} model) && "
-        "{params.launch} --threads {threads} -- python -m lrcbert distill --method {params.method} "
+        "exec {params.launch} --threads {threads} -- python -m lrcbert distill --method {params.method} "
         '--task {wildcards.task} --out {params.run} {params.sets} --set "model.teacher=$teacher" > {log} 2>&1'

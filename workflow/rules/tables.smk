@@ -55,7 +55,7 @@ rule inference_time:
         "../envs/lrcbert.yaml"
     shell:
         "teacher=$({params.jsonget} {input.teacher} model) && "
-        "{params.launch} --threads {threads} -- python {params.script} --teacher \"$teacher\" "
+        "exec {params.launch} --threads {threads} -- python {params.script} --teacher \"$teacher\" "
         "--student {params.student} {params.options} --out {output} > {log} 2>&1"
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from results_lib import read_json
+from results_lib import excluded_note, read_json
 
 # evaluation split -> (column title, metric, column of the paper's CSV)
 SPLITS = {
@@ -145,6 +145,9 @@ def build(dev_files: list[str], systems: dict, teacher: str, compare: str, split
                                  for task, e in devs[n]["tasks"].items()}} for n in systems])
     lines += ["Learning rate chosen on dev for each system and training task (teacher: its fine-tuning lr):", "",
               selected.to_markdown(index=False), ""]
+    left_out = excluded_note([devs[n] for n in systems])
+    lines += [left_out] if left_out else ["Every run the configuration asks for finished under the current "
+                                          "configuration (checked by config hash) and is counted above.", ""]
     frame = pd.DataFrame(long)
     return "\n".join(lines), frame
 
