@@ -144,6 +144,9 @@ def test_a_system_runs_only_its_own_tasks_and_seeds(wf, tmp_path):
     ({"tables": {"table2": {"student_system": "tinybert"}}}, ["tables.table2.student_system", "tinybert"]),
     ({"tasks": ["mnli", "rte"], "systems": {"lrcbert": {"tasks": ["cola"]}}}, ["systems.lrcbert.tasks", "cola"]),
     ({"systems": {"lrcbert": {"seeds": []}}}, ["seeds"]),
+    ({"seeds": []}, ["seeds", "[]"]),
+    ({"tasks": ["mnli", "glue9"]}, ["glue9"]),
+    ({"tables": {"table1": {"systems": ["teacher", "tinybert9"]}}}, ["tables.table1.systems", "tinybert9"]),
 ])
 @pytest.mark.faults
 def test_config_errors_name_the_key_before_any_job(wf, tmp_path, overlay, names):
