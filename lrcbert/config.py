@@ -47,6 +47,7 @@ class ModelConfig:
     student_arch: dict = field(default_factory=lambda: dict(
         num_hidden_layers=4, hidden_size=312, intermediate_size=1200, num_attention_heads=12))
     attn_implementation: str = "sdpa"       # sdpa | eager
+    student_embeddings: str = "random"      # random | teacher_pca: a new student's embeddings from the teacher's
 
 
 @dataclass
@@ -102,17 +103,23 @@ class Config:
         return asdict(self)
 
     def hash(self) -> str:
-        """Stable short hash of what a run's results depend on: the resolved configuration less the keys
-        that only steer book-keeping (``NOT_HASHED``), so a resumed run keeps its hash."""
-        d = self.to_dict()
+        """Stable short hash of what a run's results depend on: the settings that differ from the defaults,
+        less the keys that only steer book-keeping (``NOT_HASHED``, so a resumed run keeps its hash). Taking
+        only the differences means that a key added to the package later (with a default that keeps the old
+        behaviour) leaves the hashes of existing runs, and so their resumption and aggregation, unchanged."""
+        d, defaults = self.to_dict(), Config().to_dict()
         for key in NOT_HASHED:
             section, name = key.split(".")
             d[section].pop(name)
-        blob = json.dumps(d, sort_keys=True, default=str).encode()
+        diff = {section: ({k: v for k, v in values.items() if defaults[section].get(k, object()) != v}
+                          if isinstance(values, dict) else values)
+                for section, values in d.items()}
+        blob = json.dumps(diff, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 
 
 CHOICES = {
+    "model.student_embeddings": ("random", "teacher_pca"),
     "data.source": ("hub", "tsv", "synthetic"),
     "model.student_init": ("random", "path"),
     "model.attn_implementation": ("sdpa", "eager"),
