@@ -47,7 +47,6 @@ class ModelConfig:
     student_arch: dict = field(default_factory=lambda: dict(
         num_hidden_layers=4, hidden_size=312, intermediate_size=1200, num_attention_heads=12))
     attn_implementation: str = "sdpa"       # sdpa | eager
-    student_embeddings: str = "random"      # random | teacher_pca: a new student's embeddings from the teacher's
 
 
 @dataclass
@@ -119,7 +118,6 @@ class Config:
 
 
 CHOICES = {
-    "model.student_embeddings": ("random", "teacher_pca"),
     "data.source": ("hub", "tsv", "synthetic"),
     "model.student_init": ("random", "path"),
     "model.attn_implementation": ("sdpa", "eager"),

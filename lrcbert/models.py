@@ -102,29 +102,6 @@ def build_student(cfg, task: Task | None, teacher_config) -> nn.Module:
     return _auto(task).from_config(conf)
 
 
-@torch.no_grad()
-def embeddings_from_teacher(student: nn.Module, teacher: nn.Module) -> None:
-    """Initialise a new student's word, position and token-type embeddings from the teacher's, reduced to the
-    student's width by one linear map: the top principal directions of the teacher's word embeddings (PCA over
-    the vocabulary). Words the teacher embeds alike start alike in the student, which a small student cannot
-    learn from a small task (``model.student_embeddings: teacher_pca``; not in the paper, off by default). The
-    projected values are rescaled to the student's initial standard deviation; LayerNorm follows anyway."""
-    s_emb, t_emb = embedding_module(student), embedding_module(teacher)
-    words = t_emb.word_embeddings.weight.float()
-    d = s_emb.word_embeddings.weight.shape[1]
-    if d > words.shape[1]:
-        raise ModelError(f"student_embeddings teacher_pca: the student ({d}) is wider than the teacher "
-                         f"({words.shape[1]})")
-    mean = words.mean(0, keepdim=True)
-    _, _, v = torch.linalg.svd(words - mean, full_matrices=False)
-    proj = v[:d].T                                        # teacher width x student width
-    scale = s_emb.word_embeddings.weight.std() / ((words - mean) @ proj).std()
-    for name in ("word_embeddings", "position_embeddings", "token_type_embeddings"):
-        t_w, s_w = getattr(t_emb, name).weight.float(), getattr(s_emb, name).weight
-        center = mean if name == "word_embeddings" else t_w.mean(0, keepdim=True)
-        s_w.copy_(((t_w - center) @ proj * scale).to(s_w.dtype))
-
-
 def layer_map(student_layers: int, teacher_layers: int, explicit: list | None = None) -> list[int]:
     """phi: the teacher layer (1..N) that student layer i (1..M) learns from; default phi(i) = i * N / M."""
     if explicit is not None:

@@ -19,8 +19,7 @@ from safetensors.torch import save_model
 from . import data as D
 from .engine import Trainer
 from .evaluation import compute_metrics, predict, to_predictions, write_submission
-from .models import (build_student, build_teacher, check_labels, count_parameters, embeddings_from_teacher,
-                     load_tokenizer, resolve)
+from .models import build_student, build_teacher, check_labels, count_parameters, load_tokenizer, resolve
 from .objective import Objective
 from .runinfo import atomic_write_json, atomic_write_text, device_name, git_commit, peak_memory_mb, versions
 from .tasks import EVAL_SPLITS, TASKS, get_task
@@ -92,8 +91,6 @@ def run(cfg, out_dir: str | Path, kind: str) -> dict:
     else:
         teacher = build_teacher(cfg, task, finetuned=(kind == "distill"))
         student = build_student(cfg, task, teacher.config)
-        if cfg.model.student_embeddings == "teacher_pca" and not cfg.model.student:
-            embeddings_from_teacher(student, teacher)
         if task is not None:
             check_labels(student.config, task, f"student {cfg.model.student or '(new)'}")
     objective = Objective(cfg.method, task, student.config, teacher.config if teacher is not None else None)
