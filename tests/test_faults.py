@@ -112,6 +112,29 @@ def test_sigkill_at_a_random_step_loses_only_the_steps_since_the_last_checkpoint
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_sigusr1_makes_the_cli_checkpoint_and_exit_75_and_the_rerun_resumes(glue_dir, teacher, tmp_path):
+    """SLURM's early warning (USR1) or a preemption (TERM): checkpoint at the end of the step, exit 75
+    (EX_TEMPFAIL, which Snakemake's retries and SLURM's requeue turn into a rerun), then resume."""
+    cfg = kind_config("finetune", glue_dir, teacher)
+    reference = launch(cfg, tmp_path / "whole", "finetune")
+    victim = launch(cfg, tmp_path / "cut", "finetune")
+    deadline = time.time() + 240
+    while logged_step(tmp_path / "cut") < 7 and victim.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    victim.send_signal(signal.SIGUSR1)
+    log = victim.communicate(timeout=120)[0]
+    assert victim.returncode == 75, log[-2000:]
+    assert f"interrupted by signal {int(signal.SIGUSR1)} at step" in log
+    step = int(log.split("interrupted by signal")[1].split("at step ")[1].split("/")[0])
+    assert (tmp_path / "cut" / "checkpoints" / f"step-{step:08d}" / "manifest.json").is_file()   # no step lost
+    resumed = launch(cfg, tmp_path / "cut", "finetune")
+    log = resumed.communicate(timeout=240)[0]
+    assert resumed.returncode == 0 and f"at step {step}/40" in log, log[-2000:]
+    assert reference.wait(timeout=240) == 0
+    whole = json.loads((tmp_path / "whole" / "metrics.json").read_text())
+    assert json.loads((tmp_path / "cut" / "metrics.json").read_text())["splits"] == whole["splits"]
+
+
 def test_a_checkpoint_with_a_missing_file_is_skipped_with_a_warning(glue_dir, teacher, tmp_path):
     cfg = kind_config("distill", glue_dir, teacher)
     whole = run(cfg, tmp_path / "whole", "distill")
