@@ -67,6 +67,7 @@ class MethodConfig:
     perturb: bool = True                    # gradient perturbation of the embedding output (eq. 7-8)
     perturb_norm: str = "per_example"       # per_example | batch : over which slice |g|_2 is taken
     perturb_eps: float = 1.0                # step size multiplying g / |g|_2 (printed: 1)
+    gather_negatives: bool = True           # data parallel: COS-NCE negatives from the global batch (K = B_global - 1)
 
 
 @dataclass
@@ -88,6 +89,11 @@ class TrainConfig:
     log_every: int = 1                      # steps between rows of losses.csv
     num_workers: int = 0
     stop_after_steps: int | None = None     # leave the run unfinished after N steps (tests of resume)
+    teacher_cache: str = "auto"             # auto | on | off : teacher outputs computed once, memory-mapped fp16
+    teacher_cache_max_bytes: int = 20_000_000_000   # auto: cache when the size estimate is below this
+    length_grouped: bool = False            # batches of similar lengths (shuffled mega-batches sorted by length)
+    length_group_size: int = 50             # batches per mega-batch sorted by length (length_grouped)
+    compile: bool = False                   # torch.compile the student and teacher forward passes
 
 
 @dataclass
@@ -129,6 +135,7 @@ CHOICES = {
     "method.perturb_norm": ("per_example", "batch"),
     "train.mixed_precision": ("no", "bf16", "fp16"),
     "train.lr_schedule": ("linear", "constant", "linear_per_stage"),
+    "train.teacher_cache": ("auto", "on", "off"),
 }
 NOT_HASHED = ("train.checkpoint_every", "train.keep_checkpoints", "train.log_every", "train.num_workers",
               "train.stop_after_steps", "train.eval_batch_size")
@@ -205,7 +212,7 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"config key 'method.temperature' must be > 0, got {m.temperature}")
     if m.perturb_eps < 0:
         raise ConfigError(f"config key 'method.perturb_eps' must be >= 0, got {m.perturb_eps}")
-    for key in ("batch_size", "eval_batch_size", "keep_checkpoints", "log_every"):
+    for key in ("batch_size", "eval_batch_size", "keep_checkpoints", "log_every", "length_group_size"):
         if getattr(t, key) < 1:
             raise ConfigError(f"config key 'train.{key}' must be >= 1, got {getattr(t, key)}")
     if t.max_bad_steps < 0:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import functools
 import math
+import shutil
 import signal
 import sys
 import threading
@@ -22,7 +23,7 @@ from accelerate.utils import DistributedDataParallelKwargs, set_seed
 from tqdm.auto import tqdm
 
 from . import checkpoint
-from .data import EpochSampler
+from .data import EpochSampler, LengthGroupedSampler, lengths
 from .models import embedding_module
 from .objective import TERMS, Objective, combine
 
@@ -111,7 +112,11 @@ class Trainer:
         if len(train_set) < t.batch_size * world:
             raise ValueError(f"training set has {len(train_set)} examples, fewer than one global batch "
                              f"({t.batch_size} x {world} processes)")
-        self.sampler = EpochSampler(len(train_set), t.seed)
+        if t.length_grouped:
+            self.sampler = LengthGroupedSampler(lengths(train_set), t.batch_size, t.seed, t.length_group_size)
+        else:
+            self.sampler = EpochSampler(len(train_set), t.seed)
+        self.train_set, self.collate = train_set, collate
         # the loader gets its own generator: drawing its base seed from the global RNG at each new iterator
         # would shift the dropout stream of a resumed run against an uninterrupted one
         loader = torch.utils.data.DataLoader(train_set, batch_size=t.batch_size, sampler=self.sampler,
@@ -129,6 +134,11 @@ class Trainer:
         has_params = any(p.requires_grad for p in objective.parameters())
         self.objective = self.accelerator.prepare(objective) if has_params else objective.to(self.accelerator.device)
         self.teacher = teacher.to(self.accelerator.device).eval() if teacher is not None else None
+        if t.compile:
+            for model in (self.accelerator.unwrap_model(self.student), self.teacher):
+                if model is not None:
+                    model.compile()
+        self.cache, self.cache_choice = None, None
         self.tap = EmbeddingTap(embedding_module(self.accelerator.unwrap_model(self.student)))
         self.ckpt_dir = self.run_dir / "checkpoints"
         self.step = 0
@@ -171,13 +181,36 @@ class Trainer:
         terms = objective(s_out, t_out, batch, weights)
         return terms, combine(terms, weights)
 
+    def prepare_teacher_cache(self):
+        """Decide (``train.teacher_cache``) and, if chosen, build or reopen the run's teacher cache."""
+        from .teacher_cache import TeacherCache, decide
+        if self.teacher is None:
+            return None
+        obj = self.objective_module
+        num_labels = getattr(self.teacher.config, "num_labels", 1)
+        self.cache_choice = decide(self.cfg, lengths(self.train_set), self.teacher.config, obj.phi, num_labels)
+        if self.cache_choice["use"]:
+            path, key = self.run_dir / "teacher_cache", self.cfg.hash()
+            if self.accelerator.is_main_process and not TeacherCache.is_complete(path, key):
+                TeacherCache.build(path, key, self.teacher, self.train_set, self.collate, obj.phi,
+                                   self.cfg.train.eval_batch_size, self.accelerator.device, self.accelerator.autocast)
+            self.accelerator.wait_for_everyone()
+            self.cache = TeacherCache(path)
+        return self.cache_choice
+
+    def teacher_outputs(self, batch, weights):
+        """The teacher's outputs for ``batch``: from the cache when there is one, else a forward pass."""
+        if self.teacher is None or not self.objective_module.needs_teacher(weights):
+            return None
+        if self.cache is not None:
+            return self.cache.lookup(batch, self.accelerator.device)
+        with torch.no_grad(), self.accelerator.autocast():
+            return self.teacher(**_inputs(batch), output_hidden_states=self.objective_module.needs_hidden(weights))
+
     def train_step(self, batch) -> dict:
         m = self.cfg.method
         weights = self.objective_module.weights(self.step, self.total_steps)
-        t_out = None
-        if self.teacher is not None and self.objective_module.needs_teacher(weights):
-            with torch.no_grad(), self.accelerator.autocast():
-                t_out = self.teacher(**_inputs(batch), output_hidden_states=self.objective_module.needs_hidden(weights))
+        t_out = self.teacher_outputs(batch, weights)
         record = {}
         with self.accelerator.autocast():
             if m.perturb:
@@ -270,6 +303,8 @@ class Trainer:
     def _fit(self) -> str:
         t = self.cfg.train
         resumed = self.resume()
+        if self.cache_choice is None:
+            self.prepare_teacher_cache()
         main = self.accelerator.is_main_process
         log_file, log = self._log_writer(resumed) if main else (None, None)
         world = self.accelerator.num_processes
@@ -301,6 +336,8 @@ class Trainer:
                         break
             if status == "finished":
                 self.save_checkpoint()
+                if self.cache is not None and self.accelerator.is_main_process:   # only needed while training
+                    shutil.rmtree(self.cache.path, ignore_errors=True)
         finally:
             bar.close()
             if log_file:

@@ -41,6 +41,31 @@ METHODS: dict[str, dict] = {
 }
 
 
+def global_in_batch_cos_nce(s_vec: torch.Tensor, t_vec: torch.Tensor, gather: bool = True) -> torch.Tensor:
+    """In-batch COS-NCE (eq. 1-2) of this process's rows. Under data parallelism with ``gather``, each row's
+    negatives are the teacher vectors of all other rows of the GLOBAL batch (K = B x world - 1): the teacher
+    vectors (no gradient) are gathered from every process and the loss is the mean over the local rows, so
+    the processes' average (what DDP's gradient averaging optimises) equals the loss of one process on the
+    whole global batch. Vectors are zero-padded to the longest process's width first (dynamic padding gives
+    flattened layers different lengths; zeros change no cosine)."""
+    dist = torch.distributed
+    if not gather or not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return losses.in_batch_cos_nce(s_vec, t_vec)
+    world, rank = dist.get_world_size(), dist.get_rank()
+    shape = torch.tensor([t_vec.shape[0], t_vec.shape[1]], device=t_vec.device)
+    shapes = [torch.zeros_like(shape) for _ in range(world)]
+    dist.all_gather(shapes, shape)
+    rows = [int(x[0]) for x in shapes]
+    if len(set(rows)) != 1:
+        raise ValueError(f"gathered COS-NCE needs equal local batches; got {rows}")
+    width = max(int(x[1]) for x in shapes)
+    s_vec = torch.nn.functional.pad(s_vec, (0, width - s_vec.shape[1]))
+    t_vec = torch.nn.functional.pad(t_vec.detach(), (0, width - t_vec.shape[1])).contiguous()
+    parts = [torch.empty_like(t_vec) for _ in range(world)]
+    dist.all_gather(parts, t_vec)
+    return losses.in_batch_cos_nce(s_vec, torch.cat(parts), offset=rank * rows[0])
+
+
 def _layer_term(obj: "Objective", s_out, t_out, batch) -> torch.Tensor:
     mask = batch["attention_mask"]
     total = 0.0
@@ -51,8 +76,9 @@ def _layer_term(obj: "Objective", s_out, t_out, batch) -> torch.Tensor:
             total = total + losses.masked_mse(h_s, h_t, mask)
         else:
             rep = obj.method.representation
-            total = total + losses.in_batch_cos_nce(losses.layer_vectors(h_s, mask, rep),
-                                                    losses.layer_vectors(h_t, mask, rep))
+            total = total + global_in_batch_cos_nce(losses.layer_vectors(h_s, mask, rep),
+                                                    losses.layer_vectors(h_t, mask, rep),
+                                                    obj.method.gather_negatives)
     return total
 
 

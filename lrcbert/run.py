@@ -121,7 +121,7 @@ def run(cfg, out_dir: str | Path, kind: str) -> dict:
               "bad_steps_skipped": trainer.bad_steps,
               "params": count_parameters(student), "params_without_embeddings": count_parameters(student, False),
               "wall_time_s": round(time.time() - start, 2), "peak_memory_mb": round(peak_memory_mb(device), 1),
-              "device": device_name(device), "processes": trainer.accelerator.num_processes,
+              "device": device_name(device), "processes": trainer.accelerator.num_processes, "teacher_cache": trainer.cache_choice,
               "git_commit": git_commit(), "versions": versions(), "status": "finished"}
     atomic_write_json(out / "run.json", record)
     result = {"task": record["task"], "kind": kind, "config_hash": cfg.hash(), "seed": cfg.train.seed,
