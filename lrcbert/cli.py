@@ -1,4 +1,4 @@
-"""Command line: ``lrcbert {make-synthetic, finetune, distill, general-distill, augment, evaluate}``.
+"""Command line: ``lrcbert {make-synthetic, finetune, distill, general-distill, augment, evaluate, bench}``.
 
 Every training command takes ``--config FILE`` (repeatable, later files win) and ``--set key=value``
 overrides (dotted keys of ``lrcbert.config``), and writes a run folder ``--out``.
@@ -53,6 +53,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="dev metrics and test predictions of a saved classifier")
     _add_common(p)
     p.add_argument("--model", required=True, help="save_pretrained folder or hub id")
+    p = sub.add_parser("bench", help="speed benchmark: step vs floor, padding, inference, ONNX, teacher cache")
+    p.add_argument("--config", action="append", default=[], help="YAML config file (task and data of the ONNX dev set)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    p.add_argument("--out", default="results/bench.json", help="figures as JSON")
+    p.add_argument("--md", default="results/bench.md", help="figures as a Markdown table")
+    p.add_argument("--work", default="runs/bench", help="folder for the trained student, ONNX files and caches")
+    p.add_argument("--quick", action="store_true", help="tiny models and workloads (smoke runs)")
+    p.add_argument("--student", default=None, help="a trained student (save_pretrained folder) for the ONNX section")
+    p.add_argument("--repeats", type=int, default=None, help="timed repeats per measurement")
+    p.add_argument("--sections", default="step,padding,inference,onnx,cache", help="comma-separated subset")
+    p.add_argument("--no-bf16", action="store_true", help="do not measure bf16 autocast")
+    p.add_argument("--compile", action="store_true", help="also measure torch.compile (slow to compile on CPU)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     return ap
 
 
@@ -82,6 +95,8 @@ def main(argv=None) -> int:
     import transformers
     datasets.disable_progress_bars()                 # keep logs to the training bar and real messages
     transformers.utils.logging.disable_progress_bar()
+    if args.command == "bench":
+        return _bench(args)
     from .data import DataError
     from .engine import TrainingDiverged
     from .models import ModelError
@@ -103,6 +118,28 @@ def main(argv=None) -> int:
         print(f"lrcbert: error: {e}", file=sys.stderr)
         return 2
     print(json.dumps(result, indent=2))
+    return 0
+
+
+def _bench(args) -> int:
+    import torch
+    from .bench import SECTIONS, bench
+    from .data import DataError
+    from .models import ModelError
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+    unknown = sorted(set(sections) - set(SECTIONS))
+    try:
+        if unknown:
+            raise ValueError(f"--sections: unknown section(s) {unknown}; known: {', '.join(SECTIONS)}")
+        result = bench(args.out, args.md, sections=sections, cfg_files=args.config, overrides=args.set,
+                       quick=args.quick, student=args.student, repeats=args.repeats, work=args.work,
+                       bf16=not args.no_bf16, compile=args.compile)
+    except (ConfigError, DataError, ModelError, ValueError, OSError) as e:
+        print(f"lrcbert: error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps({k: v for k, v in result.items() if not isinstance(v, dict)}, indent=2))
     return 0
 
 
