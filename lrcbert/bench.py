@@ -30,7 +30,8 @@ import datasets
 import numpy as np
 import torch
 from tabulate import tabulate
-from transformers import AutoConfig, AutoModelForSequenceClassification, BertConfig, BertForSequenceClassification
+from transformers import (AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, BertConfig,
+                          BertForSequenceClassification)
 
 from . import data as D
 from .config import load_config
@@ -254,6 +255,7 @@ class Bench:
         self.log("bench: ONNX export, onnxruntime fp32 and int8")
         model_dir, task = self._student_for_onnx()
         model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
         onnx_dir = self.work / "onnx"
         fp32 = export_onnx(model, onnx_dir / "student.onnx")
         int8 = quantize_int8(fp32, onnx_dir / "student.int8.onnx")
@@ -268,8 +270,8 @@ class Bench:
         t = paired(fns, 10 * self.repeats, warmup=3)
         # dev metric of each: the task's dev split, dynamic padding
         cfg = self.base_cfg
-        dev = D.tokenize(D.load_split(cfg, task, "dev"), self.tokenizer, cfg.data.max_length)
-        collate = D.Collator(self.tokenizer, cfg.data.max_length, False)
+        dev = D.tokenize(D.load_split(cfg, task, "dev"), tokenizer, cfg.data.max_length)
+        collate = D.Collator(tokenizer, cfg.data.max_length, False)
         logits, labels, _ = predict(model, dev, collate, 32)
         scores = {"torch_fp32": compute_metrics(task, to_predictions(task, logits), labels)["score"]}
         loader = torch.utils.data.DataLoader(dev, batch_size=32, collate_fn=collate)
