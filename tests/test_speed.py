@@ -69,7 +69,12 @@ def test_training_and_evaluation_do_not_depend_on_padding(tokenizer, tmp_path):
             steps.append(tr.train_step(batch))
         records.append(steps)
         student, _ = tr.trained()
-        logits.append(predict(student, toy_set(tokenizer, 24, 128), tr.collate, 16)[0])
+        dev = toy_set(tokenizer, 40, 128)
+        logits.append(predict(student, dev, tr.collate, 8, by_length=not pad)[0])
+        if not pad:         # sorted by length, then put back in order: the unsorted run's logits and idx
+            unsorted = predict(student, dev, tr.collate, 8, by_length=False)
+            np.testing.assert_allclose(logits[-1], unsorted[0], rtol=1e-4, atol=1e-5)
+            assert predict(student, dev, tr.collate, 8)[2].tolist() == list(range(40))
     for fixed, dynamic in zip(*records):
         for key in ("loss_clean", "layer", "soft", "hard", "total"):
             assert dynamic[key] == pytest.approx(fixed[key], rel=1e-4, abs=1e-5), key
