@@ -95,7 +95,7 @@ def test_dry_run_smoke_config_exercises_every_rule_but_the_downloads(wf):
     counts = job_counts(res.stdout)
     expected = {"make_synthetic", "teacher_finetune", "teacher_select", "general_distill", "augment",
                 "intermediate_distill", "task_distill", "collect_dev", "submission", "inference_time", "table1",
-                "table2", "default"}
+                "table2", "bench", "default"}
     assert set(counts) - {"total"} == expected
     # LRC-BERT1 has a 2-value lr grid in the smoke config, LRC-BERT one value: 8 tasks x 2 seeds x (2 + 1)
     assert counts["task_distill"] == 8 * 2 * 3

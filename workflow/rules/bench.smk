@@ -9,9 +9,7 @@ BENCH_OPTIONS = " ".join([f"--sections {','.join(BENCH['sections'])}",
                           *(["--compile"] if BENCH["compile"] else []),
                           *([f"--repeats {BENCH['repeats']}"] if BENCH["repeats"] else [])])
 
-
-def bench_targets():
-    return [f"{RESULTS}/bench.md", f"{RESULTS}/bench.json"] if BENCH["enabled"] else []
+BENCH_TARGETS = [f"{RESULTS}/bench.md", f"{RESULTS}/bench.json"] if BENCH["enabled"] else []
 
 
 rule bench:
