@@ -162,8 +162,7 @@ class Trainer:
 
     # -- one step ------------------------------------------------------------------------------------------
     def _losses(self, model, objective, batch, weights, t_out):
-        hidden = self.objective_module.needs_hidden(weights)
-        s_out = model(**_inputs(batch), output_hidden_states=hidden)
+        s_out = model(**_inputs(batch), **self.objective_module.outputs(weights))
         terms = objective(s_out, t_out, batch, weights)
         return terms, combine(terms, weights)
 
@@ -173,7 +172,7 @@ class Trainer:
         t_out = None
         if self.teacher is not None and self.objective_module.needs_teacher(weights):
             with torch.no_grad(), self.accelerator.autocast():
-                t_out = self.teacher(**_inputs(batch), output_hidden_states=self.objective_module.needs_hidden(weights))
+                t_out = self.teacher(**_inputs(batch), **self.objective_module.outputs(weights))
         record = {}
         with self.accelerator.autocast():
             if m.perturb:
