@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import AttentionInterface
+from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface
 
 from lrcbert import losses
 from lrcbert.objective import Term
@@ -52,6 +53,7 @@ def eager_scores(module, query, key, value, attention_mask, scaling=None, dropou
 
 
 AttentionInterface.register(ATTN, eager_scores)
+AttentionMaskInterface.register(ATTN, ALL_MASK_ATTENTION_FUNCTIONS["eager"])   # the same (additive) mask as eager
 
 
 def attention_loss(att_s: torch.Tensor, att_t: torch.Tensor, mask: torch.Tensor, target: str = "probs") -> torch.Tensor:
