@@ -113,8 +113,8 @@ def test_dry_run_lists_every_baseline_job(wf):
     assert any("general-distill --method tinybert_general " in x and "runs/general/tinybert4" in x for x in lines)
     # TinyBERT's task stage trains on the augmented set; PKD copies the teacher's first layers
     tiny = next(x for x in lines if "--out runs/tinybert4/rte/seed1/" in x)
-    assert "data.train_file=runs/augment/rte/train.tsv" in tiny
-    assert "model.student=runs/intermediate/tinybert4/rte/seed1/model" in tiny
+    assert "data.train_file=\"runs/augment/rte/train.tsv\"" in tiny
+    assert "model.student=\"runs/intermediate/tinybert4/rte/seed1/model\"" in tiny
     pkd = next(x for x in lines if "--out runs/pkd4/" in x)
     assert "model.student_layers=[1, 2, 3, 4]" in pkd and "hidden_size" in pkd and "768" in pkd
 
@@ -428,12 +428,13 @@ def test_dev_selection_table1_and_submissions(tmp_path, monkeypatch):
     student = collect("lrcbert", layout, splits)
     assert student["tasks"]["rte"]["selected_lr"] == "0.001"
     assert student["tasks"]["mnli"]["selected_lr"] == "0.003"
-    for name, data in (("teacher", teacher), ("lrcbert", student)):
+    for name, data in (("teacher", teacher), ("lrcbert", student), ("ackd4", {**student, "system": "ackd4"})):
         Path(f"{name}.json").write_text(json.dumps(data))
     text, frame = build_table1(
-        ["teacher.json", "lrcbert.json"],
+        ["teacher.json", "lrcbert.json", "ackd4.json"],
         {"teacher": {"label": "BERT-base (teacher)", "paper": "BERT-base (teacher)"},
-         "lrcbert": {"label": "LRC-BERT", "paper": "LRC-BERT"}},
+         "lrcbert": {"label": "LRC-BERT", "paper": "LRC-BERT"},
+         "ackd4": {"label": "ACKD-4", "paper": None, "reconstruction": True}},
         "teacher", "lrcbert", ["mnli_m", "mnli_mm", "qqp", "sst2", "qnli", "mrpc", "rte", "cola", "stsb"],
         str(ROOT / "results/paper/table1_glue_test.csv"), str(ROOT / "results/paper/other_figures.csv"), "tsv")
     assert "70.0 ± 14.1 (n=2) [paper 63.1]" in text                 # RTE of LRC-BERT, lr 0.001
@@ -445,8 +446,9 @@ def test_dev_selection_table1_and_submissions(tmp_path, monkeypatch):
         in text.replace("missing (an average is missing)", "")
     row = frame[(frame.system == "lrcbert") & (frame.column == "avg")].iloc[0]
     assert row["n"] == 0                                           # Avg is missing, never a partial mean
-    teacher_avg = "| BERT-base (teacher) | 109.0 [paper 109] |"
-    assert teacher_avg in text
+    assert re.search(r"\| BERT-base \(teacher\) +\| 109.0 \[paper 109\] +\|", text)
+    assert "| ACKD-4 (reconstruction) " in text and "Rows marked (reconstruction): ACKD-4 (reconstruction)" in text
+    assert "| LRC-BERT (reconstruction)" not in text
     manifest = build_submission("lrcbert.json", "2", tmp_path / "sub/seed2", tmp_path / "sub/seed2.zip")
     assert sorted(manifest["files"]) == ["MNLI_M.tsv", "MNLI_MM.tsv", "RTE.tsv"]
     assert manifest["files"]["RTE.tsv"]["lr"] == "0.001"
@@ -461,13 +463,15 @@ def test_table2_ratios_beside_the_papers(tmp_path):
               "workload": {"sequences": 8, "max_length": 128, "batch_size": 4, "warmup_batches": 1, "repeats": 3,
                            "precision": "float32"},
               "models": {"teacher": {"layers": 12, "hidden": 768, "params": 109_000_000, "seconds": 9.0},
-                         "student": {"layers": 4, "hidden": 312, "params": 14_500_000, "seconds": 1.0}}}
+                         "student": {"layers": 4, "hidden": 312, "params": 14_500_000, "seconds": 1.0},
+                         "DistilBERT-4": {"layers": 4, "hidden": 768, "params": 52_780_802, "seconds": 3.0}}}
     (tmp_path / "t.json").write_text(json.dumps(timing))
     text = build(str(tmp_path / "t.json"), str(ROOT / "results/paper/table2_speed.csv"),
                  str(ROOT / "results/paper/other_figures.csv"))
     assert "| Speed-up (teacher time / student time) | 9.0x   | 9.6x    |" in text
     assert "| Size (teacher params / student params) | 7.5x   | 7.5x    |" in text
     assert "CPU: test" in text and "1x V100" in text
+    assert "| DistilBERT-4 " in text and "52.8" in text          # a baseline of another architecture, ours only
 
 
 # ---------------------------------------------------------------------------------------------- resume
