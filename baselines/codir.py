@@ -15,7 +15,9 @@ normalised teacher vectors, labels and sample ids); a sample already in the bank
 m <- normalise(mu m + (1 - mu) t) with mu = ``method.bank_momentum`` (CRD's memory update). The bank is a set
 of buffers of the objective, so it is saved in every checkpoint and a resumed run continues with the same bank.
 It is updated once per forward in training mode (the gradient-perturbation pass would update it twice, so the
-CoDIR preset leaves perturbation off). With several processes each keeps its own bank.
+CoDIR preset leaves perturbation off). With several processes, DDP broadcasts buffers from process 0 at each
+forward, so every process draws its negatives from process 0's bank (still never the anchor: entries are matched
+by sample id).
 """
 import torch
 import torch.nn.functional as F

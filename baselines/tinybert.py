@@ -26,7 +26,6 @@ intermediate presets set ``model.attn_implementation: eager_scores``; any other 
 """
 import torch
 import torch.nn.functional as F
-from torch import nn
 from transformers import AttentionInterface
 from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface
 
