@@ -136,7 +136,6 @@ class Objective(nn.Module):
         super().__init__()
         load_plugins()
         self.method = method
-        self.task = task
         self.regression = bool(task and task.is_regression)
         for stage in ("stage1", "stage2"):
             unknown = set(getattr(method, stage)) - set(TERMS)
@@ -171,7 +170,7 @@ class Objective(nn.Module):
         return float(getattr(self.method, stage).get(term, 0.0))
 
     def project(self, i: int, h: torch.Tensor) -> torch.Tensor:
-        """h_i^S W (eq. 3): the shared W, or layer i's own ."""
+        """h_i^S W (eq. 3): the shared W, or layer i's own."""
         w = self.proj[0 if len(self.proj) == 1 else i]
         return w(h.to(w.weight.dtype))
 
