@@ -177,6 +177,10 @@ def test_a_system_runs_only_its_own_tasks_and_seeds(wf, tmp_path):
     ({"tables": {"table2": {"student_system": "tinybert"}}}, ["tables.table2.student_system", "tinybert"]),
     ({"tasks": ["mnli", "rte"], "systems": {"lrcbert": {"tasks": ["cola"]}}}, ["systems.lrcbert.tasks", "cola"]),
     ({"systems": {"lrcbert": {"seeds": []}}}, ["seeds"]),
+    ({"systems": {"codir4": {"student": "bert4"}}}, ["students.bert4.general_distillation", "codir4"]),
+    ({"tasks": ["mnli", "rte"], "systems": {"tinybert4": {"augment_tasks": ["cola"]}}},
+     ["systems.tinybert4.augment_tasks", "cola"]),
+    ({"systems": {"tinybert4": {"augment_tasks": "some"}}}, ["augment_tasks", "some"]),
 ])
 def test_config_errors_name_the_key_before_any_job(wf, tmp_path, overlay, names):
     bad = tmp_path / "bad.yaml"

@@ -32,7 +32,7 @@ def build(timing_json: str, paper_csv: str, figures_csv: str) -> str:
             continue
         rows.append({"Model": name, "Layers": m["layers"], "Hidden": m["hidden"],
                      "Params (M)": round(m["params"] / 1e6, 1), "Inference time (s), ours": round(m["seconds"], 3),
-                     "Paper: model": "", "Paper: params (M)": None, "Paper: inference time (s)": None})
+                     "Paper: model": "", "Paper: params (M)": "", "Paper: inference time (s)": ""})
     table = pd.DataFrame(rows)
     speed = t["seconds"] / s["seconds"] if s["seconds"] > 0 else float("nan")
     size = t["params"] / s["params"]
