@@ -11,7 +11,7 @@ import os
 import sys
 
 from .config import ConfigError, load_config
-from .objective import METHODS
+from .objective import METHODS, get_method, load_plugins
 
 EXIT_PREEMPTED = 75    # EX_TEMPFAIL: try again (Snakemake retries, SLURM requeues); the run resumes
 
@@ -26,6 +26,7 @@ def _add_common(p: argparse.ArgumentParser, task: bool = True, out_help: str = "
 
 
 def build_parser() -> argparse.ArgumentParser:
+    load_plugins()          # the baselines register their methods
     ap = argparse.ArgumentParser(prog="lrcbert", description="LRC-BERT distillation and its baselines")
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("make-synthetic", help="write a generated GLUE-format data set")
@@ -38,9 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(sub.add_parser("finetune", help="fine-tune a teacher (model.teacher) on a task"))
     p = sub.add_parser("distill", help="distil a student from a fine-tuned teacher")
     _add_common(p)
-    p.add_argument("--method", default="lrcbert", choices=sorted(set(METHODS) - {"finetune", "general"}),
+    p.add_argument("--method", default="lrcbert", choices=sorted(m for m in METHODS if m != "finetune" and not m.endswith("general")),
                    help="method preset applied before the config files")
-    _add_common(sub.add_parser("general-distill", help="general distillation on a text corpus"), task=False)
+    p = sub.add_parser("general-distill", help="general distillation on a text corpus")
+    _add_common(p, task=False)
+    p.add_argument("--method", default="general", choices=sorted(m for m in METHODS if m.endswith("general")),
+                   help="general-distillation method preset (lrcbert's 'general', or a baseline's)")
     p = sub.add_parser("augment", help="TinyBERT-style augmentation of a task's training set (a TSV)")
     _add_common(p, out_help="output TSV (the task's train layout)", task_required=True)
     p.add_argument("--n-aug", type=int, default=20, help="augmented copies per example")
@@ -73,12 +77,12 @@ KINDS = {"finetune": "finetune", "distill": "distill", "general-distill": "gener
 
 
 def command_config(command: str, method: str | None, task: str | None, files=(), overrides=()):
-    """The configuration a ``lrcbert <command>`` call runs with: defaults <- the method preset (``distill``:
-    ``method``; the other training commands: their own) <- config files <- ``--set`` overrides <- the task.
-    The workflow uses it too, to know the config hash a run of the current configuration must carry."""
-    kind = KINDS.get(command)
-    preset = METHODS[method] if command == "distill" else METHODS.get(kind, {})
-    base = {"method": {"name": method if command == "distill" else (kind or command), **preset}}
+    """The configuration a ``lrcbert <command>`` call runs with: defaults <- the method preset (``--method``, or
+    the command's own: finetune, general) with the sections it sets <- config files <- ``--set`` overrides <- the
+    task. The workflow uses it too, to know the config hash a run of the current configuration must carry."""
+    load_plugins()
+    name = method or KINDS.get(command) or command
+    base = get_method(name) if name in METHODS else {"method": {"name": name}}
     return load_config(files, list(overrides) + ([f"task={task}"] if task else []), base=base)
 
 

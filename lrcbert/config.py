@@ -43,10 +43,11 @@ class ModelConfig:
     teacher_overrides: dict = field(default_factory=dict)   # BertConfig fields applied with random init
     tokenizer: str | None = None            # default: the teacher's own tokenizer
     student: str | None = None              # checkpoint to start the student from (e.g. general-distilled)
-    student_init: str = "random"            # random | path: whether `student` must be given (LRC-BERT1: random)
+    student_init: str = "random"            # random | path | teacher_layers (copy teacher layers: DistilBERT, PKD)
+    student_layers: list | None = None      # teacher_layers: teacher layers (1..N) copied; None = i * N / M
     student_arch: dict = field(default_factory=lambda: dict(
         num_hidden_layers=4, hidden_size=312, intermediate_size=1200, num_attention_heads=12))
-    attn_implementation: str = "sdpa"       # sdpa | eager
+    attn_implementation: str = "sdpa"       # sdpa | eager | eager_scores (TinyBERT's attention loss)
 
 
 @dataclass
@@ -68,6 +69,16 @@ class MethodConfig:
     perturb_norm: str = "per_example"       # per_example | batch : over which slice |g|_2 is taken
     perturb_eps: float = 1.0                # step size multiplying g / |g|_2 (printed: 1)
     gather_negatives: bool = True           # data parallel: COS-NCE negatives from the global batch (K = B_global - 1)
+    # baselines (see baselines/): keys their terms read; LRC-BERT ignores them
+    pkd_reduction: str = "mean"             # mean | sum : PKD's [CLS] MSE averaged over elements, or summed over d
+    attention_target: str = "probs"         # probs | scores : TinyBERT's attention loss on softmax output or logits
+    contrast_temperature: float = 0.07      # CoDIR / ACKD InfoNCE temperature
+    bank_size: int = 4096                   # CoDIR memory bank of teacher representations (entries)
+    bank_momentum: float = 0.5              # CoDIR: an entry seen again becomes m * old + (1 - m) * new
+    label_aware: bool = True                # CoDIR: negatives only from samples of other labels
+    head: str = "linear"                    # linear | mlp : CoDIR's per-layer projection heads
+    head_dim: int = 128                     # CoDIR: width of the projected representations
+    sar_temperature: float = 1.0            # ACKD: sharpness of sample adaptive reweighting (weights ~ exp(h / t))
 
 
 @dataclass
@@ -125,14 +136,17 @@ class Config:
 
 CHOICES = {
     "data.source": ("hub", "tsv", "synthetic"),
-    "model.student_init": ("random", "path"),
-    "model.attn_implementation": ("sdpa", "eager"),
+    "model.student_init": ("random", "path", "teacher_layers"),
+    "model.attn_implementation": ("sdpa", "eager", "eager_scores"),   # eager_scores: baselines/tinybert.py
     "method.layer_loss": ("cos_nce", "mse"),
     "method.representation": ("flatten", "cls", "mean"),
     "method.negatives": ("in_batch",),
     "method.projection": ("shared", "per_layer"),
     "method.hard_target": ("one_hot", "tempered"),
     "method.perturb_norm": ("per_example", "batch"),
+    "method.pkd_reduction": ("mean", "sum"),
+    "method.attention_target": ("probs", "scores"),
+    "method.head": ("linear", "mlp"),
     "train.mixed_precision": ("no", "bf16", "fp16"),
     "train.lr_schedule": ("linear", "constant", "linear_per_stage"),
     "train.teacher_cache": ("auto", "on", "off"),
@@ -210,6 +224,11 @@ def validate(cfg: Config) -> Config:
                 raise ConfigError(f"config key 'method.{stage}.{term}' must be a number >= 0, got {w!r}")
     if m.temperature <= 0:
         raise ConfigError(f"config key 'method.temperature' must be > 0, got {m.temperature}")
+    if m.contrast_temperature <= 0 or m.sar_temperature <= 0:
+        raise ConfigError("config keys 'method.contrast_temperature' and 'method.sar_temperature' must be > 0")
+    if m.bank_size < 1 or m.head_dim < 1 or not 0.0 <= m.bank_momentum < 1.0:
+        raise ConfigError("config keys 'method.bank_size' and 'method.head_dim' must be >= 1 and "
+                          f"'method.bank_momentum' in [0, 1); got {m.bank_size}, {m.head_dim}, {m.bank_momentum}")
     if m.perturb_eps < 0:
         raise ConfigError(f"config key 'method.perturb_eps' must be >= 0, got {m.perturb_eps}")
     for key in ("batch_size", "eval_batch_size", "keep_checkpoints", "log_every", "length_group_size"):

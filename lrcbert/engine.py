@@ -177,8 +177,7 @@ class Trainer:
 
     # -- one step ------------------------------------------------------------------------------------------
     def _losses(self, model, objective, batch, weights, t_out):
-        hidden = self.objective_module.needs_hidden(weights)
-        s_out = model(**_inputs(batch), output_hidden_states=hidden)
+        s_out = model(**_inputs(batch), **self.objective_module.outputs(weights))
         terms = objective(s_out, t_out, batch, weights)
         return terms, combine(terms, weights)
 
@@ -206,7 +205,7 @@ class Trainer:
         if self.cache is not None:
             return self.cache.lookup(batch, self.accelerator.device)
         with torch.no_grad(), self.accelerator.autocast():
-            return self.teacher(**_inputs(batch), output_hidden_states=self.objective_module.needs_hidden(weights))
+            return self.teacher(**_inputs(batch), **self.objective_module.outputs(weights))
 
     def train_step(self, batch) -> dict:
         m = self.cfg.method

@@ -74,19 +74,49 @@ def test_dry_run_lists_the_paper_grid_offline_in_seconds(wf):
     lrs = {n: s.get("lr") or cfg["distillation"]["lr"] for n, s in distill.items()}
     n_tasks = {n: len(s.get("tasks") or tasks) for n, s in distill.items()}
     n_seeds = {n: len(s.get("seeds") or seeds) for n, s in distill.items()}
-    aug_systems = [n for n, s in distill.items() if s.get("augment")]
+    aug_tasks = {n: (n_tasks[n] if s.get("augment_tasks") == "all" else len(cfg["augmentation"]["tasks"]))
+                 for n, s in distill.items() if s.get("augment")}
     assert counts["task_distill"] == sum(n_tasks[n] * n_seeds[n] * len(lrs[n]) for n in distill)
     assert counts["task_distill"] >= 2 * 8 * 5 * 3            # LRC-BERT1 and LRC-BERT, 8 tasks, 5 seeds, 3 lrs
     assert counts["teacher_finetune"] == len(tasks) * len(cfg["teacher"]["lr"]) == 8
     assert counts["teacher_select"] == 8
-    assert counts["general_distill"] == 1
-    assert counts["augment"] == len(cfg["augmentation"]["tasks"]) == 2
-    assert counts["intermediate_distill"] == len(aug_systems) * 2 * len(seeds) == 10
-    assert counts["collect_dev"] == len(cfg["systems"]) == 3
+    # one general distillation per student architecture that needs one: LRC-BERT's tiny4 and TinyBERT's tinybert4
+    assert counts["general_distill"] == len({s["student"] for s in distill.values() if s.get("general_distillation")}) == 2
+    assert counts["augment"] == len(tasks) == 8                # TinyBERT augments every task, LRC-BERT RTE and CoLA
+    assert counts["intermediate_distill"] == sum(aug_tasks[n] * n_seeds[n] for n in aug_tasks) == 2 * 5 + 8 * 5
+    assert counts["collect_dev"] == len(cfg["systems"]) == 8
     assert counts["download_glue"] + counts["download_glue_mnli"] == 8
     assert counts["download_corpus"] == 1 and counts["download_model"] == 1
     assert counts["table1"] == 1
     assert elapsed < 60, f"dry run took {elapsed:.0f} s"
+
+
+BASELINE_SYSTEMS = {"distilbert4": "distilbert", "pkd4": "pkd", "tinybert4": "tinybert", "codir4": "codir",
+                    "ackd4": "ackd"}
+
+
+def test_dry_run_lists_every_baseline_job(wf):
+    """The paper config's grid holds every baseline's runs with its own method, and TinyBERT's general and
+    augmented-data stages with TinyBERT's methods."""
+    res = snakemake(wf, "-n", "-p", "--cores", "4", "results/table1.md")
+    assert res.returncode == 0, res.stderr + res.stdout
+    cfg = yaml.safe_load((wf / "config" / "config.yaml").read_text())
+    lines = [x for x in res.stdout.splitlines() if "python -m lrcbert" in x]
+    for system, method in BASELINE_SYSTEMS.items():
+        s = cfg["systems"][system]
+        runs = {x for x in lines if f"--out runs/{system}/" in x}
+        n_lrs = len(s.get("lr") or cfg["distillation"]["lr"])
+        assert len(runs) == len(cfg["tasks"]) * len(cfg["seeds"]) * n_lrs, system
+        assert all(f"distill --method {method} " in x for x in runs), system
+        assert system in cfg["tables"]["table1"]["systems"]
+    assert len([x for x in lines if "distill --method tinybert_intermediate " in x]) == 8 * 5
+    assert any("general-distill --method tinybert_general " in x and "runs/general/tinybert4" in x for x in lines)
+    # TinyBERT's task stage trains on the augmented set; PKD copies the teacher's first layers
+    tiny = next(x for x in lines if "--out runs/tinybert4/rte/seed1/" in x)
+    assert "data.train_file=\"runs/augment/rte/train.tsv\"" in tiny
+    assert "model.student=\"runs/intermediate/tinybert4/rte/seed1/model\"" in tiny
+    pkd = next(x for x in lines if "--out runs/pkd4/" in x)
+    assert "model.student_layers=[1, 2, 3, 4]" in pkd and "hidden_size" in pkd and "768" in pkd
 
 
 def test_dry_run_smoke_config_exercises_every_rule_but_the_downloads(wf):
@@ -97,9 +127,12 @@ def test_dry_run_smoke_config_exercises_every_rule_but_the_downloads(wf):
                 "intermediate_distill", "task_distill", "collect_dev", "submission", "inference_time", "table1",
                 "table2", "bench", "default"}
     assert set(counts) - {"total"} == expected
-    # LRC-BERT1 has a 2-value lr grid in the smoke config, LRC-BERT one value: 8 tasks x 2 seeds x (2 + 1)
-    assert counts["task_distill"] == 8 * 2 * 3
-    assert counts["submission"] == 1 + 2 + 2                  # teacher (one seed), two systems x two seeds
+    # LRC-BERT1 has a 2-value lr grid in the smoke config, LRC-BERT one value: 8 tasks x 2 seeds x (2 + 1);
+    # the five baselines one seed and one lr each: 8 x 5
+    assert counts["task_distill"] == 8 * 2 * 3 + 8 * 5
+    assert counts["submission"] == 1 + 2 + 2 + 5              # teacher (one seed), two systems x two seeds, baselines
+    assert counts["collect_dev"] == 8                          # Table 1: all eight systems
+    assert counts["general_distill"] == 2 and counts["intermediate_distill"] == 2 * 2 + 1   # TinyBERT: RTE only
 
 
 def test_set_arguments_round_trip_through_lrcbert_config(wf):
@@ -147,6 +180,10 @@ def test_a_system_runs_only_its_own_tasks_and_seeds(wf, tmp_path):
     ({"seeds": []}, ["seeds", "[]"]),
     ({"tasks": ["mnli", "glue9"]}, ["glue9"]),
     ({"tables": {"table1": {"systems": ["teacher", "tinybert9"]}}}, ["tables.table1.systems", "tinybert9"]),
+    ({"systems": {"codir4": {"student": "bert4"}}}, ["students.bert4.general_distillation", "codir4"]),
+    ({"tasks": ["mnli", "rte"], "systems": {"tinybert4": {"augment_tasks": ["cola"]}}},
+     ["systems.tinybert4.augment_tasks", "cola"]),
+    ({"systems": {"tinybert4": {"augment_tasks": "some"}}}, ["augment_tasks", "some"]),
 ])
 @pytest.mark.faults
 def test_config_errors_name_the_key_before_any_job(wf, tmp_path, overlay, names):
@@ -178,7 +215,7 @@ def test_dry_run_through_the_slurm_profile(wf):
     res = snakemake(wf, "-n", "--workflow-profile", "profiles/slurm", "--configfile", "config/smoke.yaml",
                     env=SLURM_ENV)
     assert res.returncode == 0, res.stderr + res.stdout
-    assert job_counts(res.stdout)["task_distill"] == 48
+    assert job_counts(res.stdout)["task_distill"] == 48 + 40
 
 
 STANDIN = {
@@ -400,12 +437,13 @@ def test_dev_selection_table1_and_submissions(tmp_path, monkeypatch):
     student = collect("lrcbert", layout, splits)
     assert student["tasks"]["rte"]["selected_lr"] == "0.001"
     assert student["tasks"]["mnli"]["selected_lr"] == "0.003"
-    for name, data in (("teacher", teacher), ("lrcbert", student)):
+    for name, data in (("teacher", teacher), ("lrcbert", student), ("ackd4", {**student, "system": "ackd4"})):
         Path(f"{name}.json").write_text(json.dumps(data))
     text, frame = build_table1(
-        ["teacher.json", "lrcbert.json"],
+        ["teacher.json", "lrcbert.json", "ackd4.json"],
         {"teacher": {"label": "BERT-base (teacher)", "paper": "BERT-base (teacher)"},
-         "lrcbert": {"label": "LRC-BERT", "paper": "LRC-BERT"}},
+         "lrcbert": {"label": "LRC-BERT", "paper": "LRC-BERT"},
+         "ackd4": {"label": "ACKD-4", "paper": None, "reconstruction": True}},
         "teacher", "lrcbert", ["mnli_m", "mnli_mm", "qqp", "sst2", "qnli", "mrpc", "rte", "cola", "stsb"],
         str(ROOT / "results/paper/table1_glue_test.csv"), str(ROOT / "results/paper/other_figures.csv"), "tsv")
     assert "70.0 ± 14.1 (n=2) [paper 63.1]" in text                 # RTE of LRC-BERT, lr 0.001
@@ -417,8 +455,9 @@ def test_dev_selection_table1_and_submissions(tmp_path, monkeypatch):
         in text.replace("missing (an average is missing)", "")
     row = frame[(frame.system == "lrcbert") & (frame.column == "avg")].iloc[0]
     assert row["n"] == 0                                           # Avg is missing, never a partial mean
-    teacher_avg = "| BERT-base (teacher) | 109.0 [paper 109] |"
-    assert teacher_avg in text
+    assert re.search(r"\| BERT-base \(teacher\) +\| 109.0 \[paper 109\] +\|", text)
+    assert "| ACKD-4 (reconstruction) " in text and "Rows marked (reconstruction): ACKD-4 (reconstruction)" in text
+    assert "| LRC-BERT (reconstruction)" not in text
     manifest = build_submission("lrcbert.json", "2", tmp_path / "sub/seed2", tmp_path / "sub/seed2.zip")
     assert sorted(manifest["files"]) == ["MNLI_M.tsv", "MNLI_MM.tsv", "RTE.tsv"]
     assert manifest["files"]["RTE.tsv"]["lr"] == "0.001"
@@ -433,13 +472,15 @@ def test_table2_ratios_beside_the_papers(tmp_path):
               "workload": {"sequences": 8, "max_length": 128, "batch_size": 4, "warmup_batches": 1, "repeats": 3,
                            "precision": "float32"},
               "models": {"teacher": {"layers": 12, "hidden": 768, "params": 109_000_000, "seconds": 9.0},
-                         "student": {"layers": 4, "hidden": 312, "params": 14_500_000, "seconds": 1.0}}}
+                         "student": {"layers": 4, "hidden": 312, "params": 14_500_000, "seconds": 1.0},
+                         "DistilBERT-4": {"layers": 4, "hidden": 768, "params": 52_780_802, "seconds": 3.0}}}
     (tmp_path / "t.json").write_text(json.dumps(timing))
     text = build(str(tmp_path / "t.json"), str(ROOT / "results/paper/table2_speed.csv"),
                  str(ROOT / "results/paper/other_figures.csv"))
     assert "| Speed-up (teacher time / student time) | 9.0x   | 9.6x    |" in text
     assert "| Size (teacher params / student params) | 7.5x   | 7.5x    |" in text
     assert "CPU: test" in text and "1x V100" in text
+    assert "| DistilBERT-4 " in text and "52.8" in text          # a baseline of another architecture, ours only
 
 
 # ---------------------------------------------------------------------------------------------- resume
