@@ -1,5 +1,5 @@
 """Command line: ``lrcbert {make-synthetic, finetune, distill, general-distill, augment, evaluate, case-stats,
-robustness}``.
+robustness, bench}``.
 
 Every training command takes ``--config FILE`` (repeatable, later files win) and ``--set key=value``
 overrides (dotted keys of ``lrcbert.config``), and writes a run folder ``--out``.
@@ -12,7 +12,7 @@ import os
 import sys
 
 from .config import ConfigError, load_config
-from .objective import METHODS
+from .objective import METHODS, get_method, load_plugins
 
 EXIT_PREEMPTED = 75    # EX_TEMPFAIL: try again (Snakemake retries, SLURM requeues); the run resumes
 
@@ -27,6 +27,7 @@ def _add_common(p: argparse.ArgumentParser, task: bool = True, out_help: str = "
 
 
 def build_parser() -> argparse.ArgumentParser:
+    load_plugins()          # the baselines register their methods
     ap = argparse.ArgumentParser(prog="lrcbert", description="LRC-BERT distillation and its baselines")
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("make-synthetic", help="write a generated GLUE-format data set")
@@ -39,9 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(sub.add_parser("finetune", help="fine-tune a teacher (model.teacher) on a task"))
     p = sub.add_parser("distill", help="distil a student from a fine-tuned teacher")
     _add_common(p)
-    p.add_argument("--method", default="lrcbert", choices=sorted(set(METHODS) - {"finetune", "general"}),
+    p.add_argument("--method", default="lrcbert", choices=sorted(m for m in METHODS if m != "finetune" and not m.endswith("general")),
                    help="method preset applied before the config files")
-    _add_common(sub.add_parser("general-distill", help="general distillation on a text corpus"), task=False)
+    p = sub.add_parser("general-distill", help="general distillation on a text corpus")
+    _add_common(p, task=False)
+    p.add_argument("--method", default="general", choices=sorted(m for m in METHODS if m.endswith("general")),
+                   help="general-distillation method preset (lrcbert's 'general', or a baseline's)")
     p = sub.add_parser("augment", help="TinyBERT-style augmentation of a task's training set (a TSV)")
     _add_common(p, out_help="output TSV (the task's train layout)", task_required=True)
     p.add_argument("--n-aug", type=int, default=20, help="augmented copies per example")
@@ -76,6 +80,33 @@ def _runs(items: list[str]) -> dict:
             raise ValueError(f"--run {item!r} is not of the form NAME=FOLDER")
         runs[name] = folder
     return runs
+    p = sub.add_parser("bench", help="speed benchmark: step vs floor, padding, inference, ONNX, teacher cache")
+    p.add_argument("--config", action="append", default=[], help="YAML config file (task and data of the ONNX dev set)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    p.add_argument("--out", default="results/bench.json", help="figures as JSON")
+    p.add_argument("--md", default="results/bench.md", help="figures as a Markdown table")
+    p.add_argument("--work", default="runs/bench", help="folder for the trained student, ONNX files and caches")
+    p.add_argument("--quick", action="store_true", help="tiny models and workloads (smoke runs)")
+    p.add_argument("--student", default=None, help="a trained student (save_pretrained folder) for the ONNX section")
+    p.add_argument("--repeats", type=int, default=None, help="timed repeats per measurement")
+    p.add_argument("--sections", default="step,padding,inference,onnx,cache", help="comma-separated subset")
+    p.add_argument("--no-bf16", action="store_true", help="do not measure bf16 autocast")
+    p.add_argument("--compile", action="store_true", help="also measure torch.compile (slow to compile on CPU)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    return ap
+
+
+KINDS = {"finetune": "finetune", "distill": "distill", "general-distill": "general"}
+
+
+def command_config(command: str, method: str | None, task: str | None, files=(), overrides=()):
+    """The configuration a ``lrcbert <command>`` call runs with: defaults <- the method preset (``--method``, or
+    the command's own: finetune, general) with the sections it sets <- config files <- ``--set`` overrides <- the
+    task. The workflow uses it too, to know the config hash a run of the current configuration must carry."""
+    load_plugins()
+    name = method or KINDS.get(command) or command
+    base = get_method(name) if name in METHODS else {"method": {"name": name}}
+    return load_config(files, list(overrides) + ([f"task={task}"] if task else []), base=base)
 
 
 def main(argv=None) -> int:
@@ -91,18 +122,17 @@ def main(argv=None) -> int:
     import transformers
     datasets.disable_progress_bars()                 # keep logs to the training bar and real messages
     transformers.utils.logging.disable_progress_bar()
+    if args.command == "bench":
+        return _bench(args)
     from .data import DataError
     from .engine import TrainingDiverged
     from .models import ModelError
     from .analysis import AnalysisError
     from .run import Preempted, RunError, evaluate_checkpoint, run
-    kind = {"finetune": "finetune", "distill": "distill", "general-distill": "general"}.get(args.command)
-    preset = METHODS[args.method] if args.command == "distill" else METHODS.get(kind, {})
-    base = {"method": {"name": getattr(args, "method", kind or args.command), **preset}}
-    task = getattr(args, "task", None)
-    overrides = list(args.set) + ([f"task={task}"] if task else [])
+    kind = KINDS.get(args.command)
     try:
-        cfg = load_config(args.config, overrides, base=base)
+        cfg = command_config(args.command, getattr(args, "method", None), getattr(args, "task", None),
+                             args.config, args.set)
         if args.command == "evaluate":
             result = evaluate_checkpoint(cfg, args.model, args.out)
         elif args.command == "augment":
@@ -118,6 +148,28 @@ def main(argv=None) -> int:
         print(f"lrcbert: error: {e}", file=sys.stderr)
         return 2
     print(json.dumps(result, indent=2))
+    return 0
+
+
+def _bench(args) -> int:
+    import torch
+    from .bench import SECTIONS, bench
+    from .data import DataError
+    from .models import ModelError
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+    unknown = sorted(set(sections) - set(SECTIONS))
+    try:
+        if unknown:
+            raise ValueError(f"--sections: unknown section(s) {unknown}; known: {', '.join(SECTIONS)}")
+        result = bench(args.out, args.md, sections=sections, cfg_files=args.config, overrides=args.set,
+                       quick=args.quick, student=args.student, repeats=args.repeats, work=args.work,
+                       bf16=not args.no_bf16, compile=args.compile)
+    except (ConfigError, DataError, ModelError, ValueError, OSError) as e:
+        print(f"lrcbert: error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps({k: v for k, v in result.items() if not isinstance(v, dict)}, indent=2))
     return 0
 
 

@@ -43,10 +43,11 @@ class ModelConfig:
     teacher_overrides: dict = field(default_factory=dict)   # BertConfig fields applied with random init
     tokenizer: str | None = None            # default: the teacher's own tokenizer
     student: str | None = None              # checkpoint to start the student from (e.g. general-distilled)
-    student_init: str = "random"            # random | path: whether `student` must be given (LRC-BERT1: random)
+    student_init: str = "random"            # random | path | teacher_layers (copy teacher layers: DistilBERT, PKD)
+    student_layers: list | None = None      # teacher_layers: teacher layers (1..N) copied; None = i * N / M
     student_arch: dict = field(default_factory=lambda: dict(
         num_hidden_layers=4, hidden_size=312, intermediate_size=1200, num_attention_heads=12))
-    attn_implementation: str = "sdpa"       # sdpa | eager
+    attn_implementation: str = "sdpa"       # sdpa | eager | eager_scores (TinyBERT's attention loss)
 
 
 @dataclass
@@ -67,6 +68,17 @@ class MethodConfig:
     perturb: bool = True                    # gradient perturbation of the embedding output (eq. 7-8)
     perturb_norm: str = "per_example"       # per_example | batch : over which slice |g|_2 is taken
     perturb_eps: float = 1.0                # step size multiplying g / |g|_2 (printed: 1)
+    gather_negatives: bool = True           # data parallel: COS-NCE negatives from the global batch (K = B_global - 1)
+    # baselines (see baselines/): keys their terms read; LRC-BERT ignores them
+    pkd_reduction: str = "mean"             # mean | sum : PKD's [CLS] MSE averaged over elements, or summed over d
+    attention_target: str = "probs"         # probs | scores : TinyBERT's attention loss on softmax output or logits
+    contrast_temperature: float = 0.07      # CoDIR / ACKD InfoNCE temperature
+    bank_size: int = 4096                   # CoDIR memory bank of teacher representations (entries)
+    bank_momentum: float = 0.5              # CoDIR: an entry seen again becomes m * old + (1 - m) * new
+    label_aware: bool = True                # CoDIR: negatives only from samples of other labels
+    head: str = "linear"                    # linear | mlp : CoDIR's per-layer projection heads
+    head_dim: int = 128                     # CoDIR: width of the projected representations
+    sar_temperature: float = 1.0            # ACKD: sharpness of sample adaptive reweighting (weights ~ exp(h / t))
 
 
 @dataclass
@@ -81,12 +93,18 @@ class TrainConfig:
     warmup: float = 0.1                     # fraction of steps of linear warm-up
     lr_schedule: str = "linear"             # linear | constant | linear_per_stage (paper: not stated)
     grad_clip: float = 1.0                  # 0 = off
+    max_bad_steps: int = 0                  # non-finite steps skipped (no update) before the run stops; 0 = stop
     mixed_precision: str = "no"             # no | bf16 | fp16 (GPU)
     checkpoint_every: int = 500             # steps; 0 = only at the end
     keep_checkpoints: int = 2
     log_every: int = 1                      # steps between rows of losses.csv
     num_workers: int = 0
     stop_after_steps: int | None = None     # leave the run unfinished after N steps (tests of resume)
+    teacher_cache: str = "auto"             # auto | on | off : teacher outputs computed once, memory-mapped fp16
+    teacher_cache_max_bytes: int = 20_000_000_000   # auto: cache when the size estimate is below this
+    length_grouped: bool = False            # batches of similar lengths (shuffled mega-batches sorted by length)
+    length_group_size: int = 50             # batches per mega-batch sorted by length (length_grouped)
+    compile: bool = False                   # torch.compile the student and teacher forward passes
 
 
 @dataclass
@@ -101,28 +119,37 @@ class Config:
         return asdict(self)
 
     def hash(self) -> str:
-        """Stable short hash of what a run's results depend on: the resolved configuration less the keys
-        that only steer book-keeping (``NOT_HASHED``), so a resumed run keeps its hash."""
-        d = self.to_dict()
+        """Stable short hash of what a run's results depend on: the settings that differ from the defaults,
+        less the keys that only steer book-keeping (``NOT_HASHED``, so a resumed run keeps its hash). Taking
+        only the differences means that a key added to the package later (with a default that keeps the old
+        behaviour) leaves the hashes of existing runs, and so their resumption and aggregation, unchanged."""
+        d, defaults = self.to_dict(), Config().to_dict()
         for key in NOT_HASHED:
             section, name = key.split(".")
             d[section].pop(name)
-        blob = json.dumps(d, sort_keys=True, default=str).encode()
+        diff = {section: ({k: v for k, v in values.items() if defaults[section].get(k, object()) != v}
+                          if isinstance(values, dict) else values)
+                for section, values in d.items()}
+        blob = json.dumps(diff, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 
 
 CHOICES = {
     "data.source": ("hub", "tsv", "synthetic"),
-    "model.student_init": ("random", "path"),
-    "model.attn_implementation": ("sdpa", "eager"),
+    "model.student_init": ("random", "path", "teacher_layers"),
+    "model.attn_implementation": ("sdpa", "eager", "eager_scores"),   # eager_scores: baselines/tinybert.py
     "method.layer_loss": ("cos_nce", "mse"),
     "method.representation": ("flatten", "cls", "mean"),
     "method.negatives": ("in_batch",),
     "method.projection": ("shared", "per_layer"),
     "method.hard_target": ("one_hot", "tempered"),
     "method.perturb_norm": ("per_example", "batch"),
+    "method.pkd_reduction": ("mean", "sum"),
+    "method.attention_target": ("probs", "scores"),
+    "method.head": ("linear", "mlp"),
     "train.mixed_precision": ("no", "bf16", "fp16"),
     "train.lr_schedule": ("linear", "constant", "linear_per_stage"),
+    "train.teacher_cache": ("auto", "on", "off"),
 }
 NOT_HASHED = ("train.checkpoint_every", "train.keep_checkpoints", "train.log_every", "train.num_workers",
               "train.stop_after_steps", "train.eval_batch_size")
@@ -197,11 +224,18 @@ def validate(cfg: Config) -> Config:
                 raise ConfigError(f"config key 'method.{stage}.{term}' must be a number >= 0, got {w!r}")
     if m.temperature <= 0:
         raise ConfigError(f"config key 'method.temperature' must be > 0, got {m.temperature}")
+    if m.contrast_temperature <= 0 or m.sar_temperature <= 0:
+        raise ConfigError("config keys 'method.contrast_temperature' and 'method.sar_temperature' must be > 0")
+    if m.bank_size < 1 or m.head_dim < 1 or not 0.0 <= m.bank_momentum < 1.0:
+        raise ConfigError("config keys 'method.bank_size' and 'method.head_dim' must be >= 1 and "
+                          f"'method.bank_momentum' in [0, 1); got {m.bank_size}, {m.head_dim}, {m.bank_momentum}")
     if m.perturb_eps < 0:
         raise ConfigError(f"config key 'method.perturb_eps' must be >= 0, got {m.perturb_eps}")
-    for key in ("batch_size", "eval_batch_size", "keep_checkpoints", "log_every"):
+    for key in ("batch_size", "eval_batch_size", "keep_checkpoints", "log_every", "length_group_size"):
         if getattr(t, key) < 1:
             raise ConfigError(f"config key 'train.{key}' must be >= 1, got {getattr(t, key)}")
+    if t.max_bad_steps < 0:
+        raise ConfigError(f"config key 'train.max_bad_steps' must be >= 0, got {t.max_bad_steps}")
     if t.batch_size < 2 and m.layer_loss == "cos_nce":
         raise ConfigError("config key 'train.batch_size' must be >= 2: in-batch COS-NCE needs negatives")
     if t.lr <= 0 or t.epochs <= 0:

@@ -210,3 +210,37 @@ class EpochSampler(torch.utils.data.Sampler):
 
     def __len__(self):
         return self.n - self.skip
+
+
+def lengths(ds: datasets.Dataset) -> list[int]:
+    """Tokens per example of a tokenised data set (before padding)."""
+    return [len(x) for x in ds["input_ids"]]
+
+
+class LengthGroupedSampler(EpochSampler):
+    """Batches of similar lengths, so that dynamic padding pads little (as transformers' LengthGroupedSampler).
+
+    Per epoch: the same permutation as ``EpochSampler`` (seed, epoch), cut into mega-batches of ``group``
+    batches; each mega-batch is sorted by length (longest first) and cut into batches; the full batches are
+    then put in a random order from the same generator, the incomplete one last (``drop_last`` drops it).
+    Deterministic from (seed, epoch), so ``position(epoch, skip)`` resumes it like ``EpochSampler``."""
+
+    def __init__(self, lengths: list[int], batch_size: int, seed: int, group: int = 50):
+        super().__init__(len(lengths), seed, shuffle=True)
+        self.lengths, self.batch_size, self.group = list(lengths), batch_size, group
+
+    def order(self) -> list[int]:
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        perm = torch.randperm(self.n, generator=g).tolist()
+        mega = self.batch_size * self.group
+        batches = []
+        for start in range(0, self.n, mega):
+            chunk = sorted(perm[start:start + mega], key=lambda i: -self.lengths[i])
+            batches += [chunk[i:i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
+        full = [b for b in batches if len(b) == self.batch_size]
+        rest = [i for b in batches if len(b) < self.batch_size for i in b]
+        shuffled = [full[k] for k in torch.randperm(len(full), generator=g).tolist()]
+        return [i for b in shuffled for i in b] + rest
+
+    def __iter__(self):
+        return iter(self.order()[self.skip:])

@@ -10,9 +10,11 @@ from __future__ import annotations
 import csv
 import functools
 import math
+import shutil
 import signal
 import sys
 import threading
+import warnings
 from pathlib import Path
 
 import torch
@@ -21,7 +23,7 @@ from accelerate.utils import DistributedDataParallelKwargs, set_seed
 from tqdm.auto import tqdm
 
 from . import checkpoint
-from .data import EpochSampler
+from .data import EpochSampler, LengthGroupedSampler, lengths
 from .models import embedding_module
 from .objective import TERMS, Objective, combine
 
@@ -110,7 +112,11 @@ class Trainer:
         if len(train_set) < t.batch_size * world:
             raise ValueError(f"training set has {len(train_set)} examples, fewer than one global batch "
                              f"({t.batch_size} x {world} processes)")
-        self.sampler = EpochSampler(len(train_set), t.seed)
+        if t.length_grouped:
+            self.sampler = LengthGroupedSampler(lengths(train_set), t.batch_size, t.seed, t.length_group_size)
+        else:
+            self.sampler = EpochSampler(len(train_set), t.seed)
+        self.train_set, self.collate = train_set, collate
         # the loader gets its own generator: drawing its base seed from the global RNG at each new iterator
         # would shift the dropout stream of a resumed run against an uninterrupted one
         loader = torch.utils.data.DataLoader(train_set, batch_size=t.batch_size, sampler=self.sampler,
@@ -118,7 +124,8 @@ class Trainer:
                                              generator=torch.Generator().manual_seed(t.seed))
         self.steps_per_epoch = len(train_set) // (t.batch_size * world)
         self.total_steps = t.max_steps or max(1, math.ceil(t.epochs * self.steps_per_epoch))
-        optimizer = torch.optim.AdamW(_decay_groups([student, objective], t.weight_decay), lr=t.lr)
+        # fused AdamW: one kernel over all parameters (on a CPU about 7x faster than the default foreach path)
+        optimizer = torch.optim.AdamW(_decay_groups([student, objective], t.weight_decay), lr=t.lr, fused=True)
         boundary = int(math.ceil(cfg.method.stage_split * self.total_steps))
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, functools.partial(
             lr_factor, total=self.total_steps, warmup=t.warmup, schedule=t.lr_schedule, boundary=boundary))
@@ -128,9 +135,15 @@ class Trainer:
         has_params = any(p.requires_grad for p in objective.parameters())
         self.objective = self.accelerator.prepare(objective) if has_params else objective.to(self.accelerator.device)
         self.teacher = teacher.to(self.accelerator.device).eval() if teacher is not None else None
+        if t.compile:
+            for model in (self.accelerator.unwrap_model(self.student), self.teacher):
+                if model is not None:
+                    model.compile()
+        self.cache, self.cache_choice = None, None
         self.tap = EmbeddingTap(embedding_module(self.accelerator.unwrap_model(self.student)))
         self.ckpt_dir = self.run_dir / "checkpoints"
         self.step = 0
+        self.bad_steps = 0     # non-finite steps skipped so far (train.max_bad_steps)
 
     # -- checkpoints -------------------------------------------------------------------------------------
     def _modules(self) -> dict:
@@ -144,7 +157,8 @@ class Trainer:
             trainer_state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                              "rng": checkpoint.rng_state()}
             path = checkpoint.save(self.ckpt_dir, self.step, self._modules(), trainer_state,
-                                   {"total_steps": self.total_steps}, self.cfg.train.keep_checkpoints)
+                                   {"total_steps": self.total_steps, "bad_steps": self.bad_steps},
+                                   self.cfg.train.keep_checkpoints)
         self.accelerator.wait_for_everyone()
         return path
 
@@ -157,23 +171,46 @@ class Trainer:
         self.scheduler.load_state_dict(trainer_state["scheduler"])
         checkpoint.set_rng_state(trainer_state["rng"])
         self.step = int(state["step"])
+        self.bad_steps = int(state.get("bad_steps", 0))
         self.accelerator.print(f"resuming from {path} at step {self.step}/{self.total_steps}")
         return True
 
     # -- one step ------------------------------------------------------------------------------------------
     def _losses(self, model, objective, batch, weights, t_out):
-        hidden = self.objective_module.needs_hidden(weights)
-        s_out = model(**_inputs(batch), output_hidden_states=hidden)
+        s_out = model(**_inputs(batch), **self.objective_module.outputs(weights))
         terms = objective(s_out, t_out, batch, weights)
         return terms, combine(terms, weights)
+
+    def prepare_teacher_cache(self):
+        """Decide (``train.teacher_cache``) and, if chosen, build or reopen the run's teacher cache."""
+        from .teacher_cache import TeacherCache, decide
+        if self.teacher is None:
+            return None
+        obj = self.objective_module
+        num_labels = getattr(self.teacher.config, "num_labels", 1)
+        self.cache_choice = decide(self.cfg, lengths(self.train_set), self.teacher.config, obj.phi, num_labels)
+        if self.cache_choice["use"]:
+            path, key = self.run_dir / "teacher_cache", self.cfg.hash()
+            if self.accelerator.is_main_process and not TeacherCache.is_complete(path, key):
+                TeacherCache.build(path, key, self.teacher, self.train_set, self.collate, obj.phi,
+                                   self.cfg.train.eval_batch_size, self.accelerator.device, self.accelerator.autocast)
+            self.accelerator.wait_for_everyone()
+            self.cache = TeacherCache(path)
+        return self.cache_choice
+
+    def teacher_outputs(self, batch, weights):
+        """The teacher's outputs for ``batch``: from the cache when there is one, else a forward pass."""
+        if self.teacher is None or not self.objective_module.needs_teacher(weights):
+            return None
+        if self.cache is not None:
+            return self.cache.lookup(batch, self.accelerator.device)
+        with torch.no_grad(), self.accelerator.autocast():
+            return self.teacher(**_inputs(batch), **self.objective_module.outputs(weights))
 
     def train_step(self, batch) -> dict:
         m = self.cfg.method
         weights = self.objective_module.weights(self.step, self.total_steps)
-        t_out = None
-        if self.teacher is not None and self.objective_module.needs_teacher(weights):
-            with torch.no_grad(), self.accelerator.autocast():
-                t_out = self.teacher(**_inputs(batch), output_hidden_states=self.objective_module.needs_hidden(weights))
+        t_out = self.teacher_outputs(batch, weights)
         record = {}
         with self.accelerator.autocast():
             if m.perturb:
@@ -192,19 +229,30 @@ class Trainer:
                     self.tap.replace = None
             else:
                 terms, total = self._losses(self.student, self.objective, batch, weights, t_out)
-        if not torch.isfinite(total):
-            self._diverged(f"loss is {total.item()}", terms)
-        self.accelerator.backward(total)
-        params = [p for g in self.optimizer.param_groups for p in g["params"]]
-        if self.cfg.train.grad_clip > 0:
-            norm = self.accelerator.clip_grad_norm_(params, self.cfg.train.grad_clip)
+        bad = None if torch.isfinite(total) else f"loss is {total.item()}"
+        if bad is None:
+            self.accelerator.backward(total)
+            params = [p for g in self.optimizer.param_groups for p in g["params"]]
+            if self.cfg.train.grad_clip > 0:
+                norm = self.accelerator.clip_grad_norm_(params, self.cfg.train.grad_clip)
+            else:
+                norm = torch.norm(torch.stack([p.grad.norm() for p in params if p.grad is not None]))
+            if not torch.isfinite(torch.as_tensor(norm)):
+                bad = f"gradient norm is {float(norm)}"
+        if bad is not None:
+            self.bad_steps += 1
+            if self.bad_steps > self.cfg.train.max_bad_steps:
+                self._diverged(bad, terms)
+            self.accelerator.print(f"step {self.step + 1}: {bad}; skipped without an update "
+                                   f"({self.bad_steps} of train.max_bad_steps={self.cfg.train.max_bad_steps})")
+            with warnings.catch_warnings():     # the schedule steps without an optimizer step, on purpose
+                warnings.simplefilter("ignore", UserWarning)
+                self.scheduler.step()          # so that it stays aligned with the step count
         else:
-            norm = torch.norm(torch.stack([p.grad.norm() for p in params if p.grad is not None]))
-        if not torch.isfinite(torch.as_tensor(norm)):
-            self._diverged(f"gradient norm is {float(norm)}", terms)
-        self.optimizer.step()
-        self.scheduler.step()
+            self.optimizer.step()
+            self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
+        record["bad_steps"] = self.bad_steps
         record.update({t: v.item() for t, v in terms.items()})
         record.update({f"w_{t}": w for t, w in weights.items()})
         record["total"] = total.item()
@@ -223,7 +271,7 @@ class Trainer:
     # -- the loop ------------------------------------------------------------------------------------------
     def _log_writer(self, resumed: bool):
         path = self.run_dir / "losses.csv"
-        columns = ["step", "epoch", "lr", "total", "loss_clean", *TERMS, *(f"w_{t}" for t in TERMS)]
+        columns = ["step", "epoch", "lr", "total", "loss_clean", *TERMS, *(f"w_{t}" for t in TERMS), "bad_steps"]
         rows = []
         if resumed and path.is_file():   # drop rows logged after the checkpoint we resumed from
             with open(path, newline="") as f:
@@ -255,6 +303,8 @@ class Trainer:
     def _fit(self) -> str:
         t = self.cfg.train
         resumed = self.resume()
+        if self.cache_choice is None:
+            self.prepare_teacher_cache()
         main = self.accelerator.is_main_process
         log_file, log = self._log_writer(resumed) if main else (None, None)
         world = self.accelerator.num_processes
@@ -286,6 +336,8 @@ class Trainer:
                         break
             if status == "finished":
                 self.save_checkpoint()
+                if self.cache is not None and self.accelerator.is_main_process:   # only needed while training
+                    shutil.rmtree(self.cache.path, ignore_errors=True)
         finally:
             bar.close()
             if log_file:

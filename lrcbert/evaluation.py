@@ -14,9 +14,18 @@ _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 @torch.no_grad()
-def predict(model, dataset, collate, batch_size: int, device=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(logits, labels, idx) of ``model`` over ``dataset`` in order."""
+def predict(model, dataset, collate, batch_size: int, device=None,
+            by_length: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(logits, labels, idx) of ``model`` over ``dataset`` in order. With ``by_length`` the examples run in
+    batches sorted by length (little padding with a dynamically padding collator); the outputs are put
+    back in the data set's order."""
     device = device or next(model.parameters()).device
+    if by_length and len(dataset) > batch_size and "input_ids" in dataset.column_names:
+        order = np.argsort([len(x) for x in dataset["input_ids"]], kind="stable")
+        inverse = np.empty_like(order)
+        inverse[order] = np.arange(len(order))
+        out = predict(model, dataset.select(order.tolist()), collate, batch_size, device, by_length=False)
+        return tuple(x[inverse] for x in out)
     model.eval()
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
     logits, labels, idx = [], [], []

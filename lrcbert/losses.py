@@ -40,18 +40,24 @@ def cos_nce(student: torch.Tensor, teacher: torch.Tensor, negatives: torch.Tenso
     return cos_nce_from_distances(g_pos, g_neg)
 
 
-def in_batch_cos_nce(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+def in_batch_cos_nce(student: torch.Tensor, teacher: torch.Tensor, offset: int = 0) -> torch.Tensor:
     """COS-NCE with in-batch negatives: sample b's negatives are the teacher vectors of the other B - 1
     samples. Equal to ``cos_nce(student, teacher, negatives)`` with those negatives gathered explicitly,
-    but computed from one (B, B) cosine matrix instead of materialising (B, B-1, D)."""
-    b = student.shape[0]
-    if b < 2:
+    but computed from one (B, B) cosine matrix instead of materialising (B, B-1, D).
+
+    ``teacher`` may hold more rows than ``student`` (G >= B, e.g. the global batch of several processes):
+    student row b's positive is then teacher row ``offset + b`` and its K = G - 1 negatives all other rows."""
+    b, n = student.shape[0], teacher.shape[0]
+    if n < 2:
         raise ValueError("in-batch COS-NCE needs a batch of at least 2 samples")
+    if not 0 <= offset <= n - b:
+        raise ValueError(f"offset {offset} does not place {b} student rows among {n} teacher rows")
     s = F.normalize(student, dim=-1, eps=EPS)
     t = F.normalize(teacher, dim=-1, eps=EPS)
     g = 1.0 - s @ t.T                          # g[b, j] = g(t_j, s_b)
-    off = ~torch.eye(b, dtype=torch.bool, device=g.device)
-    return cos_nce_from_distances(g.diagonal(), g[off].view(b, b - 1))
+    pos = torch.zeros(b, n, dtype=torch.bool, device=g.device)
+    pos[torch.arange(b, device=g.device), offset + torch.arange(b, device=g.device)] = True
+    return cos_nce_from_distances(g[pos], g[~pos].view(b, n - 1))
 
 
 def layer_vectors(hidden: torch.Tensor, mask: torch.Tensor, representation: str = "flatten") -> torch.Tensor:

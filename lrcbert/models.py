@@ -1,6 +1,7 @@
 """Teacher and student models (transformers BERT), the layer mapping phi and the label-order check."""
 from __future__ import annotations
 
+import copy
 import re
 
 import torch
@@ -87,19 +88,55 @@ def build_teacher(cfg, task: Task | None, finetuned: bool) -> nn.Module:
     return _auto(task).from_pretrained(resolve(m.teacher), attn_implementation=m.attn_implementation, **kw)
 
 
-def build_student(cfg, task: Task | None, teacher_config) -> nn.Module:
-    """The student: from ``model.student`` when given (e.g. a general-distilled encoder, its head new), else
-    a randomly initialised BERT of ``model.student_arch`` sharing the teacher's vocabulary and positions."""
+def build_student(cfg, task: Task | None, teacher_config, teacher: nn.Module | None = None) -> nn.Module:
+    """The student: from ``model.student`` when given (e.g. a general-distilled encoder, its head new); with
+    ``model.student_init: teacher_layers`` a copy of ``teacher``'s embeddings, pooler and the teacher layers
+    ``model.student_layers`` (DistilBERT, BERT-PKD); else a randomly initialised BERT of
+    ``model.student_arch`` sharing the teacher's vocabulary and positions."""
     m = cfg.model
     kw = _head_kwargs(task)
     if m.student:
         return _auto(task).from_pretrained(resolve(m.student), attn_implementation=m.attn_implementation, **kw)
+    if m.student_init == "teacher_layers":
+        return student_from_teacher_layers(teacher, task, m.student_arch, m.student_layers, m.attn_implementation)
     conf = BertConfig(vocab_size=teacher_config.vocab_size,
                       max_position_embeddings=teacher_config.max_position_embeddings,
                       type_vocab_size=teacher_config.type_vocab_size,
                       pad_token_id=teacher_config.pad_token_id, **m.student_arch, **kw)
     conf._attn_implementation = m.attn_implementation
     return _auto(task).from_config(conf)
+
+
+def student_from_teacher_layers(teacher: nn.Module, task: Task | None, arch: dict,
+                                layers: list | None, attn_implementation: str = "sdpa") -> nn.Module:
+    """A student of the teacher's width whose transformer layers are copies of the teacher's layers ``layers``
+    (1..N; default i * N / M for M = ``arch["num_hidden_layers"]``), embeddings and pooler copied too; the
+    classification head is new. ``arch`` must match the teacher's width (hidden, intermediate, heads)."""
+    if teacher is None:
+        raise ModelError("model.student_init 'teacher_layers' needs a teacher to copy from")
+    tc = teacher.config
+    for key in ("hidden_size", "intermediate_size", "num_attention_heads"):
+        if key in arch and arch[key] != getattr(tc, key):
+            raise ModelError(f"model.student_arch.{key}={arch[key]} differs from the teacher's {getattr(tc, key)}; "
+                             "model.student_init 'teacher_layers' copies teacher layers, so they must match")
+    n_teacher = tc.num_hidden_layers
+    try:
+        chosen = layer_map(arch["num_hidden_layers"], n_teacher, layers)
+    except ModelError as e:
+        raise ModelError(str(e).replace("method.layer_map", "model.student_layers")) from None
+    conf = copy.deepcopy(tc)
+    conf._attn_implementation = attn_implementation
+    conf.num_hidden_layers = len(chosen)
+    for k, v in _head_kwargs(task).items():
+        setattr(conf, k, v)
+    student = _auto(task).from_config(conf)
+    src, dst = teacher.base_model, student.base_model
+    dst.embeddings.load_state_dict(src.embeddings.state_dict())
+    for i, j in enumerate(chosen):
+        dst.encoder.layer[i].load_state_dict(src.encoder.layer[j - 1].state_dict())
+    if getattr(src, "pooler", None) is not None and getattr(dst, "pooler", None) is not None:
+        dst.pooler.load_state_dict(src.pooler.state_dict())
+    return student
 
 
 def layer_map(student_layers: int, teacher_layers: int, explicit: list | None = None) -> list[int]:

@@ -7,11 +7,14 @@ Terms (weights come from ``method.stage1`` / ``method.stage2``):
          with in-batch negatives, or MSE for BERT_M;
   soft   eq. (4) on the logits (MSE for regression);
   hard   eq. (5) against the gold label (MSE for regression).
-Other methods (baselines) add terms by registering a function in ``TERMS``.
+Other methods (the baselines in the top-level ``baselines`` package) register their own terms with
+``register_term`` and their presets with ``register_method``; ``get_method`` loads those plug-ins on first use,
+so lrcbert never imports them at module import time.
 """
 from __future__ import annotations
 
-from typing import Callable
+import importlib
+from typing import Callable, NamedTuple
 
 import torch
 from torch import nn
@@ -41,6 +44,31 @@ METHODS: dict[str, dict] = {
 }
 
 
+def global_in_batch_cos_nce(s_vec: torch.Tensor, t_vec: torch.Tensor, gather: bool = True) -> torch.Tensor:
+    """In-batch COS-NCE (eq. 1-2) of this process's rows. Under data parallelism with ``gather``, each row's
+    negatives are the teacher vectors of all other rows of the GLOBAL batch (K = B x world - 1): the teacher
+    vectors (no gradient) are gathered from every process and the loss is the mean over the local rows, so
+    the processes' average (what DDP's gradient averaging optimises) equals the loss of one process on the
+    whole global batch. Vectors are zero-padded to the longest process's width first (dynamic padding gives
+    flattened layers different lengths; zeros change no cosine)."""
+    dist = torch.distributed
+    if not gather or not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return losses.in_batch_cos_nce(s_vec, t_vec)
+    world, rank = dist.get_world_size(), dist.get_rank()
+    shape = torch.tensor([t_vec.shape[0], t_vec.shape[1]], device=t_vec.device)
+    shapes = [torch.zeros_like(shape) for _ in range(world)]
+    dist.all_gather(shapes, shape)
+    rows = [int(x[0]) for x in shapes]
+    if len(set(rows)) != 1:
+        raise ValueError(f"gathered COS-NCE needs equal local batches; got {rows}")
+    width = max(int(x[1]) for x in shapes)
+    s_vec = torch.nn.functional.pad(s_vec, (0, width - s_vec.shape[1]))
+    t_vec = torch.nn.functional.pad(t_vec.detach(), (0, width - t_vec.shape[1])).contiguous()
+    parts = [torch.empty_like(t_vec) for _ in range(world)]
+    dist.all_gather(parts, t_vec)
+    return losses.in_batch_cos_nce(s_vec, torch.cat(parts), offset=rank * rows[0])
+
+
 def _layer_term(obj: "Objective", s_out, t_out, batch) -> torch.Tensor:
     mask = batch["attention_mask"]
     total = 0.0
@@ -51,8 +79,9 @@ def _layer_term(obj: "Objective", s_out, t_out, batch) -> torch.Tensor:
             total = total + losses.masked_mse(h_s, h_t, mask)
         else:
             rep = obj.method.representation
-            total = total + losses.in_batch_cos_nce(losses.layer_vectors(h_s, mask, rep),
-                                                    losses.layer_vectors(h_t, mask, rep))
+            total = total + global_in_batch_cos_nce(losses.layer_vectors(h_s, mask, rep),
+                                                    losses.layer_vectors(h_t, mask, rep),
+                                                    obj.method.gather_negatives)
     return total
 
 
@@ -66,12 +95,64 @@ def _hard_term(obj: "Objective", s_out, t_out, batch) -> torch.Tensor:
     return losses.hard_loss(s_out.logits.float(), batch["labels"], m.temperature, m.hard_target, obj.regression)
 
 
-# name -> (function, needs the teacher, needs hidden states)
-TERMS: dict[str, tuple[Callable, bool, bool]] = {
-    "layer": (_layer_term, True, True),
-    "soft": (_soft_term, True, False),
-    "hard": (_hard_term, False, False),
+class Term(NamedTuple):
+    """A loss term: ``fn(objective, s_out, t_out, batch)``, what the model calls must return for it, and an
+    optional ``setup(objective, student_config, teacher_config)`` that adds the trainable modules or state
+    (buffers, saved with the objective in checkpoints) the term needs."""
+    fn: Callable
+    needs_teacher: bool
+    needs_hidden: bool
+    needs_attentions: bool = False
+    needs_logits: bool = True          # False: usable without a task (general distillation)
+    setup: Callable | None = None
+
+
+TERMS: dict[str, Term] = {
+    "layer": Term(_layer_term, True, True, needs_logits=False),
+    "soft": Term(_soft_term, True, False),
+    "hard": Term(_hard_term, False, False),
 }
+# presets of other config sections that a method brings along (e.g. a baseline's student initialisation)
+PRESETS: dict[str, dict] = {}
+PLUGINS = ("baselines",)               # modules that register further methods and terms when first needed
+_loaded = False
+
+
+def register_term(name: str, term: Term) -> None:
+    if name in TERMS and TERMS[name] is not term:
+        raise ValueError(f"loss term {name!r} is already registered")
+    TERMS[name] = term
+
+
+def register_method(name: str, method: dict, **sections) -> None:
+    """A named preset: a diff of ``method`` keys, plus optional diffs of other sections (``model=...``)."""
+    if name in METHODS and METHODS[name] != method:
+        raise ValueError(f"method {name!r} is already registered")
+    METHODS[name] = method
+    if sections:
+        PRESETS[name] = sections
+
+
+def load_plugins() -> None:
+    """Import the plug-in packages (once); a missing one is skipped."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for name in PLUGINS:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name != name:
+                raise
+
+
+def get_method(name: str) -> dict:
+    """The config diff (``{"method": {...}, other sections}``) of a named method, plug-ins included."""
+    load_plugins()
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; known: {', '.join(sorted(METHODS))}")
+    return {**PRESETS.get(name, {}), "method": {"name": name, **METHODS[name]}}
 
 
 class Objective(nn.Module):
@@ -79,6 +160,7 @@ class Objective(nn.Module):
 
     def __init__(self, method, task: Task | None, student_config, teacher_config=None):
         super().__init__()
+        load_plugins()
         self.method = method
         self.regression = bool(task and task.is_regression)
         for stage in ("stage1", "stage2"):
@@ -86,18 +168,29 @@ class Objective(nn.Module):
             if unknown:
                 raise ValueError(f"config key 'method.{stage}' names unknown term(s) {sorted(unknown)}; "
                                  f"known: {sorted(TERMS)}")
-            if task is None and any(w and t != "layer" for t, w in getattr(method, stage).items()):
-                raise ValueError(f"method.{stage}: general distillation has no labels or logits; "
-                                 "only the 'layer' term may be weighted")
+            if task is None and any(w and TERMS[t].needs_logits for t, w in getattr(method, stage).items()):
+                raise ValueError(f"method.{stage}: general distillation has no labels or logits; only terms "
+                                 f"without them may be weighted ({sorted(t for t in TERMS if not TERMS[t].needs_logits)})")
         stages = [s for s, used in (("stage1", method.stage_split > 0), ("stage2", method.stage_split < 1)) if used]
-        self.uses_layers = any(self._weight(s, "layer") for s in stages)
+        self.used = [t for t in TERMS if any(self._weight(s, t) for s in stages)]
+        self.uses_layers = "layer" in self.used
         self.phi: list[int] = []
-        if self.uses_layers:
+        if teacher_config is not None and any(TERMS[t].needs_hidden or TERMS[t].needs_attentions for t in self.used):
             self.phi = layer_map(student_config.num_hidden_layers, teacher_config.num_hidden_layers,
                                  method.layer_map)
-            n = 1 if method.projection == "shared" else len(self.phi)
-            self.proj = nn.ModuleList(nn.Linear(student_config.hidden_size, teacher_config.hidden_size, bias=False)
-                                      for _ in range(n))
+        if self.uses_layers:
+            self.add_projection(student_config, teacher_config)
+        for t in self.used:
+            if TERMS[t].setup is not None:
+                TERMS[t].setup(self, student_config, teacher_config)
+
+    def add_projection(self, student_config, teacher_config) -> None:
+        """W (eq. 3): student width -> teacher width, shared by all mapped layers or one per layer."""
+        if hasattr(self, "proj"):
+            return
+        n = 1 if self.method.projection == "shared" else len(self.phi)
+        self.proj = nn.ModuleList(nn.Linear(student_config.hidden_size, teacher_config.hidden_size, bias=False)
+                                  for _ in range(n))
 
     def _weight(self, stage: str, term: str) -> float:
         return float(getattr(self.method, stage).get(term, 0.0))
@@ -114,14 +207,21 @@ class Objective(nn.Module):
         return {t: self._weight(stage, t) for t in TERMS if self._weight(stage, t) != 0.0}
 
     def needs_teacher(self, weights: dict) -> bool:
-        return any(TERMS[t][1] for t in weights)
+        return any(TERMS[t].needs_teacher for t in weights)
 
     def needs_hidden(self, weights: dict) -> bool:
-        return any(TERMS[t][2] for t in weights)
+        return any(TERMS[t].needs_hidden for t in weights)
+
+    def outputs(self, weights: dict) -> dict:
+        """What the model calls must return for the terms of ``weights`` (keyword arguments of a forward)."""
+        out = {"output_hidden_states": self.needs_hidden(weights)}
+        if any(TERMS[t].needs_attentions for t in weights):
+            out["output_attentions"] = True
+        return out
 
     def forward(self, s_out, t_out, batch, weights: dict) -> dict[str, torch.Tensor]:
         """The value of every term with a non-zero weight (unweighted)."""
-        return {t: TERMS[t][0](self, s_out, t_out, batch) for t in weights}
+        return {t: TERMS[t].fn(self, s_out, t_out, batch) for t in weights}
 
 
 def combine(terms: dict[str, torch.Tensor], weights: dict[str, float]) -> torch.Tensor:

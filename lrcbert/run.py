@@ -20,7 +20,7 @@ from . import data as D
 from .engine import Trainer
 from .evaluation import compute_metrics, predict, to_predictions, write_submission
 from .models import build_student, build_teacher, check_labels, count_parameters, load_tokenizer, resolve
-from .objective import Objective
+from .objective import Objective, load_plugins
 from .runinfo import atomic_write_json, atomic_write_text, device_name, git_commit, peak_memory_mb, versions
 from .tasks import EVAL_SPLITS, TASKS, get_task
 
@@ -81,6 +81,7 @@ def run(cfg, out_dir: str | Path, kind: str) -> dict:
         print(f"{out}: already finished with this configuration; nothing to do")
         return json.loads((out / "metrics.json").read_text())
     start = time.time()
+    load_plugins()                  # baseline terms and attention implementations, before any model is built
     set_seed(cfg.train.seed)        # model initialisation (student, W, new heads) is seeded too
     task = None if kind == "general" else get_task(cfg.task)
     tokenizer = load_tokenizer(cfg)
@@ -90,7 +91,7 @@ def run(cfg, out_dir: str | Path, kind: str) -> dict:
         student = build_teacher(cfg, task, finetuned=False)
     else:
         teacher = build_teacher(cfg, task, finetuned=(kind == "distill"))
-        student = build_student(cfg, task, teacher.config)
+        student = build_student(cfg, task, teacher.config, teacher)
         if task is not None:
             check_labels(student.config, task, f"student {cfg.model.student or '(new)'}")
     objective = Objective(cfg.method, task, student.config, teacher.config if teacher is not None else None)
@@ -118,9 +119,10 @@ def run(cfg, out_dir: str | Path, kind: str) -> dict:
     device = trainer.accelerator.device
     record = {"kind": kind, "task": cfg.task if task else "general", "method": cfg.method.name,
               "config_hash": cfg.hash(), "seed": cfg.train.seed, "steps": trainer.step,
+              "bad_steps_skipped": trainer.bad_steps,
               "params": count_parameters(student), "params_without_embeddings": count_parameters(student, False),
               "wall_time_s": round(time.time() - start, 2), "peak_memory_mb": round(peak_memory_mb(device), 1),
-              "device": device_name(device), "processes": trainer.accelerator.num_processes,
+              "device": device_name(device), "processes": trainer.accelerator.num_processes, "teacher_cache": trainer.cache_choice,
               "git_commit": git_commit(), "versions": versions(), "status": "finished"}
     atomic_write_json(out / "run.json", record)
     result = {"task": record["task"], "kind": kind, "config_hash": cfg.hash(), "seed": cfg.train.seed,

@@ -64,6 +64,17 @@ def test_hash_changes_with_any_key():
     assert a.hash() == load_config().hash() and a.hash() != b.hash()
 
 
+def test_hash_covers_only_settings_that_differ_from_the_defaults():
+    """So that a key added later with a backward-compatible default keeps every existing run's hash."""
+    import hashlib
+    import json
+    assert load_config(overrides=["method.temperature=1.1"]).hash() == load_config().hash()     # the default
+    assert load_config(overrides=["train.checkpoint_every=7"]).hash() == load_config().hash()   # book-keeping
+    cfg = load_config(overrides=["method.perturb_eps=0.5", "task=rte"])
+    diff = {"task": "rte", "data": {}, "model": {}, "method": {"perturb_eps": 0.5}, "train": {}}
+    assert cfg.hash() == hashlib.sha256(json.dumps(diff, sort_keys=True).encode()).hexdigest()[:12]
+
+
 def test_presets_are_diffs_of_known_keys():
     for name, diff in METHODS.items():
         cfg = load_config(base={"method": diff})

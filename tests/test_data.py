@@ -46,6 +46,7 @@ def test_tsv_layouts(tmp_path):
     ({"STS-B/train.tsv": "index\tsentence1\tsentence2\tscore\n0\ta\tb\tnan\n"}, "stsb", "train",
      "row 1: score 'nan' is not a number"),
 ])
+@pytest.mark.faults
 def test_bad_data_named_in_one_line(tmp_path, files, task, split, message):
     for name, text in files.items():
         write(tmp_path / name, text)
@@ -54,6 +55,7 @@ def test_bad_data_named_in_one_line(tmp_path, files, task, split, message):
     assert message.format(root=tmp_path) in str(e.value) and "\n" not in str(e.value)
 
 
+@pytest.mark.faults
 def test_unknown_task():
     with pytest.raises(ValueError, match="unknown task 'mnli-m'"):
         get_task("mnli-m")
@@ -89,6 +91,7 @@ def test_hub_source_maps_columns_and_labels(monkeypatch):
     assert calls[-1] == ("nyu-mll/glue", "mrpc", "test") and mrpc["idx"] == [5]
 
 
+@pytest.mark.faults
 def test_hub_label_order_mismatch_is_refused(monkeypatch):
     def load_dataset(hub_id, config, split):
         ds = _fake_hub("mnli", split)

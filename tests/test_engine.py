@@ -152,6 +152,7 @@ def test_masked_layer_loss_does_not_depend_on_padding(tokenizer, tmp_path):
     assert values[0] == pytest.approx(values[1], rel=1e-4)
 
 
+@pytest.mark.faults
 def test_nan_loss_stops_with_step_and_terms(tokenizer, tmp_path):
     from lrcbert.engine import TrainingDiverged
     cfg, trainer = setup(tokenizer, tmp_path)

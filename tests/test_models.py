@@ -57,3 +57,4 @@ def test_random_teacher_uses_overrides():
     teacher = build_teacher(cfg, get_task("stsb"), finetuned=False)
     assert teacher.config.num_hidden_layers == 4 and teacher.config.hidden_size == 32
     assert teacher.config.num_labels == 1 and teacher.config.problem_type == "regression"
+

@@ -48,6 +48,7 @@ def test_resume_gives_the_same_metrics_as_an_uninterrupted_run(teacher, glue_dir
         assert [r["total"] for r in csv.DictReader(f)] == [r["total"] for r in csv.DictReader(g)]
 
 
+@pytest.mark.faults
 def test_finished_run_is_not_redone_and_other_config_is_refused(teacher, glue_dir, tmp_path):
     cfg = distill_cfg(glue_dir, teacher, max_steps=3)
     run(cfg, tmp_path, "distill")
@@ -58,6 +59,7 @@ def test_finished_run_is_not_redone_and_other_config_is_refused(teacher, glue_di
         run(distill_cfg(glue_dir, teacher, max_steps=3, lr=1e-4), tmp_path, "distill")
 
 
+@pytest.mark.faults
 def test_teacher_with_other_label_order_stops_before_training(teacher, glue_dir, tmp_path, capsys):
     bad = tmp_path / "bad_teacher"
     import shutil
@@ -76,6 +78,7 @@ def test_teacher_with_other_label_order_stops_before_training(teacher, glue_dir,
     assert not (tmp_path / "r" / "losses.csv").exists() and not (tmp_path / "r" / "metrics.json").exists()
 
 
+@pytest.mark.faults
 def test_cli_rejects_unknown_task_and_key(tmp_path, capsys):
     assert main(["finetune", "--task", "wnli2", "--out", str(tmp_path)]) == 2
     assert "unknown task 'wnli2'" in capsys.readouterr().err
@@ -112,6 +115,7 @@ def test_cli_augment_writes_a_trainable_file(glue_dir, tmp_path, capsys):
     assert "p" in capsys.readouterr().err
 
 
+@pytest.mark.faults
 def test_sigterm_checkpoints_and_the_rerun_matches(teacher, glue_dir, tmp_path, monkeypatch):
     """A preempted run (SIGTERM mid-training) saves a checkpoint at the end of the step, exits 75, and
     the rerun ends with the metrics of an uninterrupted one."""
@@ -136,6 +140,7 @@ def test_sigterm_checkpoints_and_the_rerun_matches(teacher, glue_dir, tmp_path, 
     assert run(distill_cfg(glue_dir, teacher, checkpoint_every=0), tmp_path / "cut", "distill")["splits"] == whole["splits"]
 
 
+@pytest.mark.faults
 def test_corrupt_newest_checkpoint_falls_back_to_the_previous_one(teacher, glue_dir, tmp_path):
     whole = run(distill_cfg(glue_dir, teacher), tmp_path / "whole", "distill")
     cut = tmp_path / "cut"

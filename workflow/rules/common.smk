@@ -211,7 +211,7 @@ TEACHER_SYSTEM = TEACHER_SYSTEMS[0]
 STUDENTS = config["students"]
 A = config["augmentation"]
 DIST = config["distillation"]
-AUG_TASKS = [t for t in A["tasks"] if t in TASK_LIST]
+AUG_TASKS = [t for t in A["tasks"] if t in TASK_LIST]     # LRC-BERT's default: RTE and CoLA
 MLM_MODEL, MLM_MODEL_DEPS = resolve_model(A["mlm"], "augmentation.mlm")
 if A["glove"] and not Path(A["glove"]).expanduser().is_file():
     raise problem("augmentation.glove", f"file {A['glove']} does not exist")
@@ -223,9 +223,16 @@ for name in DISTILL_SYSTEMS:
     outside = [t for t in (s.get("tasks") or []) if t not in TASK_LIST]
     if outside:
         raise problem(f"systems.{name}.tasks", f"{outside} not in the configured tasks {TASK_LIST}")
+    own_aug = s.get("augment_tasks")
+    if isinstance(own_aug, list) and [t for t in own_aug if t not in TASK_LIST]:
+        raise problem(f"systems.{name}.augment_tasks", f"{[t for t in own_aug if t not in TASK_LIST]} not in the "
+                      f"configured tasks {TASK_LIST}")
     if not s["student"] or s["student"] not in STUDENTS:
         raise problem(f"systems.{name}.student", f"must name an entry of 'students' ({sorted(STUDENTS)}), "
                       f"got {s['student']!r}")
+    if s["general_distillation"] and "general_distillation" not in STUDENTS[s["student"]]:
+        raise problem(f"students.{s['student']}.general_distillation", f"required: system {name} asks for "
+                      "general distillation of this student")
 
 
 def system_lrs(system):
@@ -248,8 +255,28 @@ def system_tasks(system):
     return [t for t in TASK_LIST if t in own] if own else TASK_LIST
 
 
+def system_aug_tasks(system):
+    """Tasks whose augmented training set a system uses: none without ``augment``; its own ``augment_tasks``
+    (a list, or ``all`` = every task it runs, as TinyBERT); else ``augmentation.tasks``."""
+    s = SYSTEMS[system]
+    if s["kind"] != "distill" or not s["augment"]:
+        return []
+    own = s.get("augment_tasks")
+    if own == "all":
+        return system_tasks(system)
+    return [t for t in system_tasks(system) if t in (own if own is not None else AUG_TASKS)]
+
+
 def uses_intermediate(system, task):
-    return SYSTEMS[system]["augment"] and task in AUG_TASKS
+    return task in system_aug_tasks(system)
+
+
+def intermediate_method(system):
+    return SYSTEMS[system].get("intermediate_method") or "intermediate"
+
+
+def general_method(student):
+    return STUDENTS[student]["general_distillation"].get("method") or "general"
 
 
 def per_task(mapping, task):
@@ -308,7 +335,9 @@ def intermediate_sets(system, task, seed):
 def distill_sets(system, task, seed, lr):
     s = SYSTEMS[system]
     start = student_start(system, task, seed)
-    return {**DATA_SETS, **GLOBAL_SETS, "model.student_arch": STUDENTS[s["student"]]["arch"],
+    augmented = {"data.train_file": augmented_file(task)} if s.get("augment_train") and uses_intermediate(system, task) \
+        else {}
+    return {**DATA_SETS, **GLOBAL_SETS, **augmented, "model.student_arch": STUDENTS[s["student"]]["arch"],
             "train.epochs": num(per_task(DIST["epochs"], task)), "train.batch_size": DIST["batch_size"],
             **flatten_set(DIST["set"], "distillation.set"),
             **flatten_set(s["set"], f"systems.{system}.set"),
@@ -327,6 +356,8 @@ def intermediate_inputs(wildcards):
 
 def distill_inputs(wildcards):
     inputs = {"data": task_data(wildcards), "teacher": teacher_selected(wildcards)}
+    if SYSTEMS[wildcards.system].get("augment_train") and uses_intermediate(wildcards.system, wildcards.task):
+        inputs["augmented"] = augmented_file(wildcards.task)
     start = student_start(wildcards.system, wildcards.task, int(wildcards.seed))
     if start:
         inputs["start"] = f"{start}/metrics.json"
@@ -336,8 +367,8 @@ def distill_inputs(wildcards):
 for name in DISTILL_SYSTEMS:
     check_lrcbert_keys([distill_sets(name, system_tasks(name)[0], system_seeds(name)[0], system_lrs(name)[0])],
                        f"systems.{name}.set")
-    if SYSTEMS[name]["augment"] and AUG_TASKS:
-        check_lrcbert_keys([intermediate_sets(name, AUG_TASKS[0], system_seeds(name)[0])],
+    if system_aug_tasks(name):
+        check_lrcbert_keys([intermediate_sets(name, system_aug_tasks(name)[0], system_seeds(name)[0])],
                            "augmentation.intermediate.set")
 for name in sorted({SYSTEMS[s]["student"] for s in DISTILL_SYSTEMS if SYSTEMS[s]["general_distillation"]}):
     check_lrcbert_keys([general_sets(name)], f"students.{name}.general_distillation.set")
@@ -355,6 +386,10 @@ if SYSTEMS[TABLES["table1"]["teacher"]]["kind"] != "teacher":
     raise problem("tables.table1.teacher", "must name the system of kind 'teacher'")
 if SYSTEMS[TABLES["table2"]["student_system"]]["kind"] != "distill":
     raise problem("tables.table2.student_system", "must name a distilled system")
+for name in TABLES["table2"].get("extra_systems", []):
+    if name not in SYSTEMS or SYSTEMS[name]["kind"] != "distill" or TABLES["table2"]["task"] not in system_tasks(name):
+        raise problem("tables.table2.extra_systems", f"{name!r} must be a distilled system that runs task "
+                      f"{TABLES['table2']['task']}")
 if TABLES["table2"]["task"] not in system_tasks(TABLES["table2"]["student_system"]):
     raise problem("tables.table2.task", f"must be one of the tasks of system "
                   f"{TABLES['table2']['student_system']}: {system_tasks(TABLES['table2']['student_system'])}")
@@ -368,13 +403,30 @@ def system_metrics(system):
             for t in system_tasks(system) for seed in system_seeds(system) for lr in system_lrs(system)]
 
 
+def overrides(sets):
+    """``key=value`` texts of a sets dict, as lrcbert reads them from ``--set``."""
+    return [f"{k}={yaml_value(v)}" for k, v in sets.items()]
+
+
 def system_layout(system):
-    """What collect_dev needs to read a system's runs: task -> lr -> seed -> run folder."""
+    """What collect_dev needs to read a system's runs: task -> lr -> seed -> run folder, and for each run the
+    lrcbert command that the current configuration implies (so that stale runs are found by config hash)."""
     if SYSTEMS[system]["kind"] == "teacher":
-        return {"kind": "teacher", "tasks": {t: f"{RUNS}/teacher/{t}/selected.json" for t in TASK_LIST}}
-    return {"kind": "distill",
-            "tasks": {t: {lr: {str(seed): distill_run(system, t, seed, lr) for seed in system_seeds(system)}
-                          for lr in system_lrs(system)} for t in system_tasks(system)}}
+        expect = {t: {lr: {"command": "finetune", "task": t,
+                           "sets": overrides({**TEACHER_SETS, "train.lr": num(lr)})} for lr in TEACHER_LRS}
+                  for t in TASK_LIST if t not in GIVEN_TEACHERS}
+        return {"kind": "teacher", "tasks": {t: f"{RUNS}/teacher/{t}/selected.json" for t in TASK_LIST},
+                "expect": expect}
+    runs, expect = {}, {}
+    for t in system_tasks(system):
+        runs[t] = {lr: {str(seed): distill_run(system, t, seed, lr) for seed in system_seeds(system)}
+                   for lr in system_lrs(system)}
+        for lr, seeds in runs[t].items():
+            for seed, run in seeds.items():
+                expect[run] = {"command": "distill", "method": SYSTEMS[system]["method"], "task": t,
+                               "sets": overrides(distill_sets(system, t, int(seed), lr)),
+                               "teacher_from": f"{RUNS}/teacher/{t}/selected.json"}
+    return {"kind": "distill", "tasks": runs, "expect": expect}
 
 
 def submission_targets():

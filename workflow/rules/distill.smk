@@ -1,5 +1,5 @@
 """Distillation: general distillation (once per student architecture), data augmentation and the
-transformer-layer distillation on it (RTE, CoLA), and task distillation for every system x task x seed x lr.
+transformer-layer distillation on it (RTE, CoLA for LRC-BERT; every task for TinyBERT), and task distillation for every system x task x seed x lr.
 
 Each run writes a folder under runs/ whose ``metrics.json`` (written last) is the rule's only output, so that
 Snakemake never deletes the checkpoints of an interrupted run: started again, lrcbert resumes from them."""
@@ -16,6 +16,7 @@ rule general_distill:
     params:
         run=subpath(output[0], parent=True),
         sets=lambda wildcards: set_args(general_sets(wildcards.student)),
+        method=lambda wildcards: general_method(wildcards.student),
         launch=LAUNCH,
     threads: THREADS
     resources:
@@ -25,7 +26,8 @@ rule general_distill:
     conda:
         "../envs/lrcbert.yaml"
     shell:
-        "{params.launch} --threads {threads} -- python -m lrcbert general-distill --out {params.run} "
+        "exec {params.launch} --threads {threads} -- python -m lrcbert general-distill --method {params.method} "
+        "--out {params.run} "
         "{params.sets} > {log} 2>&1"
 
 
@@ -51,7 +53,7 @@ rule augment:
     conda:
         "../envs/lrcbert.yaml"
     shell:
-        "{params.launch} --threads {threads} -- python -m lrcbert augment --task {wildcards.task} --out {output} "
+        "exec {params.launch} --threads {threads} -- python -m lrcbert augment --task {wildcards.task} --out {output} "
         "{params.options} {params.sets} > {log} 2>&1"
 
 
@@ -65,6 +67,7 @@ rule intermediate_distill:
     params:
         run=subpath(output[0], parent=True),
         sets=lambda wildcards: set_args(intermediate_sets(wildcards.system, wildcards.task, int(wildcards.seed))),
+        method=lambda wildcards: intermediate_method(wildcards.system),
         launch=LAUNCH,
         jsonget=JSONGET,
     threads: THREADS
@@ -76,7 +79,7 @@ rule intermediate_distill:
         "../envs/lrcbert.yaml"
     shell:
         "teacher=$({params.jsonget} {input.teacher} model) && "
-        "{params.launch} --threads {threads} -- python -m lrcbert distill --method intermediate "
+        "exec {params.launch} --threads {threads} -- python -m lrcbert distill --method {params.method} "
         '--task {wildcards.task} --out {params.run} {params.sets} --set "model.teacher=$teacher" > {log} 2>&1'
 
 
@@ -103,5 +106,5 @@ rule task_distill:
         "../envs/lrcbert.yaml"
     shell:
         "teacher=$({params.jsonget} {input.teacher} model) && "
-        "{params.launch} --threads {threads} -- python -m lrcbert distill --method {params.method} "
+        "exec {params.launch} --threads {threads} -- python -m lrcbert distill --method {params.method} "
         '--task {wildcards.task} --out {params.run} {params.sets} --set "model.teacher=$teacher" > {log} 2>&1'

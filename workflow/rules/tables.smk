@@ -4,6 +4,8 @@
 T2 = TABLES["table2"]
 T2_STUDENT_RUN = distill_run(T2["student_system"], T2["task"], system_seeds(T2["student_system"])[0],
                              system_lrs(T2["student_system"])[0])
+# further systems timed beside them when their architecture differs (the 4 x 768 baselines)
+T2_EXTRA_RUNS = {s: distill_run(s, T2["task"], system_seeds(s)[0], system_lrs(s)[0]) for s in T2.get("extra_systems", [])}
 
 
 rule table1:
@@ -17,7 +19,8 @@ rule table1:
     log:
         f"{LOGS}/tables/table1.log",
     params:
-        systems={s: {"label": SYSTEMS[s]["label"], "paper": SYSTEMS[s]["paper"]} for s in TABLE1_SYSTEMS},
+        systems={s: {"label": SYSTEMS[s]["label"], "paper": SYSTEMS[s]["paper"],
+                     "reconstruction": SYSTEMS[s].get("reconstruction", False)} for s in TABLE1_SYSTEMS},
         teacher=TABLES["table1"]["teacher"],
         compare=TABLES["table1"]["compare"],
         splits=list(PAPER_SPLITS),
@@ -33,6 +36,7 @@ rule inference_time:
     input:
         teacher=f"{RUNS}/teacher/{T2['task']}/selected.json",
         student=f"{T2_STUDENT_RUN}/metrics.json",
+        extra=[f"{run}/metrics.json" for run in T2_EXTRA_RUNS.values()],
     output:
         f"{RESULTS}/inference_time.json",
     log:
@@ -42,7 +46,8 @@ rule inference_time:
         options=" ".join([f"--sequences {T2['sequences']}", f"--batch-size {T2['batch_size']}",
                           f"--max-length {T2['max_length']}", f"--warmup {T2['warmup']}",
                           f"--repeats {T2['repeats']}", f"--task {T2['task']}",
-                          *([f"--threads {T2['threads']}"] if T2["threads"] else [])]),
+                          *([f"--threads {T2['threads']}"] if T2["threads"] else []),
+                          *(shlex.quote(f"--extra={SYSTEMS[s]['label']}={run}/model") for s, run in T2_EXTRA_RUNS.items())]),
         launch=LAUNCH,
         jsonget=JSONGET,
         script=TIME_INFERENCE,
@@ -55,7 +60,7 @@ rule inference_time:
         "../envs/lrcbert.yaml"
     shell:
         "teacher=$({params.jsonget} {input.teacher} model) && "
-        "{params.launch} --threads {threads} -- python {params.script} --teacher \"$teacher\" "
+        "exec {params.launch} --threads {threads} -- python {params.script} --teacher \"$teacher\" "
         "--student {params.student} {params.options} --out {output} > {log} 2>&1"
 
 

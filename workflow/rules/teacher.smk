@@ -22,7 +22,7 @@ rule teacher_finetune:
     conda:
         "../envs/lrcbert.yaml"
     shell:
-        "{params.launch} --threads {threads} -- python -m lrcbert finetune --task {wildcards.task} "
+        "exec {params.launch} --threads {threads} -- python -m lrcbert finetune --task {wildcards.task} "
         "--out {params.run} {params.sets} > {log} 2>&1"
 
 
@@ -47,7 +47,7 @@ rule teacher_evaluate:
     conda:
         "../envs/lrcbert.yaml"
     shell:
-        "{params.launch} --threads {threads} -- python -m lrcbert evaluate --model {params.model} "
+        "exec {params.launch} --threads {threads} -- python -m lrcbert evaluate --model {params.model} "
         "--task {wildcards.task} --out {params.run} {params.sets} > {log} 2>&1"
 
 

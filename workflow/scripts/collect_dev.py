@@ -7,7 +7,11 @@ import json
 import sys
 from pathlib import Path
 
-from results_lib import best_lr, mean, read_json, run_params, selection_score, split_scores
+try:
+    import lrcbert  # noqa: F401
+except ImportError:   # not installed: the repository this workflow lives in
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from results_lib import best_lr, mean, read_json, run_params, run_problem, selection_score, split_scores
 
 
 def predictions(run: Path, splits) -> dict:
@@ -26,12 +30,19 @@ def seed_entry(run: Path, splits, params=None) -> dict:
 
 
 def collect(system: str, layout: dict, task_splits: dict) -> dict:
-    out = {"system": system, "kind": layout["kind"], "tasks": {}}
+    """Dev results of the runs that pass ``run_problem``; the others are listed under ``excluded``."""
+    out = {"system": system, "kind": layout["kind"], "tasks": {}, "excluded": {}}
+    expect = layout.get("expect", {})
     for task, spec in layout["tasks"].items():
         splits = list(task_splits[task])
         if layout["kind"] == "teacher":
             sel = read_json(spec)
             run = Path(sel["run"])
+            why = None if sel.get("given") else run_problem(run, expect.get(task, {}).get(sel.get("lr")))
+            if why:
+                out["excluded"][str(run)] = why
+                out["tasks"][task] = {"splits": splits, "selected_lr": None, "lr_scores": {}, "seeds": {}}
+                continue
             seed = str(sel.get("seed"))
             out["tasks"][task] = {"splits": splits, "selected_lr": sel.get("lr"), "teacher_model": sel["model"],
                                   "lr_scores": {str(k): {"mean": v} for k, v in sel.get("candidates", {}).items()},
@@ -39,6 +50,11 @@ def collect(system: str, layout: dict, task_splits: dict) -> dict:
             continue
         lr_scores = {}
         for lr, seeds in spec.items():
+            for seed, run in list(seeds.items()):
+                why = run_problem(run, expect.get(run))
+                if why:
+                    out["excluded"][run] = why
+                    del seeds[seed]
             per_seed = {s: selection_score(split_scores(run, splits), splits) for s, run in seeds.items()}
             lr_scores[lr] = {"mean": mean(per_seed.values()), "seeds": per_seed}
         lr = best_lr({k: v["mean"] for k, v in lr_scores.items()})
@@ -56,3 +72,5 @@ if __name__ == "__main__":
         for task, entry in result["tasks"].items():
             print(f"{task}: lr {entry['selected_lr']} " +
                   ", ".join(f"{k}={v['mean']}" for k, v in entry["lr_scores"].items()))
+        for run, why in result["excluded"].items():
+            print(f"left out {run}: {why}")

@@ -6,6 +6,7 @@ over the seeds that finished wins; ties go to the lr listed first.
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import struct
@@ -89,3 +90,40 @@ def header(title: str, data_source: str) -> list[str]:
 
 def fmt(x, spec: str = ".1f", missing: str = "missing") -> str:
     return missing if x is None else format(x, spec)
+
+
+@functools.lru_cache(maxsize=None)
+def _expected_hash(command: str, method: str | None, task: str, sets: tuple) -> str:
+    from lrcbert.cli import command_config
+    return command_config(command, method, task, (), list(sets)).hash()
+
+
+def run_problem(run: str | Path, expect: dict | None) -> str | None:
+    """Why a run must not enter a table (None: it may). A run counts only if it finished (``metrics.json``, and
+    ``run.json`` with status ``finished``) under the configuration the workflow's config implies now: its
+    ``config_hash`` must equal the hash of the lrcbert command in ``expect`` (command, method, task, sets, and
+    ``teacher_from``: the selected.json whose ``model`` is the teacher)."""
+    run = Path(run)
+    if not (run / "metrics.json").is_file():
+        return "missing: no metrics.json"
+    record = read_json(run / "run.json") if (run / "run.json").is_file() else {}
+    if record.get("status") != "finished":
+        return f"unfinished: run.json status is {record.get('status', 'absent')!r}"
+    if expect:
+        sets = list(expect["sets"])
+        if expect.get("teacher_from"):
+            sets.append(f"model.teacher={read_json(expect['teacher_from'])['model']}")
+        want = _expected_hash(expect["command"], expect.get("method"), expect["task"], tuple(sets))
+        have = read_json(run / "metrics.json").get("config_hash")
+        if have != want or record.get("config_hash") != want:
+            return f"stale: config hash {have} but the current config implies {want}"
+    return None
+
+
+def excluded_note(devs: list[dict]) -> str:
+    """Markdown lines listing the runs left out of a table (empty when none was)."""
+    lines = [f"- {dev['system']}: `{run}`: {why}" for dev in devs for run, why in dev.get("excluded", {}).items()]
+    if not lines:
+        return ""
+    return ("**Runs left out** (not averaged: missing, unfinished, or run under another configuration; rerun "
+            "them, e.g. `snakemake --forcerun <their metrics.json>`):\n\n" + "\n".join(lines) + "\n")

@@ -27,6 +27,12 @@ def build(timing_json: str, paper_csv: str, figures_csv: str) -> str:
                      "Params (M)": round(m["params"] / 1e6, 1), "Inference time (s), ours": round(m["seconds"], 3),
                      "Paper: model": p["model"], "Paper: params (M)": p["params_m"],
                      "Paper: inference time (s)": p["inference_time_s"]})
+    for name, m in timing["models"].items():          # further architectures (baselines), ours only
+        if name in ("teacher", "student"):
+            continue
+        rows.append({"Model": name, "Layers": m["layers"], "Hidden": m["hidden"],
+                     "Params (M)": round(m["params"] / 1e6, 1), "Inference time (s), ours": round(m["seconds"], 3),
+                     "Paper: model": "", "Paper: params (M)": "", "Paper: inference time (s)": ""})
     table = pd.DataFrame(rows)
     speed = t["seconds"] / s["seconds"] if s["seconds"] > 0 else float("nan")
     size = t["params"] / s["params"]

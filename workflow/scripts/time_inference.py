@@ -86,6 +86,8 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--extra", action="append", default=[], metavar="NAME=PATH",
+                    help="another model timed on the same workload (e.g. a baseline of another architecture)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -97,7 +99,8 @@ def main(argv=None) -> int:
                            "precision": "float32"},
               "models": {}}
     ids = None
-    for role, path in (("teacher", args.teacher), ("student", args.student)):
+    extras = [tuple(x.split("=", 1)) for x in args.extra]
+    for role, path in (("teacher", args.teacher), ("student", args.student), *extras):
         model = AutoModelForSequenceClassification.from_pretrained(path, attn_implementation="sdpa")
         if ids is None:
             ids = workload(model.config.vocab_size, args.sequences, args.max_length, args.seed)

@@ -1,0 +1,138 @@
+"""TinyBERT-4 (Jiao et al. 2019) on lrcbert's engine: general distillation, then task distillation in two
+stages, all with the shared augmentation module ``lrcbert.augment``.
+
+Methods (presets):
+  tinybert_general       general distillation on the corpus: embedding MSE + hidden-state MSE + attention MSE;
+  tinybert_intermediate  task stage 1 on the augmented training set: the same three intermediate losses;
+  tinybert               task stage 2 on the augmented training set: soft cross-entropy on the logits.
+The workflow chains them (config/config.yaml, system ``tinybert4``: ``students.tinybert4`` general distillation,
+``augment_tasks: all``, ``augment_train: true``).
+
+Losses (TinyBERT eq. 7-12), with M student and N teacher layers and g(m) = m * N / M (lrcbert's layer map):
+  embedding  MSE(E^S W, E^T)                       (the embedding outputs, hidden_states[0]);
+  hidden     sum_m MSE(H_m^S W, H_g(m)^T);
+  attention  sum_m (1/h) sum_heads MSE(A_m^S, A_g(m)^T);
+  soft_ce    -sum softmax(z^T / t) . log_softmax(z^S / t), t = ``method.temperature`` (1 here; MSE for STS-B).
+W is one trainable (d_S x d_T) matrix shared by embeddings and every layer (lrcbert's ``method.projection:
+shared``). Every MSE ignores padding: only non-padding tokens, and for attention only (query, key) pairs of
+two non-padding tokens, count (TinyBERT's code leaves padding in the hidden MSE; here padding never counts).
+
+``method.attention_target``: ``probs`` (default; the paper's A = softmax(Q K^T / sqrt(d_k)), taken before
+attention dropout) or ``scores`` (the unnormalised Q K^T / sqrt(d_k) that TinyBERT's released code compares).
+Both come from the attention implementation ``eager_scores`` registered here with transformers'
+``AttentionInterface``: eager attention that returns the raw scores as its attention weights, so
+``output_attentions=True`` yields the scores and this module takes the masked softmax itself. The TinyBERT
+intermediate presets set ``model.attn_implementation: eager_scores``; any other implementation is refused with an error.
+"""
+import torch
+import torch.nn.functional as F
+from transformers import AttentionInterface
+from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface
+
+from lrcbert import losses
+from lrcbert.objective import Term
+
+ATTN = "eager_scores"
+
+
+def eager_scores(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+    """Eager attention (as transformers' BERT computes it) returning the raw scores Q K^T * scaling, (B, h, l, l),
+    as its attention weights."""
+    if scaling is None:
+        scaling = query.size(-1) ** -0.5
+    scores = torch.matmul(query, key.transpose(2, 3)) * scaling
+    w = scores
+    if attention_mask is not None:
+        if attention_mask.dtype == torch.bool:
+            w = w.masked_fill(~attention_mask, torch.finfo(w.dtype).min)
+        else:
+            w = w + attention_mask
+    p = F.dropout(F.softmax(w, dim=-1), p=dropout, training=module.training)
+    return torch.matmul(p, value).transpose(1, 2).contiguous(), scores
+
+
+AttentionInterface.register(ATTN, eager_scores)
+AttentionMaskInterface.register(ATTN, ALL_MASK_ATTENTION_FUNCTIONS["eager"])   # the same (additive) mask as eager
+
+
+def attention_loss(att_s: torch.Tensor, att_t: torch.Tensor, mask: torch.Tensor, target: str = "probs") -> torch.Tensor:
+    """TinyBERT eq. (8) for one layer pair: the mean over heads and over the (query, key) pairs of non-padding
+    tokens of (A^S - A^T)^2. ``att_*``: raw scores (B, h, l, l); ``target="probs"`` compares the softmax over
+    the non-padding keys, ``"scores"`` the scores themselves. Entries at padding positions never count."""
+    pair = (mask[:, None, :, None] * mask[:, None, None, :]).to(torch.bool)        # (B, 1, l, l)
+    if target == "probs":
+        keys = mask[:, None, None, :].to(torch.bool)
+        att_s = F.softmax(att_s.float().masked_fill(~keys, float("-inf")), dim=-1)
+        att_t = F.softmax(att_t.float().masked_fill(~keys, float("-inf")), dim=-1)
+    diff = torch.where(pair, att_s.float() - att_t.float(), torch.zeros((), device=att_s.device)) ** 2
+    return diff.sum() / (pair.sum() * att_s.shape[1]).clamp_min(1)
+
+
+def soft_cross_entropy(student_logits, teacher_logits, tau: float = 1.0, regression: bool = False) -> torch.Tensor:
+    """TinyBERT eq. (10): -sum_c softmax(z^T / tau)_c log softmax(z^S / tau)_c, averaged over the batch
+    (the KL of eq. 4 plus the teacher's entropy); MSE between the predictions for regression."""
+    if regression:
+        return F.mse_loss(student_logits.view(-1), teacher_logits.view(-1))
+    p_t = F.softmax(teacher_logits / tau, dim=-1)
+    return -(p_t * F.log_softmax(student_logits / tau, dim=-1)).sum(-1).mean()
+
+
+def _embedding_term(obj, s_out, t_out, batch):
+    return losses.masked_mse(obj.project(0, s_out.hidden_states[0].float()), t_out.hidden_states[0].float(),
+                             batch["attention_mask"])
+
+
+def _hidden_term(obj, s_out, t_out, batch):
+    total = 0.0
+    for i, j in enumerate(obj.phi):
+        total = total + losses.masked_mse(obj.project(i, s_out.hidden_states[i + 1].float()),
+                                          t_out.hidden_states[j].float(), batch["attention_mask"])
+    return total
+
+
+def _attention_term(obj, s_out, t_out, batch):
+    if s_out.attentions is None or t_out.attentions is None:
+        raise ValueError(f"the attention term needs attention weights: set model.attn_implementation={ATTN}")
+    total = 0.0
+    for i, j in enumerate(obj.phi):
+        total = total + attention_loss(s_out.attentions[i], t_out.attentions[j - 1], batch["attention_mask"],
+                                       obj.method.attention_target)
+    return total
+
+
+def _soft_ce_term(obj, s_out, t_out, batch):
+    return soft_cross_entropy(s_out.logits.float(), t_out.logits.float(), obj.method.temperature, obj.regression)
+
+
+def _setup_projection(obj, student_config, teacher_config):
+    obj.add_projection(student_config, teacher_config)
+
+
+def _setup_attention(obj, student_config, teacher_config):
+    for who, conf in (("student", student_config), ("teacher", teacher_config)):
+        if getattr(conf, "_attn_implementation", None) != ATTN:
+            raise ValueError(f"the attention term needs model.attn_implementation={ATTN} (the {who} uses "
+                             f"{getattr(conf, '_attn_implementation', None)!r})")
+    if student_config.num_attention_heads != teacher_config.num_attention_heads:
+        raise ValueError(f"the attention term compares heads one to one: student has "
+                         f"{student_config.num_attention_heads}, teacher {teacher_config.num_attention_heads}")
+
+
+TERMS = {
+    "tiny_emb": Term(_embedding_term, True, True, needs_logits=False, setup=_setup_projection),
+    "tiny_hidden": Term(_hidden_term, True, True, needs_logits=False, setup=_setup_projection),
+    "tiny_attn": Term(_attention_term, True, False, needs_attentions=True, needs_logits=False,
+                      setup=_setup_attention),
+    "soft_ce": Term(_soft_ce_term, True, False),
+}
+INTERMEDIATE = {"tiny_emb": 1.0, "tiny_hidden": 1.0, "tiny_attn": 1.0}
+_model = {"model": {"attn_implementation": ATTN}}
+_common = {"projection": "shared", "perturb": False}
+METHODS = {
+    "tinybert_general": ({"stage_split": 1.0, "stage1": dict(INTERMEDIATE), "stage2": dict(INTERMEDIATE), **_common},
+                         _model),
+    "tinybert_intermediate": ({"stage_split": 1.0, "stage1": dict(INTERMEDIATE), "stage2": dict(INTERMEDIATE),
+                               **_common}, _model),
+    "tinybert": ({"stage_split": 0.0, "stage1": {"soft_ce": 1.0}, "stage2": {"soft_ce": 1.0}, "temperature": 1.0,
+                  **_common}, {}),
+}

@@ -1,0 +1,347 @@
+"""The baselines (baselines/): each loss on small hand-computed tensors, its invariants, agreement with independent
+implementations (torch.nn.KLDivLoss / nn.MSELoss, and TextBrewer's ``textbrewer.losses`` when installed), the
+TinyBERT attention implementation, CoDIR's negatives and memory bank, ACKD's reweighting, student initialisation
+from teacher layers, the registry, and one short end-to-end run per baseline through ``lrcbert.run.run``."""
+import json
+import math
+import sys
+import types
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import baselines
+from baselines import ackd, codir, pkd, tinybert
+from conftest import TEACHER, tiny_config
+from lrcbert import losses
+from lrcbert.objective import METHODS, Objective, get_method
+from lrcbert.run import run
+
+
+def textbrewer_losses():
+    """TextBrewer's loss functions (test-only dependency, pinned in pyproject's test extra). TextBrewer imports a
+    TensorBoard writer at package import time that these pure functions never use; a stand-in module keeps that
+    import from needing TensorBoard."""
+    if "tensorboardX" not in sys.modules:
+        try:
+            import tensorboardX  # noqa: F401
+        except ImportError:
+            sys.modules["tensorboardX"] = types.SimpleNamespace(SummaryWriter=None)
+    return pytest.importorskip("textbrewer.losses")
+
+
+# ---------------------------------------------------------------------------------------------- KD (DistilBERT, PKD)
+def test_kd_loss_hand_computed_and_times_t_squared():
+    s, t = torch.tensor([[0.0, math.log(3.0)]]), torch.tensor([[math.log(3.0), 0.0]])   # p_s = (1/4, 3/4), p_t reversed
+    kl = 0.75 * math.log(0.75 / 0.25) + 0.25 * math.log(0.25 / 0.75)
+    assert losses.soft_loss(s, t, tau=1.0).item() == pytest.approx(kl, abs=1e-6)
+    # at tau = 2 the probabilities are softmax of halved logits: (1, sqrt 3) normalised; times tau^2 = 4
+    a = 1 / (1 + math.sqrt(3))
+    kl2 = (1 - a) * math.log((1 - a) / a) + a * math.log(a / (1 - a))
+    assert losses.soft_loss(s, t, tau=2.0, t2=True).item() == pytest.approx(4 * kl2, abs=1e-6)
+
+
+def test_kd_loss_agrees_with_torch_kldivloss_and_textbrewer():
+    g = torch.Generator().manual_seed(0)
+    s, t = torch.randn(16, 3, generator=g) * 3, torch.randn(16, 3, generator=g) * 3
+    tau = 4.0
+    ours = losses.soft_loss(s, t, tau, t2=True)
+    kldiv = torch.nn.KLDivLoss(reduction="batchmean")(F.log_softmax(s / tau, -1), F.softmax(t / tau, -1)) * tau ** 2
+    assert ours.item() == pytest.approx(kldiv.item(), rel=1e-5)
+    tb = textbrewer_losses()
+    # TextBrewer's kd_ce_loss is the cross-entropy: KL + the teacher's entropy (and not times tau^2)
+    p_t = F.softmax(t / tau, -1)
+    entropy = -(p_t * p_t.log()).sum(-1).mean()
+    assert losses.soft_loss(s, t, tau).item() == pytest.approx((tb.kd_ce_loss(s, t, tau) - entropy).item(), rel=1e-5)
+    assert tinybert.soft_cross_entropy(s, t, tau).item() == pytest.approx(tb.kd_ce_loss(s, t, tau).item(), rel=1e-6)
+
+
+def test_hidden_mse_agrees_with_torch_mseloss_and_textbrewer():
+    g = torch.Generator().manual_seed(1)
+    s, t = torch.randn(4, 7, 5, generator=g), torch.randn(4, 7, 5, generator=g)
+    full = torch.ones(4, 7)
+    assert losses.masked_mse(s, t, full).item() == pytest.approx(torch.nn.MSELoss()(s, t).item(), rel=1e-6)
+    mask = torch.tensor([[1] * 7, [1] * 3 + [0] * 4, [1] * 5 + [0] * 2, [1] + [0] * 6])
+    keep = mask.bool()
+    assert losses.masked_mse(s, t, mask).item() == pytest.approx(torch.nn.MSELoss()(s[keep], t[keep]).item(), rel=1e-6)
+    tb = textbrewer_losses()
+    assert losses.masked_mse(s, t, mask).item() == pytest.approx(tb.hid_mse_loss(s, t, mask).item(), rel=1e-6)
+
+
+def test_distilbert_preset_is_kl_times_t2_plus_ce():
+    m = METHODS["distilbert"]
+    assert m["stage_split"] == 0.0 and m["soft_t2"] is True and m["stage2"] == {"soft": 0.5, "hard": 0.5}
+    assert get_method("distilbert")["model"]["student_init"] == "teacher_layers"
+
+
+# ---------------------------------------------------------------------------------------------- PKD
+def test_pkd_loss_hand_computed_and_reductions():
+    s, t = [torch.tensor([[3.0, 4.0]])], [torch.tensor([[1.0, 0.0]])]
+    # unit vectors (0.6, 0.8) and (1, 0): squared differences 0.16 and 0.64
+    assert pkd.pkd_loss(s, t, "sum").item() == pytest.approx(0.8)
+    assert pkd.pkd_loss(s, t, "mean").item() == pytest.approx(0.4)
+    assert pkd.pkd_loss(s * 2, t * 2, "sum").item() == pytest.approx(1.6)      # summed over layer pairs
+
+
+def test_pkd_loss_is_scale_invariant_and_agrees_with_textbrewer():
+    g = torch.Generator().manual_seed(2)
+    s, t = torch.randn(8, 6, generator=g), torch.randn(8, 6, generator=g)
+    scale = torch.rand(8, 1, generator=g) * 10 + 0.1
+    assert pkd.pkd_loss([s * scale], [t], "mean").item() == pytest.approx(pkd.pkd_loss([s], [t], "mean").item(), rel=1e-5)
+    assert pkd.pkd_loss([s], [t], "sum").item() == pytest.approx(6 * pkd.pkd_loss([s], [t], "mean").item(), rel=1e-5)
+    # the loss is not invariant to anything else: a different direction changes it
+    assert pkd.pkd_loss([s + 1.0], [t]).item() != pytest.approx(pkd.pkd_loss([s], [t]).item(), rel=1e-3)
+    tb = textbrewer_losses()
+    assert pkd.pkd_loss([s], [t], "sum").item() == pytest.approx(tb.pkd_loss(s, t).item(), rel=1e-5)
+
+
+def test_pkd_term_uses_cls_of_the_skip_layers():
+    cfg = tiny_config(None, method=get_method("pkd")["method"], model={"student_arch": {**TEACHER, "num_hidden_layers": 2}})
+    from transformers import BertConfig
+    from lrcbert.tasks import TASKS
+    obj = Objective(cfg.method, TASKS["rte"], BertConfig(**{**TEACHER, "num_hidden_layers": 2}), BertConfig(**TEACHER))
+    assert obj.phi == [2, 4]                      # the pkd term uses (student 1, teacher 2); the last is the logits'
+    hs_s = [torch.randn(2, 3, 32) for _ in range(3)]
+    hs_t = [torch.randn(2, 3, 32) for _ in range(5)]
+    out = pkd._pkd_term(obj, types.SimpleNamespace(hidden_states=hs_s), types.SimpleNamespace(hidden_states=hs_t), {})
+    assert out.item() == pytest.approx(pkd.pkd_loss([hs_s[1][:, 0]], [hs_t[2][:, 0]]).item())
+    assert set(pkd.GRID) == {"temperature", "alpha", "beta"} and pkd.T in pkd.GRID["temperature"]
+    assert pkd.ALPHA in pkd.GRID["alpha"] and pkd.BETA in pkd.GRID["beta"]
+
+
+# ---------------------------------------------------------------------------------------------- TinyBERT
+def test_attention_loss_hand_computed():
+    s = torch.zeros(1, 1, 2, 2)
+    t = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])
+    mask = torch.tensor([[1, 1]])
+    assert tinybert.attention_loss(s, t, mask, "scores").item() == pytest.approx((1 + 4 + 9 + 16) / 4)
+    # probs: rows of s are uniform (0.5, 0.5); rows of t are softmax((1,2)) and softmax((3,4)), both (a, 1 - a)
+    a = 1 / (1 + math.e)
+    assert tinybert.attention_loss(s, t, mask, "probs").item() == pytest.approx((0.5 - a) ** 2)
+
+
+@pytest.mark.parametrize("target", ["probs", "scores"])
+def test_attention_loss_ignores_masked_positions(target):
+    g = torch.Generator().manual_seed(3)
+    s, t = torch.randn(2, 3, 5, 5, generator=g), torch.randn(2, 3, 5, 5, generator=g)
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
+    base = tinybert.attention_loss(s, t, mask, target)
+    s2, t2 = s.clone(), t.clone()
+    s2[0, :, 3:, :] = 100.0            # padded queries
+    t2[0, :, :, 3:] = -50.0            # padded keys
+    assert tinybert.attention_loss(s2, t2, mask, target).item() == pytest.approx(base.item(), rel=1e-6)
+    t3 = t.clone()
+    t3[0, :, 1, 2] += 1.0              # a real (query, key) pair does count
+    assert tinybert.attention_loss(s, t3, mask, target).item() != pytest.approx(base.item(), rel=1e-6)
+    if target == "scores":
+        tb = textbrewer_losses()
+        assert base.item() == pytest.approx(tb.att_mse_loss(s, t, mask).item(), rel=1e-5)
+
+
+def test_eager_scores_attention_matches_eager_and_returns_the_logits():
+    from transformers import BertConfig, BertModel
+    conf = BertConfig(vocab_size=50, **{**TEACHER, "num_hidden_layers": 2})
+    conf._attn_implementation = "eager"
+    eager = BertModel(conf).eval()
+    conf2 = BertConfig(vocab_size=50, **{**TEACHER, "num_hidden_layers": 2})
+    conf2._attn_implementation = tinybert.ATTN
+    scores = BertModel(conf2).eval()
+    scores.load_state_dict(eager.state_dict())
+    ids = torch.randint(1, 50, (2, 6))
+    mask = torch.tensor([[1] * 6, [1] * 4 + [0] * 2])
+    a = eager(input_ids=ids, attention_mask=mask, output_attentions=True)
+    b = scores(input_ids=ids, attention_mask=mask, output_attentions=True)
+    assert torch.allclose(a.last_hidden_state, b.last_hidden_state, atol=1e-5)
+    keys = mask[:, None, None, :].bool()
+    probs = F.softmax(b.attentions[1].masked_fill(~keys, float("-inf")), dim=-1)
+    assert torch.allclose(probs, a.attentions[1], atol=1e-5)
+    assert not torch.allclose(b.attentions[1].sum(-1), torch.ones(1))            # raw scores, not probabilities
+
+
+def test_tinybert_terms_share_one_projection_and_refuse_other_attention():
+    from transformers import BertConfig
+    method = tiny_config(None, method=get_method("tinybert_general")["method"]).method
+    s_conf, t_conf = BertConfig(**{**TEACHER, "hidden_size": 16, "num_hidden_layers": 2}), BertConfig(**TEACHER)
+    with pytest.raises(ValueError, match="eager_scores"):
+        Objective(method, None, s_conf, t_conf)
+    s_conf._attn_implementation = t_conf._attn_implementation = tinybert.ATTN
+    obj = Objective(method, None, s_conf, t_conf)
+    assert len(obj.proj) == 1 and obj.proj[0].weight.shape == (32, 16) and obj.phi == [2, 4]
+    assert obj.outputs(obj.weights(0, 10)) == {"output_hidden_states": True, "output_attentions": True}
+
+
+# ---------------------------------------------------------------------------------------------- CoDIR
+def test_info_nce_hand_computed():
+    a = torch.tensor([[1.0, 0.0]])
+    p = torch.tensor([[1.0, 0.0]])
+    n = torch.tensor([[0.0, 1.0], [-1.0, 0.0]])
+    tau = 0.5
+    want = -math.log(math.exp(2) / (math.exp(2) + math.exp(0) + math.exp(-2)))
+    assert codir.info_nce(a, p, n, torch.ones(1, 2, dtype=torch.bool), tau).item() == pytest.approx(want, rel=1e-6)
+    only_first = torch.tensor([[True, False]])
+    want = -math.log(math.exp(2) / (math.exp(2) + 1.0))
+    assert codir.info_nce(a, p, n, only_first, tau).item() == pytest.approx(want, rel=1e-6)
+    assert codir.info_nce(a, p, n, torch.zeros(1, 2, dtype=torch.bool), tau).item() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_codir_negatives_never_hold_the_anchor_nor_in_label_aware_mode_its_label():
+    g = torch.Generator().manual_seed(4)
+    bank = codir.MemoryBank(size=32, layers=1, dim=4, momentum=0.5)
+    for step in range(6):                                  # samples come back: ids 0..19, 8 per batch
+        ids = (torch.arange(8) + 8 * step) % 20
+        bank.update(F.normalize(torch.randn(8, 1, 4, generator=g), dim=-1), ids, ids % 3)
+    ids = torch.arange(20)
+    labels = ids % 3
+    for aware in (False, True):
+        mask = codir.negative_mask(ids, labels, bank.ids, bank.labels, aware)
+        for b in range(20):
+            chosen = bank.ids[mask[b]]
+            assert b not in chosen.tolist() and (chosen >= 0).all()
+            if aware:
+                assert (bank.labels[mask[b]] != labels[b]).all()
+            else:
+                assert len(chosen) == int((bank.ids >= 0).sum()) - 1   # every other filled entry
+    assert sorted(bank.ids[bank.ids >= 0].tolist()) == list(range(20))  # each sample once: updated, not duplicated
+
+
+def test_codir_bank_momentum_update_and_ring_buffer():
+    bank = codir.MemoryBank(size=3, layers=1, dim=2, momentum=0.5)
+    e1, e2 = torch.tensor([[[1.0, 0.0]]]), torch.tensor([[[0.0, 1.0]]])
+    bank.update(e1, torch.tensor([7]), torch.tensor([1]))
+    bank.update(e2, torch.tensor([7]), torch.tensor([1]))         # seen again: normalise(0.5 e1 + 0.5 e2)
+    assert torch.allclose(bank.vectors[0, 0], torch.tensor([1.0, 1.0]) / math.sqrt(2))
+    bank.update(torch.ones(3, 1, 2), torch.tensor([1, 2, 3]), torch.tensor([0, 0, 0]))   # wraps around: 7 evicted
+    assert sorted(bank.ids.tolist()) == [1, 2, 3] and int(bank.pointer) == 1
+    assert {"vectors", "ids", "labels", "pointer"} <= set(bank.state_dict())              # saved in checkpoints
+
+
+# ---------------------------------------------------------------------------------------------- ACKD
+def test_ackd_weights_increase_with_hardness():
+    h = torch.tensor([0.05, 0.2, 0.2, 0.5, 0.9])
+    w = ackd.sar_weights(h, 0.5)
+    assert w.mean().item() == pytest.approx(1.0)
+    assert (w[1:] - w[:-1] >= 0).all() and w[2] == w[1] and (w[3:] > w[2:-1]).all()
+    assert torch.allclose(w, 5 * torch.softmax(h / 0.5, 0))
+
+
+def test_ackd_loss_hand_computed_and_harder_samples_weigh_more():
+    s = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    t = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    tau = 1.0
+    # sample 0: cos with t0 = 1, with t1 = 0; sample 1: cos with t1 (its positive) = 0, with t0 = 1
+    p0, p1 = math.e / (math.e + 1), 1 / (math.e + 1)
+    w0, w1 = (2 * torch.softmax(torch.tensor([1 - p0, 1 - p1]), 0)).tolist()
+    loss, w = ackd.adaptive_contrastive_loss(s, t, tau, 1.0)
+    assert w.tolist() == pytest.approx([w0, w1]) and w[1] > w[0]        # sample 1 is the hard one
+    assert loss.item() == pytest.approx((w0 * -math.log(p0) + w1 * -math.log(p1)) / 2, rel=1e-6)
+    assert "ackd" in baselines.RECONSTRUCTIONS and "reconstruction" in ackd.__doc__
+
+
+# ---------------------------------------------------------------------------------------------- student init, size
+def test_student_from_teacher_layers_copies_the_chosen_layers():
+    from transformers import BertConfig, BertForSequenceClassification
+    from lrcbert.models import ModelError, student_from_teacher_layers
+    from lrcbert.tasks import TASKS
+    teacher = BertForSequenceClassification(BertConfig(vocab_size=60, num_labels=2, **TEACHER))
+    student = student_from_teacher_layers(teacher, TASKS["rte"], {**TEACHER, "num_hidden_layers": 2}, [1, 3])
+    assert student.config.num_hidden_layers == 2
+    for i, j in ((0, 0), (1, 2)):
+        for (n, a), (_, b) in zip(student.bert.encoder.layer[i].named_parameters(),
+                                  teacher.bert.encoder.layer[j].named_parameters()):
+            assert torch.equal(a, b), n
+    assert torch.equal(student.bert.embeddings.word_embeddings.weight, teacher.bert.embeddings.word_embeddings.weight)
+    default = student_from_teacher_layers(teacher, TASKS["rte"], {**TEACHER, "num_hidden_layers": 2}, None)
+    assert torch.equal(default.bert.encoder.layer[0].output.dense.weight, teacher.bert.encoder.layer[1].output.dense.weight)
+    with pytest.raises(ModelError, match="hidden_size"):
+        student_from_teacher_layers(teacher, TASKS["rte"], {**TEACHER, "hidden_size": 16}, None)
+    with pytest.raises(ModelError, match="model.student_layers"):
+        student_from_teacher_layers(teacher, TASKS["rte"], {**TEACHER, "num_hidden_layers": 2}, [1, 9])
+
+
+def test_parameter_counts_of_the_table_rows():
+    """4 x 768 (BERT-base shape): 52.78M as trained (with BERT's pooler), 52.19M = the paper's 52.2M without it;
+    4 x 312: 14.35M (the paper's ~14.5M)."""
+    from transformers import BertConfig, BertForSequenceClassification
+    from lrcbert.models import count_parameters
+    with torch.device("meta"):
+        wide = BertForSequenceClassification(BertConfig(num_hidden_layers=4, num_labels=2))
+        tiny = BertForSequenceClassification(BertConfig(num_hidden_layers=4, hidden_size=312, intermediate_size=1200,
+                                                        num_labels=2))
+    pooler = sum(p.numel() for n, p in wide.named_parameters() if "pooler" in n)
+    assert count_parameters(wide) == 52_780_802
+    assert round((count_parameters(wide) - pooler) / 1e6, 1) == 52.2
+    assert round(count_parameters(tiny) / 1e6, 1) == 14.4
+
+
+# ---------------------------------------------------------------------------------------------- registry, CLI
+def test_every_baseline_is_a_registered_method_the_cli_accepts():
+    from lrcbert.cli import build_parser
+    assert set(baselines.BASELINES) == {"distilbert", "pkd", "tinybert_general", "tinybert_intermediate",
+                                        "tinybert", "codir", "ackd"}
+    parser = build_parser()
+    for name in ("distilbert", "pkd", "tinybert", "tinybert_intermediate", "codir", "ackd"):
+        assert parser.parse_args(["distill", "--method", name, "--out", "x"]).method == name
+    assert parser.parse_args(["general-distill", "--method", "tinybert_general", "--out", "x"]).method == "tinybert_general"
+    for name in baselines.BASELINES:
+        assert get_method(name)["method"]["perturb"] is False        # no LRC-BERT gradient perturbation
+
+
+# ---------------------------------------------------------------------------------------------- end to end
+@pytest.fixture(scope="module")
+def teacher_run(glue_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bteacher")
+    cfg = tiny_config(glue_dir, task="rte", train={"epochs": 1, "lr": 5e-4},
+                      method={"stage_split": 0.0, "stage1": {"hard": 1.0}, "stage2": {"hard": 1.0}, "perturb": False})
+    run(cfg, out, "finetune")
+    return out
+
+
+def baseline_cfg(glue_dir, teacher, name, train=None, **sections):
+    preset = {k: dict(v) for k, v in get_method(name).items()}
+    for k, v in sections.items():
+        preset.setdefault(k, {}).update(v)
+    preset.setdefault("model", {}).update({"teacher": str(teacher / "model"), "teacher_random_init": False})
+    preset["train"] = {"max_steps": 4, **(train or {})}
+    return tiny_config(glue_dir, task="rte", **preset)
+
+
+WIDE = {"student_arch": {**TEACHER, "num_hidden_layers": 2}}
+
+
+@pytest.mark.parametrize("name, sections", [
+    ("distilbert", {"model": WIDE}),
+    ("pkd", {"model": {**WIDE, "student_layers": [1, 2]}}),
+    ("tinybert_intermediate", {}),
+    ("tinybert", {}),
+    ("codir", {"method": {"bank_size": 16}}),
+    ("ackd", {}),
+])
+def test_each_baseline_runs_end_to_end(glue_dir, teacher_run, tmp_path, name, sections):
+    result = run(baseline_cfg(glue_dir, teacher_run, name, **sections), tmp_path, "distill")
+    assert (tmp_path / "metrics.json").is_file() and 0 <= result["splits"]["rte"]["accuracy"] <= 1
+    record = json.loads((tmp_path / "run.json").read_text())
+    assert record["method"] == name and record["steps"] == 4
+    rows = (tmp_path / "losses.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    terms = [t for t, w in get_method(name)["method"]["stage2"].items() if w]
+    last = dict(zip(header, rows[-1].split(",")))
+    assert all(last[t] != "" and math.isfinite(float(last[t])) for t in terms), last
+
+
+def test_tinybert_general_distillation_runs(glue_dir, teacher_run, tmp_path):
+    cfg = baseline_cfg(glue_dir, teacher_run, "tinybert_general", data={"corpus": str(glue_dir / "corpus.txt")})
+    run(cfg, tmp_path, "general")
+    assert (tmp_path / "metrics.json").is_file() and (tmp_path / "model" / "objective.safetensors").is_file()
+
+
+def test_codir_resume_restores_the_memory_bank(glue_dir, teacher_run, tmp_path):
+    """The bank is part of the checkpoint: a run stopped and resumed logs the same losses as an uninterrupted one."""
+    def cfg(**train):
+        return baseline_cfg(glue_dir, teacher_run, "codir", train={"max_steps": 8, "checkpoint_every": 3, **train},
+                            method={"bank_size": 64})
+    run(cfg(), tmp_path / "whole", "distill")
+    assert run(cfg(stop_after_steps=5), tmp_path / "cut", "distill")["status"] == "stopped"
+    run(cfg(), tmp_path / "cut", "distill")
+    col = lambda p: [r.split(",")[3] for r in (p / "losses.csv").read_text().splitlines()[1:]]  # noqa: E731
+    assert col(tmp_path / "cut") == col(tmp_path / "whole")

@@ -1,0 +1,39 @@
+"""Speed benchmark (``lrcbert bench``): distillation step vs its floor, fixed vs dynamic padding, teacher vs
+student inference, the student in ONNX (fp32, int8) and the teacher-output cache. Runs when ``bench.enabled``;
+its ONNX section uses the Table 2 student (a distilled run of the grid) and the task's dev set."""
+
+BENCH = {"enabled": False, "quick": False, "sections": ["step", "padding", "inference", "onnx", "cache"],
+         "bf16": True, "compile": False, "repeats": None, **config.get("bench", {})}
+BENCH_OPTIONS = " ".join([f"--sections {','.join(BENCH['sections'])}",
+                          *(["--quick"] if BENCH["quick"] else []), *([] if BENCH["bf16"] else ["--no-bf16"]),
+                          *(["--compile"] if BENCH["compile"] else []),
+                          *([f"--repeats {BENCH['repeats']}"] if BENCH["repeats"] else [])])
+
+BENCH_TARGETS = [f"{RESULTS}/bench.md", f"{RESULTS}/bench.json"] if BENCH["enabled"] else []
+
+
+rule bench:
+    input:
+        student=f"{T2_STUDENT_RUN}/metrics.json",
+        data=glue_files(T2["task"]),
+    output:
+        md=f"{RESULTS}/bench.md",
+        json=f"{RESULTS}/bench.json",
+    log:
+        f"{LOGS}/bench.log",
+    params:
+        student=f"{T2_STUDENT_RUN}/model",
+        sets=set_args(DATA_SETS, {"task": T2["task"]}),
+        options=BENCH_OPTIONS,
+        work=f"{RUNS}/bench",
+        launch=LAUNCH,
+    threads: THREADS
+    resources:
+        gpu=GPU,
+        mem_mb=mem_mb("timing"),
+        runtime=lambda wildcards, attempt: int(R["runtime"].get("timing", 30)) * attempt,
+    conda:
+        "../envs/lrcbert.yaml"
+    shell:
+        "{params.launch} --threads {threads} -- python -m lrcbert bench --student {params.student} {params.sets} "
+        "--work {params.work} --out {output.json} --md {output.md} {params.options} > {log} 2>&1"
