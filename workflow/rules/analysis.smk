@@ -42,8 +42,9 @@ rule sweep_distill:
 
 rule sweep_table:
     input:
-        lambda wildcards: [f"{sweep_run(wildcards.sweep, p, SWEEP_TASK, s, lr)}/metrics.json"
-                           for p in SWEEPS[wildcards.sweep] for s in SWEEP_SEEDS for lr in SWEEP_LRS],
+        runs=lambda wildcards: [f"{sweep_run(wildcards.sweep, p, SWEEP_TASK, s, lr)}/metrics.json"
+                                for p in SWEEPS[wildcards.sweep] for s in SWEEP_SEEDS for lr in SWEEP_LRS],
+        teacher=f"{RUNS}/teacher/{SWEEP_TASK}/selected.json",
     output:
         md=f"{RESULTS}/sweep_{{sweep}}.md",
         png=f"{RESULTS}/sweep_{{sweep}}.png",
@@ -171,6 +172,7 @@ rule table5:
 rule figure5:
     input:
         dev=[dev_json(REFERENCE), dev_json(F5_SYSTEM)],
+        teacher=f"{RUNS}/teacher/{F5_TASK}/selected.json",
     output:
         png=f"{RESULTS}/figure5.png",
         csv=f"{RESULTS}/figure5.csv",

@@ -91,8 +91,15 @@ def sweep_inputs(wildcards):
 
 
 def sweep_layout(sweep):
-    return {p: {lr: {str(s): sweep_run(sweep, p, SWEEP_TASK, s, lr) for s in SWEEP_SEEDS} for lr in SWEEP_LRS}
+    """point -> lr -> seed -> run folder, and (under ``expect``) the lrcbert command the current configuration
+    implies for each run, so that a run of an older configuration is left out (as collect_dev does)."""
+    runs = {p: {lr: {str(s): sweep_run(sweep, p, SWEEP_TASK, s, lr) for s in SWEEP_SEEDS} for lr in SWEEP_LRS}
             for p in SWEEPS[sweep]}
+    expect = {run: {"command": "distill", "method": SYSTEMS[REFERENCE]["method"], "task": SWEEP_TASK,
+                    "sets": overrides(sweep_sets(sweep, p, SWEEP_TASK, int(seed), lr)),
+                    "teacher_from": f"{RUNS}/teacher/{SWEEP_TASK}/selected.json"}
+              for p, lrs in runs.items() for lr, seeds in lrs.items() for seed, run in seeds.items()}
+    return {"points": runs, "expect": expect}
 
 
 for _sweep, _points in SWEEPS.items():

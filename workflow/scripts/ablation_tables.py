@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from results_lib import header, read_json
+from results_lib import excluded_note, header, read_json
 from table1 import SPLITS, ours_text, split_values, stats
 
 
@@ -74,6 +74,9 @@ def build(dev_files: list[str], systems: dict, reference: str, splits: list[str]
         f"F1 for MRPC, Matthews correlation for CoLA.",
         "", pd.DataFrame(rows).to_markdown(index=False), "",
         "Learning rate chosen on dev per system and training task:", "", lrs.to_markdown(index=False), ""]
+    left_out = excluded_note([devs[n] for n in systems])
+    if left_out:
+        lines += [left_out]
     return "\n".join(lines), pd.DataFrame(long)
 
 

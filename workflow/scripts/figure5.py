@@ -21,7 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from results_lib import SMOKE_NOTE, read_json  # noqa: E402
+from results_lib import SMOKE_NOTE, read_json, run_problem  # noqa: E402
 
 
 def read_losses(runs: list[str]) -> pd.DataFrame:
@@ -54,9 +54,14 @@ def roughness(values: list[float]) -> float | None:
 
 
 def choose_runs(dev: dict, layout: dict, task: str, lr: str | None) -> tuple[str, list[str]]:
+    """Runs of ``lr`` (else of the system's own chosen lr) that finished under the current configuration."""
     lrs = layout["tasks"][task]
     lr = lr if lr in lrs else dev["tasks"][task]["selected_lr"]
-    return lr, list(lrs[lr].values())
+    expect = layout.get("expect")
+    runs = [r for r in lrs[lr].values() if expect is None or run_problem(r, expect.get(r)) is None]
+    if not runs:
+        raise SystemExit(f"figure5: no current finished run of {dev['system']} on {task} at lr {lr}")
+    return lr, runs
 
 
 def build(devs: dict, layouts: dict, systems: dict, reference: str, other: str, task: str, smoothing: float):

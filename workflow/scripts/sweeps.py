@@ -16,17 +16,33 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from results_lib import best_lr, fmt, header, mean, selection_score, split_scores  # noqa: E402
+from results_lib import best_lr, header, mean, run_problem, selection_score, split_scores  # noqa: E402
 from table1 import SPLITS, ours_text, stats  # noqa: E402
 
 TERMS = ("layer", "soft", "hard")
 PAPER_CHOICE = {"stage_split": "split0.8", "weights": "w1-1-3"}
 
 
+def current_runs(layout: dict, expect: dict | None, excluded: dict) -> dict:
+    """point -> lr -> seed -> run without the runs ``run_problem`` refuses (recorded in ``excluded``)."""
+    out = {}
+    for p, lrs in layout.items():
+        out[p] = {}
+        for lr, seeds in lrs.items():
+            out[p][lr] = {}
+            for seed, run in seeds.items():
+                why = run_problem(run, (expect or {}).get(run)) if expect is not None else None
+                if why:
+                    excluded[run] = why
+                else:
+                    out[p][lr][seed] = run
+    return out
+
+
 def point_result(layout: dict, splits: list[str]) -> dict:
     """Chosen lr, its selection score (mean over seeds) and per-split stats over seeds."""
     per_lr = {lr: mean([selection_score(split_scores(run, splits), splits) for run in seeds.values()])
-              for lr, seeds in layout.items()}
+              for lr, seeds in layout.items() if seeds}
     lr = best_lr(per_lr)
     out = {"lr": lr, "selection": per_lr.get(lr)}
     runs = layout[lr].values() if lr else []
@@ -46,7 +62,9 @@ def describe(sweep: str, sets: dict) -> dict:
 
 
 def build(sweep: str, layout: dict, points: dict, splits: list[str], reference: str, weights: dict,
-          data_source: str):
+          data_source: str, expect: dict | None = None):
+    excluded = {}
+    layout = current_runs(layout, expect, excluded)
     results = {p: point_result(layout[p], splits) for p in points}
     best = best_lr({p: r["selection"] for p, r in results.items()})
     rows, long = [], []
@@ -76,6 +94,9 @@ def build(sweep: str, layout: dict, points: dict, splits: list[str], reference: 
         f"deviation over seeds (n) at the learning rate chosen on dev for that point; **bold**: the best point by "
         f"the mean of the splits (which is the same dev data, so it is optimistic by construction).",
         "", pd.DataFrame(rows).to_markdown(index=False), ""]
+    if excluded:
+        lines += ["**Runs left out** (missing, unfinished, or run under another configuration):", "",
+                  *[f"- `{run}`: {why}" for run, why in excluded.items()], ""]
     return "\n".join(lines), frame
 
 
@@ -122,7 +143,8 @@ if __name__ == "__main__":
         sys.stdout = sys.stderr = log
         p = smk.params
         sweep = smk.wildcards.sweep
-        text, frame = build(sweep, p.layout, p.points, list(p.splits), p.reference, dict(p.weights), p.data_source)
+        text, frame = build(sweep, p.layout["points"], p.points, list(p.splits), p.reference, dict(p.weights),
+                            p.data_source, p.layout["expect"])
         Path(smk.output.md).write_text(text)
         frame.to_csv(smk.output.csv, index=False)
         plot(sweep, frame, list(p.splits), dict(p.weights), p.data_source, smk.output.png)
