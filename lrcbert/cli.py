@@ -69,17 +69,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--directions", nargs="+", default=["random", "gradient"], choices=["random", "gradient"])
     p.add_argument("--norm", default="per_example", choices=["per_example", "batch"])
     p.add_argument("--seed", type=int, default=0, help="seed of the random directions")
-    return ap
-
-
-def _runs(items: list[str]) -> dict:
-    runs = {}
-    for item in items:
-        name, sep, folder = item.partition("=")
-        if not sep or not name or not folder:
-            raise ValueError(f"--run {item!r} is not of the form NAME=FOLDER")
-        runs[name] = folder
-    return runs
     p = sub.add_parser("bench", help="speed benchmark: step vs floor, padding, inference, ONNX, teacher cache")
     p.add_argument("--config", action="append", default=[], help="YAML config file (task and data of the ONNX dev set)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
@@ -179,6 +168,16 @@ def _augment(cfg, args) -> dict:
     aug = AugmentConfig(p=args.p, n_aug=args.n_aug, top_k=args.top_k, mlm=args.mlm, glove=args.glove,
                         seed=args.seed, max_examples=args.max_examples)
     return augment_task(cfg, get_task(args.task), args.out, aug)
+
+
+def _runs(items: list[str]) -> dict:
+    runs = {}
+    for item in items:
+        name, sep, folder = item.partition("=")
+        if not sep or not name or not folder:
+            raise ValueError(f"--run {item!r} is not of the form NAME=FOLDER")
+        runs[name] = folder
+    return runs
 
 
 def _analysis(cfg, args) -> dict:
