@@ -47,16 +47,27 @@ def snakemake(cwd: Path, args: list[str]) -> int:
                           stderr=subprocess.DEVNULL).returncode
 
 
+def _walk(cwd: Path):
+    """(folder, subfolders, files) under runs/; os.walk skips folders that vanish while it looks (jobs delete
+    temporary folders all the time)."""
+    return os.walk(cwd / "runs")
+
+
 def finished_runs(cwd: Path) -> int:
-    return sum(1 for _ in (cwd / "runs").rglob("metrics.json")) if (cwd / "runs").is_dir() else 0
+    return sum("metrics.json" in files for _, _, files in _walk(cwd))
 
 
 def in_flight(cwd: Path) -> list[Path]:
     """Run folders with a checkpoint but no metrics.json: training that a kill interrupts."""
-    if not (cwd / "runs").is_dir():
-        return []
-    return [c.parent for c in (cwd / "runs").rglob("checkpoints") if not (c.parent / "metrics.json").exists()
-            and any(c.glob("step-*"))]
+    found = []
+    for folder, subfolders, files in _walk(cwd):
+        if "checkpoints" in subfolders and "metrics.json" not in files:
+            try:
+                if any(n.startswith("step-") for n in os.listdir(Path(folder) / "checkpoints")):
+                    found.append(Path(folder))
+            except FileNotFoundError:
+                pass
+    return found
 
 
 def kill_once(cwd: Path, args: list[str], target_runs: int, timeout: float) -> dict:
