@@ -14,7 +14,9 @@ Losses (TinyBERT eq. 7-12), with M student and N teacher layers and g(m) = m * N
   attention  sum_m (1/h) sum_heads MSE(A_m^S, A_g(m)^T);
   soft_ce    -sum softmax(z^T / t) . log_softmax(z^S / t), t = ``method.temperature`` (1 here; MSE for STS-B).
 W is one trainable (d_S x d_T) matrix shared by embeddings and every layer (lrcbert's ``method.projection:
-shared``). Every MSE ignores padding: only non-padding tokens, and for attention only (query, key) pairs of
+shared``). Task stage 1 goes on with the W of general distillation (``method.projection_init: student``, as
+TinyBERT's released code keeps its ``fit_dense`` layer in the student checkpoint); it therefore needs a
+general-distilled student (set ``method.projection_init: new`` to start W afresh). Every MSE ignores padding: only non-padding tokens, and for attention only (query, key) pairs of
 two non-padding tokens, count (TinyBERT's code leaves padding in the hidden MSE; here padding never counts).
 
 ``method.attention_target``: ``probs`` (default; the paper's A = softmax(Q K^T / sqrt(d_k)), taken before
@@ -132,7 +134,7 @@ METHODS = {
     "tinybert_general": ({"stage_split": 1.0, "stage1": dict(INTERMEDIATE), "stage2": dict(INTERMEDIATE), **_common},
                          _model),
     "tinybert_intermediate": ({"stage_split": 1.0, "stage1": dict(INTERMEDIATE), "stage2": dict(INTERMEDIATE),
-                               **_common}, _model),
+                               "projection_init": "student", **_common}, _model),
     "tinybert": ({"stage_split": 0.0, "stage1": {"soft_ce": 1.0}, "stage2": {"soft_ce": 1.0}, "temperature": 1.0,
                   **_common}, {}),
 }

@@ -58,6 +58,7 @@ class MethodConfig:
     representation: str = "flatten"         # flatten | cls | mean : how a layer's l x d output becomes a vector
     negatives: str = "in_batch"             # in_batch (K = B - 1)
     projection: str = "shared"              # shared | per_layer : one W for all mapped layers, or one each
+    projection_init: str = "new"            # new | student : W starts random, or is the W saved with model.student
     layer_map: list | None = None           # teacher layer for student layers 1..M; None = i * N / M
     temperature: float = 1.1
     soft_t2: bool = False                   # multiply the soft loss by tau^2
@@ -142,6 +143,7 @@ CHOICES = {
     "method.representation": ("flatten", "cls", "mean"),
     "method.negatives": ("in_batch",),
     "method.projection": ("shared", "per_layer"),
+    "method.projection_init": ("new", "student"),
     "method.hard_target": ("one_hot", "tempered"),
     "method.perturb_norm": ("per_example", "batch"),
     "method.pkd_reduction": ("mean", "sum"),
@@ -248,6 +250,10 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("config key 'data.path' is required when data.source is 'tsv'")
     if cfg.model.student_init == "path" and not cfg.model.student:
         raise ConfigError("config key 'model.student' is required when model.student_init is 'path'")
+    if m.projection_init == "student" and cfg.model.student_init != "path":
+        raise ConfigError("config key 'method.projection_init' is 'student', which takes W from the run in "
+                          f"model.student, but model.student_init is {cfg.model.student_init!r}, not 'path'; "
+                          "set method.projection_init=new")
     return cfg
 
 

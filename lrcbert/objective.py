@@ -14,6 +14,7 @@ so lrcbert never imports them at module import time.
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from typing import Callable, NamedTuple
 
 import torch
@@ -191,6 +192,24 @@ class Objective(nn.Module):
         n = 1 if self.method.projection == "shared" else len(self.phi)
         self.proj = nn.ModuleList(nn.Linear(student_config.hidden_size, teacher_config.hidden_size, bias=False)
                                   for _ in range(n))
+
+    def load_projection(self, path) -> None:
+        """Start W from the one saved with an earlier run (``method.projection_init: student``; ``path`` is that
+        run's ``objective.safetensors``). TinyBERT's task stage 1 goes on with the projection of its general
+        distillation; a W of another shape, or none at all, is refused."""
+        from safetensors.torch import load_file
+        if not hasattr(self, "proj"):
+            raise ValueError(f"method.projection_init=student, but method {self.method.name!r} has no W to load")
+        if not Path(path).is_file():
+            raise ValueError(f"method.projection_init=student: no saved W at {path} (the run in model.student "
+                             "trained none); set method.projection_init=new")
+        saved = {k: v for k, v in load_file(str(path)).items() if k.startswith("proj.")}
+        mine = {f"proj.{k}": v for k, v in self.proj.state_dict().items()}
+        shapes = lambda d: {k: tuple(v.shape) for k, v in d.items()}  # noqa: E731
+        if shapes(saved) != shapes(mine):
+            raise ValueError(f"method.projection_init=student: W in {path} has shapes {shapes(saved)}, this run "
+                             f"needs {shapes(mine)} (method.projection and the student/teacher widths must match)")
+        self.proj.load_state_dict({k[len("proj."):]: v for k, v in saved.items()})
 
     def _weight(self, stage: str, term: str) -> float:
         return float(getattr(self.method, stage).get(term, 0.0))

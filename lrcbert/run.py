@@ -95,6 +95,12 @@ def run(cfg, out_dir: str | Path, kind: str) -> dict:
         if task is not None:
             check_labels(student.config, task, f"student {cfg.model.student or '(new)'}")
     objective = Objective(cfg.method, task, student.config, teacher.config if teacher is not None else None)
+    if cfg.method.projection_init == "student":
+        try:
+            objective.load_projection(Path(resolve(cfg.model.student)) / "objective.safetensors")
+        except ValueError as e:
+            raise RunError(str(e)) from None
+        print(f"W starts from {cfg.model.student}/objective.safetensors (method.projection_init=student)")
     train_raw = D.load_corpus(cfg) if task is None else D.load_split(cfg, task, "train")
     train_set = D.tokenize(train_raw, tokenizer, cfg.data.max_length)
     collate = D.Collator(tokenizer, cfg.data.max_length, cfg.data.pad_to_max_length)

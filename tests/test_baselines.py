@@ -312,7 +312,7 @@ WIDE = {"student_arch": {**TEACHER, "num_hidden_layers": 2}}
 @pytest.mark.parametrize("name, sections", [
     ("distilbert", {"model": WIDE}),
     ("pkd", {"model": {**WIDE, "student_layers": [1, 2]}}),
-    ("tinybert_intermediate", {}),
+    ("tinybert_intermediate", {"method": {"projection_init": "new"}}),   # a random student: no W to continue
     ("tinybert", {}),
     ("codir", {"method": {"bank_size": 16}}),
     ("ackd", {}),
@@ -329,10 +329,45 @@ def test_each_baseline_runs_end_to_end(glue_dir, teacher_run, tmp_path, name, se
     assert all(last[t] != "" and math.isfinite(float(last[t])) for t in terms), last
 
 
-def test_tinybert_general_distillation_runs(glue_dir, teacher_run, tmp_path):
+def test_tinybert_stage1_continues_the_projection_of_general_distillation(glue_dir, teacher_run, tmp_path):
+    """General distillation saves W; task stage 1 (preset: method.projection_init=student) starts from it. With a
+    learning rate of 1e-12 the W that stage 1 saves is still the general one; with projection_init=new it is not."""
+    from safetensors.torch import load_file
     cfg = baseline_cfg(glue_dir, teacher_run, "tinybert_general", data={"corpus": str(glue_dir / "corpus.txt")})
-    run(cfg, tmp_path, "general")
-    assert (tmp_path / "metrics.json").is_file() and (tmp_path / "model" / "objective.safetensors").is_file()
+    run(cfg, tmp_path / "general", "general")
+    general_w = load_file(str(tmp_path / "general" / "model" / "objective.safetensors"))["proj.0.weight"]
+    assert (tmp_path / "general" / "metrics.json").is_file()
+
+    def stage1(out, **method):
+        model = {"student": str(tmp_path / "general" / "model"), "student_init": "path"}
+        run(baseline_cfg(glue_dir, teacher_run, "tinybert_intermediate", train={"max_steps": 2, "lr": 1e-12},
+                         model=model, method=method), tmp_path / out, "distill")
+        return load_file(str(tmp_path / out / "model" / "objective.safetensors"))["proj.0.weight"]
+
+    assert get_method("tinybert_intermediate")["method"]["projection_init"] == "student"
+    torch.testing.assert_close(stage1("continued"), general_w, rtol=0, atol=1e-9)
+    assert (stage1("fresh", projection_init="new") - general_w).abs().max() > 1e-3
+
+
+def test_projection_init_student_refuses_what_it_cannot_continue(glue_dir, teacher_run, tmp_path):
+    from lrcbert.config import ConfigError
+    from lrcbert.run import RunError
+    with pytest.raises(ConfigError, match="method.projection_init"):       # a random student has no earlier W
+        baseline_cfg(glue_dir, teacher_run, "tinybert_intermediate")
+    # a student folder without objective.safetensors (a fine-tuned model trains no W)
+    cfg = baseline_cfg(glue_dir, teacher_run, "tinybert_intermediate",
+                       model={"student": str(teacher_run / "model"), "student_init": "path"})
+    with pytest.raises(RunError, match="no saved W at .*objective.safetensors"):
+        run(cfg, tmp_path / "nofile", "distill")
+    assert not (tmp_path / "nofile" / "metrics.json").exists()
+    # a W of another shape: a per-layer projection cannot start from one shared W
+    general = tmp_path / "general"
+    run(baseline_cfg(glue_dir, teacher_run, "tinybert_general", data={"corpus": str(glue_dir / "corpus.txt")},
+                     train={"max_steps": 1}), general, "general")
+    cfg = baseline_cfg(glue_dir, teacher_run, "tinybert_intermediate", method={"projection": "per_layer"},
+                       model={"student": str(general / "model"), "student_init": "path"})
+    with pytest.raises(RunError, match="W in .* has shapes"):
+        run(cfg, tmp_path / "shape", "distill")
 
 
 def test_codir_resume_restores_the_memory_bank(glue_dir, teacher_run, tmp_path):
