@@ -182,8 +182,32 @@ def test_dry_run_smoke_config_exercises_every_rule_but_the_downloads(wf):
     assert counts["sweep_distill"] == 3 + 4                  # stage split {0, .5, .95}; weights {1, 3} one at a time
     assert counts["submission"] == 1 + 1 + 1                  # the systems that run every task: teacher, LRC-BERT(1)
     assert counts["collect_dev"] == 8 + 6                      # Table 1: all eight systems; the six ablations
-    # TinyBERT: RTE only; the CoLA of LRC-BERT_C, _S and _H (one seed)
-    assert counts["general_distill"] == 2 and counts["intermediate_distill"] == 2 + 1 + 3
+    # LRC-BERT's RTE and CoLA (LRC-BERT_C, _S and _H start from that CoLA run too); TinyBERT: RTE only
+    assert counts["general_distill"] == 2 and counts["intermediate_distill"] == 2 + 1
+
+
+def test_ablations_continue_lrcbert_intermediate_run_instead_of_repeating_it(wf):
+    """An intermediate run depends only on student, general distillation, intermediate method, task and seed: the
+    loss ablations share LRC-BERT's; TinyBERT (another student and method) and LRC-BERT1 keep their own."""
+    res = snakemake(wf, "-n", "-p", "--cores", "2", "--configfile", "config/smoke.yaml")
+    assert res.returncode == 0, res.stderr + res.stdout
+    lines = [x for x in res.stdout.splitlines() if "python -m lrcbert distill" in x]
+    for system in ("lrcbert", "lrcbert_c", "lrcbert_s", "lrcbert_h"):
+        line = next(x for x in lines if f"--out runs/{system}/cola/seed1/" in x)
+        assert 'model.student="runs/intermediate/lrcbert/cola/seed1/model"' in line, system
+    assert not re.search(r"--out runs/intermediate/lrcbert_[csh]/", res.stdout)
+    tiny = next(x for x in lines if "--out runs/tinybert4/rte/seed1/" in x)
+    assert 'model.student="runs/intermediate/tinybert4/rte/seed1/model"' in tiny
+
+
+def test_intermediate_from_must_name_a_system_with_the_same_intermediate_runs(tmp_path):
+    wf = workflow_copy(tmp_path)
+    cfg = yaml.safe_load((wf / "config" / "smoke.yaml").read_text())
+    for owner in ("lrcbert1", "tinybert4", "nosuch"):          # no general distillation; another student; unknown
+        cfg["systems"]["lrcbert_c"]["intermediate_from"] = owner
+        (wf / "config" / "bad.yaml").write_text(yaml.safe_dump(cfg))
+        res = snakemake(wf, "-n", "--cores", "1", "--configfile", "config/bad.yaml")
+        assert res.returncode != 0 and "systems.lrcbert_c.intermediate_from" in res.stderr + res.stdout, owner
 
 
 def test_set_arguments_round_trip_through_lrcbert_config(wf):

@@ -291,8 +291,15 @@ def general_run(student):
     return f"{RUNS}/general/{student}"
 
 
+def intermediate_owner(system):
+    """The system whose folder holds ``system``'s intermediate runs: ``systems.<system>.intermediate_from`` or
+    itself. An intermediate run depends only on the student, general distillation, intermediate method, task
+    and seed, so the ablations of LRC-BERT start from LRC-BERT's runs instead of repeating them."""
+    return SYSTEMS[system].get("intermediate_from") or system
+
+
 def intermediate_run(system, task, seed):
-    return f"{RUNS}/intermediate/{system}/{task}/seed{seed}"
+    return f"{RUNS}/intermediate/{intermediate_owner(system)}/{task}/seed{seed}"
 
 
 def augmented_file(task):
@@ -364,6 +371,13 @@ def distill_inputs(wildcards):
     return inputs
 
 
+_intermediate_key = lambda n: (SYSTEMS[n]["student"], SYSTEMS[n]["general_distillation"], intermediate_method(n))
+for name in DISTILL_SYSTEMS:
+    owner = SYSTEMS[name].get("intermediate_from")
+    if owner and (owner not in DISTILL_SYSTEMS or not SYSTEMS[owner]["augment"]
+                  or _intermediate_key(owner) != _intermediate_key(name)):
+        raise problem(f"systems.{name}.intermediate_from", f"{owner!r} is not a distillation system with "
+                      f"augment true and the same student, general_distillation and intermediate_method")
 for name in DISTILL_SYSTEMS:
     check_lrcbert_keys([distill_sets(name, system_tasks(name)[0], system_seeds(name)[0], system_lrs(name)[0])],
                        f"systems.{name}.set")
