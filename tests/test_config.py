@@ -3,7 +3,7 @@ with a message naming the key."""
 import pytest
 
 from lrcbert.config import ConfigError, load_config
-from lrcbert.objective import METHODS
+from lrcbert.objective import METHODS, load_plugins
 
 
 def test_paper_defaults():
@@ -76,8 +76,12 @@ def test_hash_covers_only_settings_that_differ_from_the_defaults():
 
 
 def test_presets_are_diffs_of_known_keys():
+    load_plugins()                          # the baselines' presets too, whatever ran before
+    assert "tinybert_intermediate" in METHODS
+    # a student to continue from: TinyBERT's stage-1 preset takes W from it (method.projection_init: student)
+    student = {"student_init": "path", "student": "runs/general/x/model"}
     for name, diff in METHODS.items():
-        cfg = load_config(base={"method": diff})
+        cfg = load_config(base={"method": diff, "model": student})
         for k, v in diff.items():
             assert getattr(cfg.method, k) == v, (name, k)
     assert load_config(base={"method": METHODS["finetune"]}).method.perturb is False
