@@ -7,11 +7,10 @@ Inputs: ``results/dev/{system}.json`` of the reference system and of each ablati
 a CSV (one row per system and split, numbers only).
 """
 import sys
-from pathlib import Path
 
 import pandas as pd
 
-from results_lib import excluded_note, header, read_json
+from results_lib import excluded_note, header, read_json, write_table
 from table1 import SPLITS, ours_text, split_values, stats
 
 
@@ -87,6 +86,5 @@ if __name__ == "__main__":
         p = smk.params
         text, frame = build(list(smk.input.dev), p.systems, p.reference, list(p.splits), smk.input.paper, p.title,
                             p.data_source)
-        Path(smk.output.md).write_text(text)
-        frame.to_csv(smk.output.csv, index=False)
+        write_table(text, smk.output.md, frame, smk.output.csv)
         print(text)

@@ -21,7 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from results_lib import SMOKE_NOTE, read_json, run_problem  # noqa: E402
+from results_lib import SMOKE_NOTE, read_json, run_problem, save_figure, write_table  # noqa: E402
 
 
 def read_losses(runs: list[str]) -> pd.DataFrame:
@@ -111,9 +111,7 @@ def plot(table: pd.DataFrame, stats: dict, b, info: dict, task: str, data_source
     ax.set_xlabel("optimisation step")
     ax.set_ylabel("loss (EMA-smoothed; raw faint)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 if __name__ == "__main__":
@@ -124,7 +122,7 @@ if __name__ == "__main__":
         devs = {read_json(f)["system"]: read_json(f) for f in smk.input.dev}
         table, stats, b, info = build(devs, p.layouts, p.systems, p.reference, p.other, p.task, float(p.smoothing))
         plot(table, stats, b, info, p.task, p.data_source, smk.output.png)
-        table.to_csv(smk.output.csv, index=False)
+        write_table(table.to_csv(index=False), smk.output.csv)
         if p.data_source == "synthetic":
             print(SMOKE_NOTE)
         print(f"stage boundary at step {b}; stage-2 roughness: {stats}; {info}")

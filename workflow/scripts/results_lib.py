@@ -88,6 +88,22 @@ def header(title: str, data_source: str) -> list[str]:
     return [f"# {title}", ""] + ([SMOKE_NOTE, ""] if data_source == "synthetic" else [])
 
 
+def write_table(text: str, md: str | Path, frame=None, csv: str | Path | None = None) -> None:
+    """A results page and (given) the CSV behind it, each written atomically (lrcbert's temp file + rename)."""
+    from lrcbert.runinfo import atomic_write_text
+    atomic_write_text(md, text)
+    if csv is not None:
+        atomic_write_text(csv, frame.to_csv(index=False))
+
+
+def save_figure(fig, path: str | Path) -> None:
+    """The suite's figure format (tight layout, 120 dpi); the figure is closed afterwards."""
+    import matplotlib.pyplot as plt
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def fmt(x, spec: str = ".1f", missing: str = "missing") -> str:
     return missing if x is None else format(x, spec)
 

@@ -17,7 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from results_lib import header, read_json  # noqa: E402
+from results_lib import header, read_json, save_figure, write_table  # noqa: E402
 from table1 import SPLITS, ours_text, stats  # noqa: E402
 
 DIRECTIONS = {"random": "random direction", "gradient": "gradient direction (FGM)"}
@@ -73,9 +73,7 @@ def plot(frame: pd.DataFrame, systems: dict, data_source: str, path: str):
     axes[0][0].set_ylabel("dev accuracy (%)")
     if data_source == "synthetic":
         fig.suptitle("smoke test on generated data: meaningless numbers", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 if __name__ == "__main__":
@@ -85,7 +83,6 @@ if __name__ == "__main__":
         p = smk.params
         results = {Path(f).stem.removeprefix("robustness_"): read_json(f) for f in smk.input}
         text, frame = build(results, p.systems, p.data_source)
-        Path(smk.output.md).write_text(text)
-        frame.to_csv(smk.output.csv, index=False)
+        write_table(text, smk.output.md, frame, smk.output.csv)
         plot(frame, p.systems, p.data_source, smk.output.png)
         print(text)

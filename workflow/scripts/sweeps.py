@@ -6,9 +6,7 @@ the stage-2 weights alpha:beta:gamma of the layer, soft and hard terms (paper: e
 For every point the learning rate is chosen on dev (best mean over seeds of the selection score, i.e. the mean of
 the task's evaluation splits), as for the tables. Outputs ``results/sweep_{sweep}.md/.png/.csv``.
 """
-import statistics
 import sys
-from pathlib import Path
 
 import matplotlib
 
@@ -16,7 +14,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from results_lib import best_lr, header, mean, run_problem, selection_score, split_scores  # noqa: E402
+from results_lib import (best_lr, header, mean, run_problem, save_figure, selection_score,  # noqa: E402
+                         split_scores, write_table)
 from table1 import SPLITS, ours_text, stats  # noqa: E402
 
 TERMS = ("layer", "soft", "hard")
@@ -132,9 +131,7 @@ def plot(sweep: str, frame: pd.DataFrame, splits: list[str], weights: dict, data
         title += " (smoke test on generated data: meaningless numbers)"
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 if __name__ == "__main__":
@@ -145,7 +142,6 @@ if __name__ == "__main__":
         sweep = smk.wildcards.sweep
         text, frame = build(sweep, p.layout["points"], p.points, list(p.splits), p.reference, dict(p.weights),
                             p.data_source, p.layout["expect"])
-        Path(smk.output.md).write_text(text)
-        frame.to_csv(smk.output.csv, index=False)
+        write_table(text, smk.output.md, frame, smk.output.csv)
         plot(sweep, frame, list(p.splits), dict(p.weights), p.data_source, smk.output.png)
         print(text)

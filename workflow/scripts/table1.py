@@ -8,11 +8,10 @@ Inputs: ``results/dev/{system}.json`` (collect_dev.py), ``results/paper/table1_g
 """
 import statistics
 import sys
-from pathlib import Path
 
 import pandas as pd
 
-from results_lib import excluded_note, read_json
+from results_lib import excluded_note, read_json, write_table
 
 # evaluation split -> (column title, metric, column of the paper's CSV)
 SPLITS = {
@@ -170,6 +169,5 @@ if __name__ == "__main__":
         p = smk.params
         text, frame = build(list(smk.input.dev), p.systems, p.teacher, p.compare, p.splits, smk.input.paper,
                             smk.input.figures, p.data_source)
-        Path(smk.output.md).write_text(text)
-        frame.to_csv(smk.output.csv, index=False)
+        write_table(text, smk.output.md, frame, smk.output.csv)
         print(text)

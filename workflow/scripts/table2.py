@@ -2,11 +2,10 @@
 workload on one device, beside the paper's Table 2 (109M vs 14.5M parameters, 121.4 s vs 12.7 s on a V100)
 and its 9.6x speed-up and 7.5x size ratio. Written with pandas + tabulate to ``results/table2.md``."""
 import sys
-from pathlib import Path
 
 import pandas as pd
 
-from results_lib import read_json
+from results_lib import read_json, write_table
 
 
 def figure(figures: pd.DataFrame, key: str) -> str:
@@ -64,5 +63,5 @@ if __name__ == "__main__":
     with open(smk.log[0], "w") as log:
         sys.stdout = sys.stderr = log
         text = build(smk.input.timing, smk.input.paper, smk.input.figures)
-        Path(smk.output[0]).write_text(text)
+        write_table(text, smk.output[0])
         print(text)

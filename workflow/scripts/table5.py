@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from results_lib import fmt, header, read_json
+from results_lib import fmt, header, read_json, write_table
 from table1 import SPLITS, split_values
 
 
@@ -130,6 +130,5 @@ if __name__ == "__main__":
         devs = {read_json(f)["system"]: read_json(f) for f in smk.input.dev}
         text, frame = build(read_json(smk.input.cases), devs, p.reference, p.other, p.systems, int(p.cases),
                             smk.input.paper, smk.input.figures, p.data_source)
-        Path(smk.output.md).write_text(text)
-        frame.to_csv(smk.output.csv, index=False)
+        write_table(text, smk.output.md, frame, smk.output.csv)
         print(text)
