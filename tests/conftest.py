@@ -34,6 +34,15 @@ def tiny_config(data_path=None, task="sst2", dropout=True, **sections):
     return load_config(base=base)
 
 
+def finetune_teacher(glue_dir, out, task="rte", **train):
+    """Fine-tune ``tiny_config``'s random teacher on ``task`` with the ``finetune`` preset (cross-entropy on the gold
+    labels, lr 5e-4 unless ``train`` says otherwise); returns ``out``."""
+    from lrcbert.objective import METHODS
+    from lrcbert.run import run
+    run(tiny_config(glue_dir, task=task, train={"lr": 5e-4, **train}, method=METHODS["finetune"]), out, "finetune")
+    return out
+
+
 @pytest.fixture(scope="session")
 def tokenizer():
     from transformers import AutoTokenizer

@@ -30,6 +30,7 @@ TIMING = {"table2.md", "inference_time.json", "bench.md", "bench.json"}
 
 
 def workflow_copy(dest: Path) -> Path:
+    """The files a user checks out (Snakefile, workflow/, config/, profiles/, results/paper/), copied to ``dest``."""
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copy(ROOT / "Snakefile", dest / "Snakefile")
     for folder in ("workflow", "config", "profiles"):

@@ -2,7 +2,6 @@
 import pytest
 import torch
 
-from conftest import tiny_config
 from lrcbert import losses
 from lrcbert.config import load_config
 from lrcbert.objective import METHODS, Objective

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from transformers import BertConfig, BertForSequenceClassification
 
-from conftest import tiny_config
+from conftest import finetune_teacher, tiny_config
 from lrcbert import losses
 from lrcbert.analysis import layer_stats, perturbed_predictions
 from lrcbert.objective import METHODS
@@ -121,9 +121,7 @@ def test_gradient_direction_raises_each_examples_loss_to_first_order():
 def runs(glue_dir, tmp_path_factory):
     from lrcbert.run import run
     root = tmp_path_factory.mktemp("analysis")
-    cfg = tiny_config(glue_dir, task="mnli", train={"max_steps": 2, "lr": 5e-4},
-                      method={"stage_split": 0.0, "stage1": {"hard": 1.0}, "stage2": {"hard": 1.0}, "perturb": False})
-    run(cfg, root / "teacher", "finetune")
+    finetune_teacher(glue_dir, root / "teacher", task="mnli", max_steps=2)
     out = {}
     for name in ("lrcbert", "bert_m"):
         cfg = tiny_config(glue_dir, task="mnli", model={"teacher": str(root / "teacher" / "model"),

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 import baselines
 from baselines import ackd, codir, pkd, tinybert
-from conftest import TEACHER, tiny_config
+from conftest import TEACHER, finetune_teacher, tiny_config
 from lrcbert import losses
 from lrcbert.objective import METHODS, Objective, get_method
 from lrcbert.run import run
@@ -290,11 +290,7 @@ def test_every_baseline_is_a_registered_method_the_cli_accepts():
 # ---------------------------------------------------------------------------------------------- end to end
 @pytest.fixture(scope="module")
 def teacher_run(glue_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("bteacher")
-    cfg = tiny_config(glue_dir, task="rte", train={"epochs": 1, "lr": 5e-4},
-                      method={"stage_split": 0.0, "stage1": {"hard": 1.0}, "stage2": {"hard": 1.0}, "perturb": False})
-    run(cfg, out, "finetune")
-    return out
+    return finetune_teacher(glue_dir, tmp_path_factory.mktemp("bteacher"), epochs=1)
 
 
 def baseline_cfg(glue_dir, teacher, name, train=None, **sections):

@@ -25,7 +25,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from conftest import tiny_config
+from conftest import finetune_teacher, tiny_config
 from lrcbert import checkpoint
 from lrcbert.run import run
 
@@ -37,11 +37,7 @@ CHECKPOINT_EVERY = 5
 
 @pytest.fixture(scope="module")
 def teacher(glue_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("teacher")
-    cfg = tiny_config(glue_dir, task="rte", train={"epochs": 1, "lr": 5e-4},
-                      method={"stage_split": 0.0, "stage1": {"hard": 1.0}, "stage2": {"hard": 1.0}, "perturb": False})
-    run(cfg, out, "finetune")
-    return out / "model"
+    return finetune_teacher(glue_dir, tmp_path_factory.mktemp("teacher"), epochs=1) / "model"
 
 
 def kind_config(kind, glue_dir, teacher):

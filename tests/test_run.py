@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from conftest import tiny_config
+from conftest import finetune_teacher, tiny_config
 from lrcbert.cli import main
 from lrcbert.run import RunError, run
 from lrcbert.tasks import TASKS
@@ -13,11 +13,7 @@ from lrcbert.tasks import TASKS
 
 @pytest.fixture(scope="module")
 def teacher(glue_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("teacher")
-    cfg = tiny_config(glue_dir, task="rte", train={"epochs": 2, "lr": 5e-4},
-                      method={"stage_split": 0.0, "stage1": {"hard": 1.0}, "stage2": {"hard": 1.0}, "perturb": False})
-    run(cfg, out, "finetune")
-    return out
+    return finetune_teacher(glue_dir, tmp_path_factory.mktemp("teacher"), epochs=2)
 
 
 def distill_cfg(glue_dir, teacher, **train):

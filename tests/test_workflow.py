@@ -10,7 +10,6 @@ import os
 import re
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from kill_smoke import workflow_copy  # the files a user checks out, copied to a fresh folder
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ROOT / "workflow" / "scripts"
@@ -25,16 +25,6 @@ sys.path.insert(0, str(SCRIPTS))
 
 SNAKEMAKE = shutil.which("snakemake") or str(Path(sys.executable).parent / "snakemake")
 pytestmark = pytest.mark.skipif(not Path(SNAKEMAKE).exists(), reason="snakemake is not installed")
-
-
-def workflow_copy(dest: Path) -> Path:
-    """The files a user checks out: Snakefile, workflow/, config/, profiles/, results/paper/."""
-    dest.mkdir(parents=True, exist_ok=True)
-    shutil.copy(ROOT / "Snakefile", dest / "Snakefile")
-    for folder in ("workflow", "config", "profiles"):
-        shutil.copytree(ROOT / folder, dest / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(ROOT / "results" / "paper", dest / "results" / "paper")
-    return dest
 
 
 def snakemake(cwd: Path, *args: str, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
