@@ -378,7 +378,6 @@ for name in DISTILL_SYSTEMS:
                   or _intermediate_key(owner) != _intermediate_key(name)):
         raise problem(f"systems.{name}.intermediate_from", f"{owner!r} is not a distillation system with "
                       f"augment true and the same student, general_distillation and intermediate_method")
-for name in DISTILL_SYSTEMS:
     check_lrcbert_keys([distill_sets(name, system_tasks(name)[0], system_seeds(name)[0], system_lrs(name)[0])],
                        f"systems.{name}.set")
     if system_aug_tasks(name):
