@@ -183,7 +183,8 @@ def _runs(items: list[str]) -> dict:
 def _analysis(cfg, args) -> dict:
     from .analysis import case_stats, robustness
     from .runinfo import atomic_write_json
-    split = "mnli_m" if args.task == "mnli" else args.task
+    from .tasks import get_task
+    split = get_task(args.task).name            # the evaluation split: "mnli" means MNLI-m
     if args.command == "case-stats":
         result = case_stats(cfg, _runs(args.run), split)
     else:
