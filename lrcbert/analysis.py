@@ -17,13 +17,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import yaml
-from safetensors.torch import load_file
 
 from . import data as D
 from .config import config_from_dict
 from .engine import EmbeddingTap, perturbation
 from .losses import angular_distance, layer_vectors
 from .models import build_teacher, embedding_module, layer_map, load_tokenizer
+from .objective import read_projection
 from .tasks import get_task
 
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -44,12 +44,8 @@ def load_run(run: str | Path, task=None):
     saved.pop("config_hash", None)
     cfg = config_from_dict(saved)
     model = AutoModelForSequenceClassification.from_pretrained(run / "model").eval()
-    proj = []
     w_file = run / "model" / "objective.safetensors"
-    if w_file.is_file():
-        state = load_file(str(w_file))
-        proj = [state[k] for k in sorted((k for k in state if k.startswith("proj.")), key=lambda k: int(k.split(".")[1]))]
-    return cfg.method, model, proj
+    return cfg.method, model, read_projection(w_file) if w_file.is_file() else []
 
 
 def layer_stats(s_hidden, t_hidden, proj: list[torch.Tensor], phi: list[int], mask: torch.Tensor,

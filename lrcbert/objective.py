@@ -156,6 +156,13 @@ def get_method(name: str) -> dict:
     return {**PRESETS.get(name, {}), "method": {"name": name, **METHODS[name]}}
 
 
+def read_projection(path) -> list[torch.Tensor]:
+    """The W matrices (out x in) saved with a run's objective (``objective.safetensors``), in layer order."""
+    from safetensors.torch import load_file
+    state = load_file(str(path))
+    return [state[k] for k in sorted((k for k in state if k.startswith("proj.")), key=lambda k: int(k.split(".")[1]))]
+
+
 class Objective(nn.Module):
     """The loss of one method for one task; holds W so that it trains with the student."""
 
@@ -197,19 +204,19 @@ class Objective(nn.Module):
         """Start W from the one saved with an earlier run (``method.projection_init: student``; ``path`` is that
         run's ``objective.safetensors``). TinyBERT's task stage 1 goes on with the projection of its general
         distillation; a W of another shape, or none at all, is refused."""
-        from safetensors.torch import load_file
         if not hasattr(self, "proj"):
             raise ValueError(f"method.projection_init=student, but method {self.method.name!r} has no W to load")
         if not Path(path).is_file():
             raise ValueError(f"method.projection_init=student: no saved W at {path} (the run in model.student "
                              "trained none); set method.projection_init=new")
-        saved = {k: v for k, v in load_file(str(path)).items() if k.startswith("proj.")}
-        mine = {f"proj.{k}": v for k, v in self.proj.state_dict().items()}
-        shapes = lambda d: {k: tuple(v.shape) for k, v in d.items()}  # noqa: E731
-        if shapes(saved) != shapes(mine):
-            raise ValueError(f"method.projection_init=student: W in {path} has shapes {shapes(saved)}, this run "
-                             f"needs {shapes(mine)} (method.projection and the student/teacher widths must match)")
-        self.proj.load_state_dict({k[len("proj."):]: v for k, v in saved.items()})
+        saved = read_projection(path)
+        have, need = [tuple(w.shape) for w in saved], [tuple(lin.weight.shape) for lin in self.proj]
+        if have != need:
+            raise ValueError(f"method.projection_init=student: W in {path} has shapes {have}, this run needs "
+                             f"{need} (method.projection and the student/teacher widths must match)")
+        with torch.no_grad():
+            for lin, w in zip(self.proj, saved):
+                lin.weight.copy_(w)
 
     def _weight(self, stage: str, term: str) -> float:
         return float(getattr(self.method, stage).get(term, 0.0))
