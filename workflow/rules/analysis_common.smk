@@ -33,7 +33,7 @@ SW, ROB = _an("sweeps"), _an("robustness")
 if AN_ENABLED:
     _need_system(REFERENCE, "analyses.reference")
     for key, spec in (("table3", A3), ("table4", A4)):
-        for i, name in enumerate(spec.get("systems", [])):
+        for name in spec.get("systems", []):
             _need_system(name, f"analyses.{key}.systems")
         for split in spec.get("splits", []):
             for name in [REFERENCE, *spec.get("systems", [])]:
