@@ -502,13 +502,16 @@ def test_dev_selection_table1_and_submissions(tmp_path, monkeypatch):
     student = collect("lrcbert", layout, splits)
     assert student["tasks"]["rte"]["selected_lr"] == "0.001"
     assert student["tasks"]["mnli"]["selected_lr"] == "0.003"
-    for name, data in (("teacher", teacher), ("lrcbert", student), ("ackd4", {**student, "system": "ackd4"})):
+    pkd = {**student, "system": "pkd", "tasks": {"rte": student["tasks"]["rte"]}}    # a system of one task
+    for name, data in (("teacher", teacher), ("lrcbert", student), ("ackd4", {**student, "system": "ackd4"}),
+                       ("pkd", pkd)):
         Path(f"{name}.json").write_text(json.dumps(data))
     text, frame = build_table1(
-        ["teacher.json", "lrcbert.json", "ackd4.json"],
+        ["teacher.json", "lrcbert.json", "ackd4.json", "pkd.json"],
         {"teacher": {"label": "BERT-base (teacher)", "paper": "BERT-base (teacher)"},
          "lrcbert": {"label": "LRC-BERT", "paper": "LRC-BERT"},
-         "ackd4": {"label": "ACKD-4", "paper": None, "reconstruction": True}},
+         "ackd4": {"label": "ACKD-4", "paper": None, "reconstruction": True},
+         "pkd": {"label": "BERT-PKD", "paper": None}},
         "teacher", "lrcbert", ["mnli_m", "mnli_mm", "qqp", "sst2", "qnli", "mrpc", "rte", "cola", "stsb"],
         str(ROOT / "results/paper/table1_glue_test.csv"), str(ROOT / "results/paper/other_figures.csv"), "tsv")
     assert "70.0 ± 14.1 (n=2) [paper 63.1]" in text                 # RTE of LRC-BERT, lr 0.001
@@ -523,6 +526,8 @@ def test_dev_selection_table1_and_submissions(tmp_path, monkeypatch):
     assert re.search(r"\| BERT-base \(teacher\) +\| 109.0 \[paper 109\] +\|", text)
     assert "| ACKD-4 (reconstruction) " in text and "Rows marked (reconstruction): ACKD-4 (reconstruction)" in text
     assert "| LRC-BERT (reconstruction)" not in text
+    assert "nan" not in text                                       # the lr table of a one-task system
+    assert re.search(r"\| BERT-PKD +\| 0.001 +\| not run +\|", text)
     manifest = build_submission("lrcbert.json", "2", tmp_path / "sub/seed2", tmp_path / "sub/seed2.zip")
     assert sorted(manifest["files"]) == ["MNLI_M.tsv", "MNLI_MM.tsv", "RTE.tsv"]
     assert manifest["files"]["RTE.tsv"]["lr"] == "0.001"

@@ -13,6 +13,8 @@ rule general_distill:
         f"{RUNS}/general/{{student}}/metrics.json",
     log:
         f"{LOGS}/general/{{student}}.log",
+    benchmark:
+        f"{LOGS}/benchmarks/general/{{student}}.tsv",
     params:
         run=subpath(output[0], parent=True),
         sets=lambda wildcards: set_args(general_sets(wildcards.student)),
@@ -64,6 +66,8 @@ rule intermediate_distill:
         f"{RUNS}/intermediate/{{system}}/{{task}}/seed{{seed}}/metrics.json",
     log:
         f"{LOGS}/intermediate/{{system}}/{{task}}/seed{{seed}}.log",
+    benchmark:
+        f"{LOGS}/benchmarks/intermediate/{{system}}/{{task}}/seed{{seed}}.tsv",
     params:
         run=subpath(output[0], parent=True),
         sets=lambda wildcards: set_args(intermediate_sets(wildcards.system, wildcards.task, int(wildcards.seed))),
@@ -90,6 +94,8 @@ rule task_distill:
         f"{RUNS}/{{system}}/{{task}}/seed{{seed}}/lr{{lr}}/metrics.json",
     log:
         f"{LOGS}/distill/{{system}}/{{task}}/seed{{seed}}/lr{{lr}}.log",
+    benchmark:
+        f"{LOGS}/benchmarks/distill/{{system}}/{{task}}/seed{{seed}}/lr{{lr}}.tsv",
     params:
         run=subpath(output[0], parent=True),
         method=lambda wildcards: SYSTEMS[wildcards.system]["method"],

@@ -10,6 +10,8 @@ rule teacher_finetune:
         f"{RUNS}/teacher/{{task}}/lr{{lr}}/metrics.json",
     log:
         f"{LOGS}/teacher/{{task}}/lr{{lr}}.log",
+    benchmark:
+        f"{LOGS}/benchmarks/teacher/{{task}}/lr{{lr}}.tsv",
     params:
         run=subpath(output[0], parent=True),
         sets=lambda wildcards: set_args(TEACHER_SETS, {"train.lr": num(wildcards.lr)}),

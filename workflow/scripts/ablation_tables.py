@@ -6,11 +6,10 @@ Inputs: ``results/dev/{system}.json`` of the reference system and of each ablati
 (``results/paper/table3_loss_ablation_dev.csv`` or ``table4_two_stage_dev.csv``). Outputs the Markdown table and
 a CSV (one row per system and split, numbers only).
 """
-import sys
 
 import pandas as pd
 
-from results_lib import excluded_note, header, read_json, write_table
+from results_lib import excluded_note, header, job_log, read_json, write_table
 from table1 import SPLITS, ours_text, split_values, stats
 
 
@@ -80,9 +79,7 @@ def build(dev_files: list[str], systems: dict, reference: str, splits: list[str]
 
 
 if __name__ == "__main__":
-    smk = snakemake  # noqa: F821
-    with open(smk.log[0], "w") as log:
-        sys.stdout = sys.stderr = log
+    with job_log(snakemake) as smk:  # noqa: F821
         p = smk.params
         text, frame = build(list(smk.input.dev), p.systems, p.reference, list(p.splits), smk.input.paper, p.title,
                             p.data_source)

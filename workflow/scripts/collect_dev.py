@@ -4,14 +4,10 @@ Output ``results/dev/{system}.json``: for each task, the dev selection score of 
 of every run, the chosen lr, and for each seed of the chosen lr its run folder, dev scores per evaluation
 split, parameter count and test prediction files (what Table 1 and the submissions are built from)."""
 import json
-import sys
 from pathlib import Path
 
-try:
-    import lrcbert  # noqa: F401
-except ImportError:   # not installed: the repository this workflow lives in
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from results_lib import best_lr, mean, read_json, run_params, run_problem, selection_score, split_scores
+from results_lib import (best_lr, job_log, mean, read_json, run_params, run_problem, selection_score,
+                         split_scores)
 
 
 def predictions(run: Path, splits) -> dict:
@@ -64,9 +60,7 @@ def collect(system: str, layout: dict, task_splits: dict) -> dict:
 
 
 if __name__ == "__main__":
-    smk = snakemake  # noqa: F821
-    with open(smk.log[0], "w") as log:
-        sys.stdout = sys.stderr = log
+    with job_log(snakemake) as smk:  # noqa: F821
         result = collect(smk.wildcards.any_system, smk.params.layout, smk.params.splits)
         Path(smk.output[0]).write_text(json.dumps(result, indent=2) + "\n")
         for task, entry in result["tasks"].items():

@@ -5,8 +5,9 @@ Run by the local rule ``download_corpus``. The data set is streamed, so the whol
 disk twice; each article is split at line breaks, paragraphs shorter than ``min_chars`` characters (headings,
 list items) are dropped, and writing stops after ``max_lines`` paragraphs when that is set.
 """
-import sys
 from pathlib import Path
+
+from results_lib import job_log
 
 
 def paragraphs(texts, min_chars: int):
@@ -42,9 +43,7 @@ def hub_texts(hub_id: str, hub_config: str | None, column: str):
 
 
 if __name__ == "__main__":
-    smk = snakemake  # noqa: F821
-    with open(smk.log[0], "w") as log:
-        sys.stdout = sys.stderr = log
+    with job_log(snakemake) as smk:  # noqa: F821
         p = smk.params
         n = write_corpus(smk.output[0], hub_texts(p.hub_id, p.hub_config, p.text_column), p.min_chars, p.max_lines)
         print(f"wrote {n} paragraphs to {smk.output[0]}")

@@ -9,11 +9,9 @@ carry ``index`` and the text columns only; runs of whitespace inside a text (tab
 import sys
 from pathlib import Path
 
-try:
-    from lrcbert.tasks import EVAL_SPLITS, TASKS, Task
-except ImportError:   # not installed: the repository this workflow lives in
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from lrcbert.tasks import EVAL_SPLITS, TASKS, Task
+from results_lib import job_log
+
+from lrcbert.tasks import EVAL_SPLITS, TASKS, Task
 
 
 def _clean(text) -> str:
@@ -85,8 +83,7 @@ def download_task(train_task: str, root: str | Path, hub_id: str = "nyu-mll/glue
 
 
 def _snakemake_main(smk) -> None:
-    with open(smk.log[0], "w") as log:
-        sys.stdout = sys.stderr = log
+    with job_log(smk):
         download_task(smk.params.task, smk.params.root, smk.params.hub_id)
         missing = [f for f in smk.output if not Path(f).is_file()]
         if missing:

@@ -2,16 +2,15 @@
 ``download_model``), so that training jobs load it from disk and compute nodes need no network.
 ``download.json`` (the rule's output) is written last and records the repository and the files."""
 import json
-import sys
 from pathlib import Path
+
+from results_lib import job_log
 
 # weights in safetensors only; the tokenizer and config files; no TF/Flax/ONNX copies
 ALLOW = ["*.json", "*.txt", "*.model", "*.safetensors"]
 
 if __name__ == "__main__":
-    smk = snakemake  # noqa: F821
-    with open(smk.log[0], "w") as log:
-        sys.stdout = sys.stderr = log
+    with job_log(snakemake) as smk:  # noqa: F821
         from huggingface_hub import snapshot_download
         folder = Path(smk.output[0]).parent
         path = snapshot_download(repo_id=smk.params.repo_id, local_dir=str(folder), allow_patterns=ALLOW)

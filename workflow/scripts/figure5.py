@@ -13,7 +13,6 @@ curve's stage-2 roughness: the standard deviation of the step-to-step change of 
 Outputs ``results/figure5.png`` and ``results/figure5.csv`` (step, raw and smoothed value of each curve).
 """
 import statistics
-import sys
 
 import matplotlib
 
@@ -21,7 +20,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from results_lib import SMOKE_NOTE, read_json, run_problem, save_figure, write_table  # noqa: E402
+from results_lib import SMOKE_NOTE, job_log, read_json, run_problem, save_figure, write_table  # noqa: E402
 
 
 def read_losses(runs: list[str]) -> pd.DataFrame:
@@ -90,14 +89,16 @@ def plot(table: pd.DataFrame, stats: dict, b, info: dict, task: str, data_source
     fig, ax = plt.subplots(figsize=(8, 4.5))
     names = [c[:-4] for c in table.columns if c.endswith(" raw")]
     colours = ["tab:blue", "tab:orange", "tab:blue"]
+    widths = iter([3.5, 2.0, 1.2])     # a later curve is drawn inside an earlier one it coincides with
     for name, colour in zip(names, colours):
         thin = "perturbed" in name
+        width = 0.9 if thin else next(widths)
         r = stats[name]
         # each stage drawn on its own: the loss jumps where stage 2 adds the soft and hard terms
         parts = [table] if b is None else [table[table["step"] < b], table[table["step"] >= b]]
         for k, part in enumerate(parts):
             ax.plot(part["step"], part[f"{name} raw"], color=colour, alpha=0.15, linewidth=0.8)
-            ax.plot(part["step"], part[f"{name} smoothed"], color=colour, linewidth=0.9 if thin else 2.0,
+            ax.plot(part["step"], part[f"{name} smoothed"], color=colour, linewidth=width,
                     linestyle=":" if thin else "-",
                     label=None if k else (f"{name}; stage-2 roughness {r:.3g}" if r is not None else name))
     if b is not None:
@@ -115,9 +116,7 @@ def plot(table: pd.DataFrame, stats: dict, b, info: dict, task: str, data_source
 
 
 if __name__ == "__main__":
-    smk = snakemake  # noqa: F821
-    with open(smk.log[0], "w") as log:
-        sys.stdout = sys.stderr = log
+    with job_log(snakemake) as smk:  # noqa: F821
         p = smk.params
         devs = {read_json(f)["system"]: read_json(f) for f in smk.input.dev}
         table, stats, b, info = build(devs, p.layouts, p.systems, p.reference, p.other, p.task, float(p.smoothing))

@@ -6,11 +6,31 @@ over the seeds that finished wins; ties go to the lr listed first.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
+import importlib.util
 import json
 import math
 import struct
+import sys
+import traceback
 from pathlib import Path
+
+if importlib.util.find_spec("lrcbert") is None:   # not installed: the repository this workflow lives in
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+
+@contextlib.contextmanager
+def job_log(smk):
+    """The start of every script a rule runs through ``script:``, ``with job_log(snakemake) as smk:``: inside,
+    everything the script prints (stdout, stderr, warnings, and the traceback of an uncaught exception) goes
+    to the rule's ``log:`` file. Importing this module also makes ``lrcbert`` importable from a clone."""
+    with open(smk.log[0], "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        try:
+            yield smk
+        except BaseException:
+            traceback.print_exc()        # into the log, which Snakemake names when the job fails
+            raise
 
 
 def read_json(path) -> dict:
@@ -102,6 +122,19 @@ def save_figure(fig, path: str | Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+LINESTYLES = ("-", "--", "-.", ":")
+
+
+def series_style(k: int, n: int) -> dict:
+    """Matplotlib style of the k-th of n curves in one plot: its own marker and line style, with markers and
+    lines shrinking from the first curve to the last. Curves with identical values (common in smoke runs) then
+    show as nested markers and stripes instead of the last one hiding the others."""
+    bigger = n - 1 - k
+    return {"marker": MARKERS[k % len(MARKERS)], "markersize": 4 + 3 * bigger,
+            "linestyle": LINESTYLES[k % len(LINESTYLES)], "linewidth": 1.0 + min(1.2 * bigger, 4.0)}
 
 
 def fmt(x, spec: str = ".1f", missing: str = "missing") -> str:

@@ -8,7 +8,6 @@ Inputs: ``results/analysis/robustness_{system}.json`` (``lrcbert robustness``). 
 ``results/robustness.md/.png/.csv``.
 """
 import statistics
-import sys
 from pathlib import Path
 
 import matplotlib
@@ -17,7 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from results_lib import header, read_json, save_figure, write_table  # noqa: E402
+from results_lib import header, job_log, read_json, save_figure, series_style, write_table  # noqa: E402
 from table1 import SPLITS, ours_text, stats  # noqa: E402
 
 DIRECTIONS = {"random": "random direction", "gradient": "gradient direction (FGM)"}
@@ -61,10 +60,11 @@ def plot(frame: pd.DataFrame, systems: dict, data_source: str, path: str):
     dirs = list(dict.fromkeys(frame["direction"]))
     fig, axes = plt.subplots(1, len(dirs), figsize=(5 * len(dirs), 4), sharey=True, squeeze=False)
     for ax, d in zip(axes[0], dirs):
-        for name in dict.fromkeys(frame["system"]):
+        names = list(dict.fromkeys(frame["system"]))
+        for k, name in enumerate(names):
             sub = frame[(frame.system == name) & (frame.direction == d)].sort_values("eps")
-            ax.errorbar(sub["eps"], sub["mean"], yerr=sub["std"].fillna(0), marker="o", capsize=3,
-                        label=systems[name]["label"])
+            ax.errorbar(sub["eps"], sub["mean"], yerr=sub["std"].fillna(0), capsize=3,
+                        label=systems[name]["label"], **series_style(k, len(names)))
         ax.axvline(1.0, color="grey", linestyle="--", linewidth=1)
         ax.set_xscale("symlog", linthresh=1.0)
         ax.set_xlabel("eps (L2 per example; dashed: training size 1)")
@@ -77,9 +77,7 @@ def plot(frame: pd.DataFrame, systems: dict, data_source: str, path: str):
 
 
 if __name__ == "__main__":
-    smk = snakemake  # noqa: F821
-    with open(smk.log[0], "w") as log:
-        sys.stdout = sys.stderr = log
+    with job_log(snakemake) as smk:  # noqa: F821
         p = smk.params
         results = {Path(f).stem.removeprefix("robustness_"): read_json(f) for f in smk.input}
         text, frame = build(results, p.systems, p.data_source)

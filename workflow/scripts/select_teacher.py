@@ -2,15 +2,11 @@
 (or the evaluated, already fine-tuned teacher of ``teacher.finetuned``). Writes ``selected.json``, whose ``model``
 entry is the folder the distillation jobs of that task load the teacher from."""
 import json
-import sys
 from pathlib import Path
 
-try:
-    from lrcbert.tasks import EVAL_SPLITS
-except ImportError:   # not installed: the repository this workflow lives in
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from lrcbert.tasks import EVAL_SPLITS
-from results_lib import best_lr, read_json, run_params, safetensors_params, selection_score, split_scores
+from results_lib import best_lr, job_log, read_json, run_params, safetensors_params, selection_score, split_scores
+
+from lrcbert.tasks import EVAL_SPLITS
 
 
 def select(task: str, metrics_files: list[str], given_model: str | None = None) -> dict:
@@ -34,9 +30,7 @@ def select(task: str, metrics_files: list[str], given_model: str | None = None) 
 
 
 if __name__ == "__main__":
-    smk = snakemake  # noqa: F821
-    with open(smk.log[0], "w") as log:
-        sys.stdout = sys.stderr = log
+    with job_log(snakemake) as smk:  # noqa: F821
         result = select(smk.wildcards.task, list(smk.input), smk.params.given)
         Path(smk.output[0]).write_text(json.dumps(result, indent=2) + "\n")
         print(json.dumps(result, indent=2))

@@ -5,11 +5,10 @@ each file came from. The server also expects files this suite does not produce (
 WNLI.tsv): add them before uploading (README.md, "Submitting to the GLUE server")."""
 import json
 import shutil
-import sys
 import zipfile
 from pathlib import Path
 
-from results_lib import read_json
+from results_lib import job_log, read_json
 
 
 def build(dev_json: str, seed: str, folder: str | Path, zip_path: str | Path) -> dict:
@@ -39,8 +38,6 @@ def build(dev_json: str, seed: str, folder: str | Path, zip_path: str | Path) ->
 
 
 if __name__ == "__main__":
-    smk = snakemake  # noqa: F821
-    with open(smk.log[0], "w") as log:
-        sys.stdout = sys.stderr = log
+    with job_log(snakemake) as smk:  # noqa: F821
         m = build(smk.input[0], smk.wildcards.seed, smk.output.folder, smk.output.zip)
         print(json.dumps(m, indent=2))

@@ -6,7 +6,6 @@ the stage-2 weights alpha:beta:gamma of the layer, soft and hard terms (paper: e
 For every point the learning rate is chosen on dev (best mean over seeds of the selection score, i.e. the mean of
 the task's evaluation splits), as for the tables. Outputs ``results/sweep_{sweep}.md/.png/.csv``.
 """
-import sys
 
 import matplotlib
 
@@ -14,8 +13,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from results_lib import (best_lr, header, mean, run_problem, save_figure, selection_score,  # noqa: E402
-                         split_scores, write_table)
+from results_lib import (best_lr, header, job_log, mean, run_problem, save_figure,  # noqa: E402
+                         selection_score, series_style, split_scores, write_table)
 from table1 import SPLITS, ours_text, stats  # noqa: E402
 
 TERMS = ("layer", "soft", "hard")
@@ -103,20 +102,20 @@ def plot(sweep: str, frame: pd.DataFrame, splits: list[str], weights: dict, data
     fig, ax = plt.subplots(figsize=(7, 4))
     if sweep == "stage_split":
         x = frame["stage split (% of steps in stage 1)"]
-        for s in splits:
-            ax.errorbar(x, frame[f"{s}_mean"], yerr=frame[f"{s}_std"].fillna(0), marker="o", capsize=3,
-                        label=SPLITS[s][0])
+        for k, s in enumerate(splits):
+            ax.errorbar(x, frame[f"{s}_mean"], yerr=frame[f"{s}_std"].fillna(0), capsize=3,
+                        label=SPLITS[s][0], **series_style(k, len(splits)))
         ax.axvline(80, color="grey", linestyle="--", linewidth=1, label="paper's choice (80%)")
         ax.set_xlabel("steps in stage 1 (%)")
     elif weights.get("mode", "one_at_a_time") == "one_at_a_time":
         base = {t: float(weights.get("base", {}).get(t, 0)) for t in TERMS}
         cols = {"layer": "alpha (layer)", "soft": "beta (soft)", "hard": "gamma (hard)"}
-        for t in TERMS:
+        for k, t in enumerate(TERMS):
             others = [u for u in TERMS if u != t]
             sub = frame[(frame[cols[others[0]]] == base[others[0]]) & (frame[cols[others[1]]] == base[others[1]])]
             sub = sub.sort_values(cols[t])
-            ax.errorbar(sub[cols[t]], sub["selection_mean"], yerr=sub["selection_std"].fillna(0), marker="o",
-                        capsize=3, label=f"vary {cols[t]}")
+            ax.errorbar(sub[cols[t]], sub["selection_mean"], yerr=sub["selection_std"].fillna(0), capsize=3,
+                        label=f"vary {cols[t]}", **series_style(k, len(TERMS)))
         ax.set_xlabel("value of the varied weight (others at " + ":".join(f"{base[t]:g}" for t in TERMS) + ")")
     else:
         labels = [f"{a:g}:{b:g}:{c:g}" for a, b, c in zip(frame["alpha (layer)"], frame["beta (soft)"],
@@ -135,9 +134,7 @@ def plot(sweep: str, frame: pd.DataFrame, splits: list[str], weights: dict, data
 
 
 if __name__ == "__main__":
-    smk = snakemake  # noqa: F821
-    with open(smk.log[0], "w") as log:
-        sys.stdout = sys.stderr = log
+    with job_log(snakemake) as smk:  # noqa: F821
         p = smk.params
         sweep = smk.wildcards.sweep
         text, frame = build(sweep, p.layout["points"], p.points, list(p.splits), p.reference, dict(p.weights),

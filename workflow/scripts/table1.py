@@ -7,11 +7,10 @@ Inputs: ``results/dev/{system}.json`` (collect_dev.py), ``results/paper/table1_g
 (one row per system and column, numbers only).
 """
 import statistics
-import sys
 
 import pandas as pd
 
-from results_lib import excluded_note, read_json, write_table
+from results_lib import excluded_note, job_log, read_json, write_table
 
 # evaluation split -> (column title, metric, column of the paper's CSV)
 SPLITS = {
@@ -153,7 +152,9 @@ def build(dev_files: list[str], systems: dict, teacher: str, compare: str, split
     selected = pd.DataFrame([{"System": label(systems[n]),
                               **{task: (e["selected_lr"] if e["selected_lr"] is not None else "missing")
                                  for task, e in devs[n]["tasks"].items()}} for n in systems])
-    lines += ["Learning rate chosen on dev for each system and training task (teacher: its fine-tuning lr):", "",
+    selected = selected.astype(object).fillna("not run")      # a system runs only its own tasks
+    lines += ["Learning rate chosen on dev for each system and training task (teacher: its fine-tuning lr; "
+              "not run: a task outside the system's configuration):", "",
               selected.to_markdown(index=False), ""]
     left_out = excluded_note([devs[n] for n in systems])
     lines += [left_out] if left_out else ["Every run the configuration asks for finished under the current "
@@ -163,9 +164,7 @@ def build(dev_files: list[str], systems: dict, teacher: str, compare: str, split
 
 
 if __name__ == "__main__":
-    smk = snakemake  # noqa: F821
-    with open(smk.log[0], "w") as log:
-        sys.stdout = sys.stderr = log
+    with job_log(snakemake) as smk:  # noqa: F821
         p = smk.params
         text, frame = build(list(smk.input.dev), p.systems, p.teacher, p.compare, p.splits, smk.input.paper,
                             smk.input.figures, p.data_source)

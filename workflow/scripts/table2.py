@@ -1,11 +1,10 @@
 """Table 2: size and inference time of the teacher and the student, measured by time_inference.py on one fixed
 workload on one device, beside the paper's Table 2 (109M vs 14.5M parameters, 121.4 s vs 12.7 s on a V100)
 and its 9.6x speed-up and 7.5x size ratio. Written with pandas + tabulate to ``results/table2.md``."""
-import sys
 
 import pandas as pd
 
-from results_lib import read_json, write_table
+from results_lib import job_log, read_json, write_table
 
 
 def figure(figures: pd.DataFrame, key: str) -> str:
@@ -59,9 +58,7 @@ def build(timing_json: str, paper_csv: str, figures_csv: str) -> str:
 
 
 if __name__ == "__main__":
-    smk = snakemake  # noqa: F821
-    with open(smk.log[0], "w") as log:
-        sys.stdout = sys.stderr = log
+    with job_log(snakemake) as smk:  # noqa: F821
         text = build(smk.input.timing, smk.input.paper, smk.input.figures)
         write_table(text, smk.output[0])
         print(text)

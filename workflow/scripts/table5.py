@@ -12,12 +12,11 @@ Inputs: ``results/analysis/case_stats_{task}.json`` (``lrcbert case-stats``), ``
 systems (for the average the paper quotes), the paper's Table 5 CSV and other_figures.csv.
 """
 import statistics
-import sys
 from pathlib import Path
 
 import pandas as pd
 
-from results_lib import fmt, header, read_json, write_table
+from results_lib import fmt, header, job_log, read_json, write_table
 from table1 import SPLITS, split_values
 
 
@@ -123,9 +122,7 @@ def build(cases: dict, devs: dict, reference: str, other: str, systems: dict, k:
 
 
 if __name__ == "__main__":
-    smk = snakemake  # noqa: F821
-    with open(smk.log[0], "w") as log:
-        sys.stdout = sys.stderr = log
+    with job_log(snakemake) as smk:  # noqa: F821
         p = smk.params
         devs = {read_json(f)["system"]: read_json(f) for f in smk.input.dev}
         text, frame = build(read_json(smk.input.cases), devs, p.reference, p.other, p.systems, int(p.cases),
