@@ -1,5 +1,5 @@
 """Command line: ``lrcbert {make-synthetic, finetune, distill, general-distill, augment, evaluate, case-stats,
-robustness, bench}``.
+robustness, bench, push}``.
 
 Every training command takes ``--config FILE`` (repeatable, later files win) and ``--set key=value``
 overrides (dotted keys of ``lrcbert.config``), and writes a run folder ``--out``.
@@ -12,6 +12,7 @@ import os
 import sys
 
 from .config import ConfigError, load_config
+from .log import setup as setup_logging
 from .objective import METHODS, get_method, load_plugins
 
 EXIT_PREEMPTED = 75    # EX_TEMPFAIL: try again (Snakemake retries, SLURM requeues); the run resumes
@@ -29,6 +30,10 @@ def _add_common(p: argparse.ArgumentParser, task: bool = True, out_help: str = "
 def build_parser() -> argparse.ArgumentParser:
     load_plugins()          # the baselines register their methods
     ap = argparse.ArgumentParser(prog="lrcbert", description="LRC-BERT distillation and its baselines")
+    loud = ap.add_mutually_exclusive_group()
+    loud.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
+    loud.add_argument("-v", "--verbose", action="store_true",
+                      help="log debug messages and the libraries' own reports (transformers' load reports)")
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("make-synthetic", help="write a generated GLUE-format data set")
     p.add_argument("--out", required=True)
@@ -82,6 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-bf16", action="store_true", help="do not measure bf16 autocast")
     p.add_argument("--compile", action="store_true", help="also measure torch.compile (slow to compile on CPU)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p = sub.add_parser("push", help="upload a finished run's model/ folder (weights, tokenizer, model card) to "
+                                    "the Hugging Face hub")
+    p.add_argument("run_dir", help="a finished run folder (holds metrics.json and model/)")
+    p.add_argument("--repo-id", required=True, help="hub repository ORG/NAME (created if absent)")
+    p.add_argument("--private", action="store_true", help="create the repository as private")
+    p.add_argument("--endpoint", default=None, help="hub endpoint (default: huggingface_hub's, i.e. HF_ENDPOINT)")
     return ap
 
 
@@ -101,12 +112,15 @@ def command_config(command: str, method: str | None, task: str | None, files=(),
 def main(argv=None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)
+    setup_logging("quiet" if args.quiet else "verbose" if args.verbose else "normal")
     if args.command == "make-synthetic":
         from .synthetic import make_synthetic
         sizes = {k: v for k, v in (("train", args.train), ("dev", args.dev), ("test", args.test)) if v}
         out = make_synthetic(args.out, seed=args.seed, sizes=sizes or None, corpus_lines=args.corpus_lines)
         print(f"wrote generated GLUE data to {args.out}")
         return 0 if out else 1
+    if args.command == "push":
+        return _push(args)
     import datasets
     import transformers
     datasets.disable_progress_bars()                 # keep logs to the training bar and real messages
@@ -159,6 +173,22 @@ def _bench(args) -> int:
         print(f"lrcbert: error: {e}", file=sys.stderr)
         return 2
     print(json.dumps({k: v for k, v in result.items() if not isinstance(v, dict)}, indent=2))
+    return 0
+
+
+def _push(args) -> int:
+    from huggingface_hub import constants
+    from huggingface_hub.errors import HfHubHTTPError
+    from .modelcard import push
+    if constants.HF_HUB_OFFLINE:
+        print("lrcbert: error: HF_HUB_OFFLINE is set; unset it to upload to the hub", file=sys.stderr)
+        return 2
+    try:
+        url = push(args.run_dir, args.repo_id, private=args.private, endpoint=args.endpoint)
+    except (ValueError, OSError, HfHubHTTPError) as e:
+        print(f"lrcbert: error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps({"repo_id": args.repo_id, "commit": url}, indent=2))
     return 0
 
 

@@ -106,6 +106,7 @@ class TrainConfig:
     length_grouped: bool = False            # batches of similar lengths (shuffled mega-batches sorted by length)
     length_group_size: int = 50             # batches per mega-batch sorted by length (length_grouped)
     compile: bool = False                   # torch.compile the student and teacher forward passes
+    report_to: str = "none"                 # none | tensorboard | wandb | mlflow | trackio (lrcbert/tracking.py)
 
 
 @dataclass
@@ -152,9 +153,10 @@ CHOICES = {
     "train.mixed_precision": ("no", "bf16", "fp16"),
     "train.lr_schedule": ("linear", "constant", "linear_per_stage"),
     "train.teacher_cache": ("auto", "on", "off"),
+    "train.report_to": ("none", "tensorboard", "wandb", "mlflow", "trackio"),
 }
 NOT_HASHED = ("train.checkpoint_every", "train.keep_checkpoints", "train.log_every", "train.num_workers",
-              "train.stop_after_steps", "train.eval_batch_size")
+              "train.stop_after_steps", "train.eval_batch_size", "train.report_to")
 
 
 _TYPES = {"bool": (bool,), "int": (int,), "float": (int, float), "str": (str,), "dict": (dict,),

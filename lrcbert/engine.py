@@ -22,7 +22,7 @@ from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs, set_seed
 from tqdm.auto import tqdm
 
-from . import checkpoint
+from . import checkpoint, tracking
 from .data import EpochSampler, LengthGroupedSampler, lengths
 from .models import embedding_module
 from .objective import TERMS, Objective, combine
@@ -106,7 +106,8 @@ class Trainer:
         # some parameters get no gradient in some steps (the head during stage 1, W under the hard loss only)
         ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
         self.accelerator = Accelerator(mixed_precision=t.mixed_precision, cpu=not torch.cuda.is_available(),
-                                       kwargs_handlers=[ddp])
+                                       kwargs_handlers=[ddp], log_with=tracking.log_with(t.report_to),
+                                       project_dir=str(self.run_dir))
         set_seed(t.seed)
         world = self.accelerator.num_processes
         if len(train_set) < t.batch_size * world:
@@ -303,6 +304,7 @@ class Trainer:
     def _fit(self) -> str:
         t = self.cfg.train
         resumed = self.resume()
+        tracking.start(self.accelerator, self.cfg, self.run_dir.name, self.step)     # train.report_to
         if self.cache_choice is None:
             self.prepare_teacher_cache()
         main = self.accelerator.is_main_process
@@ -324,6 +326,8 @@ class Trainer:
                     if main and (self.step % t.log_every == 0 or self.step == self.total_steps):
                         log.writerow({"step": self.step, "epoch": round(self.step / self.steps_per_epoch, 4),
                                       "lr": self.scheduler.get_last_lr()[0], **record})
+                        self.accelerator.log(tracking.step_scalars(record, self.scheduler.get_last_lr()[0]),
+                                             step=self.step)
                         log_file.flush()
                         bar.set_postfix(loss=f"{record['total']:.4f}")
                     if self.step >= self.total_steps:

@@ -8,6 +8,7 @@ A run folder holds ``config.yaml``, ``losses.csv``, ``checkpoints/``, ``model/``
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -17,14 +18,17 @@ from accelerate.utils import set_seed
 from safetensors.torch import save_model
 
 from . import data as D
+from . import tracking
 from .engine import Trainer
 from .evaluation import compute_metrics, predict, to_predictions, write_submission
+from .modelcard import write_card
 from .models import build_student, build_teacher, check_labels, count_parameters, load_tokenizer, resolve
 from .objective import Objective, load_plugins
 from .runinfo import atomic_write_json, atomic_write_text, device_name, git_commit, peak_memory_mb, versions
 from .tasks import EVAL_SPLITS, TASKS, get_task
 
 KINDS = ("finetune", "distill", "general")
+log = logging.getLogger(__name__)
 
 
 class RunError(RuntimeError):
@@ -78,9 +82,10 @@ def run(cfg, out_dir: str | Path, kind: str) -> dict:
         raise RunError(f"unknown run kind {kind!r}; known: {', '.join(KINDS)}")
     out = Path(out_dir)
     if _prepare_folder(cfg, out):
-        print(f"{out}: already finished with this configuration; nothing to do")
+        log.info("%s: already finished with this configuration; nothing to do", out)
         return json.loads((out / "metrics.json").read_text())
     start = time.time()
+    log.info("%s run, method %s, config hash %s, seed %d: %s", kind, cfg.method.name, cfg.hash(), cfg.train.seed, out)
     load_plugins()                  # baseline terms and attention implementations, before any model is built
     set_seed(cfg.train.seed)        # model initialisation (student, W, new heads) is seeded too
     task = None if kind == "general" else get_task(cfg.task)
@@ -100,7 +105,7 @@ def run(cfg, out_dir: str | Path, kind: str) -> dict:
             objective.load_projection(Path(resolve(cfg.model.student)) / "objective.safetensors")
         except ValueError as e:
             raise RunError(str(e)) from None
-        print(f"W starts from {cfg.model.student}/objective.safetensors (method.projection_init=student)")
+        log.info("W starts from %s/objective.safetensors (method.projection_init=student)", cfg.model.student)
     train_raw = D.load_corpus(cfg) if task is None else D.load_split(cfg, task, "train")
     train_set = D.tokenize(train_raw, tokenizer, cfg.data.max_length)
     collate = D.Collator(tokenizer, cfg.data.max_length, cfg.data.pad_to_max_length)
@@ -122,6 +127,8 @@ def run(cfg, out_dir: str | Path, kind: str) -> dict:
     if any(True for _ in objective.parameters()):
         save_model(objective, str(model_dir / "objective.safetensors"))
     metrics = {} if task is None else evaluate_model(cfg, student, tokenizer, task.train_task, out)
+    write_card(model_dir, cfg, kind, metrics)          # README.md: the Hugging Face model card
+    tracking.finish(trainer.accelerator, metrics, trainer.step)   # dev metrics to train.report_to's tracker
     device = trainer.accelerator.device
     record = {"kind": kind, "task": cfg.task if task else "general", "method": cfg.method.name,
               "config_hash": cfg.hash(), "seed": cfg.train.seed, "steps": trainer.step,
