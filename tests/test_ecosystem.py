@@ -1,5 +1,7 @@
 """The suite's ecosystem plumbing: the workflow scripts' common start (job_log), figure styles, model cards and
 the push command, experiment trackers, logging."""
+import logging
+import re
 import sys
 import types
 from pathlib import Path
@@ -212,21 +214,42 @@ def test_push_refuses_what_it_cannot_upload(runs, tmp_path, monkeypatch, capsys)
 
 
 @pytest.mark.parametrize("verbosity", ["quiet", "normal", "verbose"])
-def test_logging_levels_and_transformers_load_report(verbosity, monkeypatch, capfd):
-    import logging
+def test_logging_levels_and_transformers_load_report(verbosity, tmp_path):
+    """In a fresh process, as in a job: lrcbert's messages in one format, transformers' load report (a model
+    with a new head) only when verbose."""
+    import os
+    import subprocess
 
     from conftest import MINILM
-    from transformers import AutoModelForSequenceClassification
+    script = tmp_path / "job.py"
+    script.write_text(
+        "import logging\n"
+        "from lrcbert.log import setup\n"
+        f"setup({verbosity!r})\n"
+        "logging.getLogger('lrcbert.run').info('an info message')\n"
+        "logging.getLogger('lrcbert.run').warning('a warning')\n"
+        "from transformers import AutoModelForSequenceClassification\n"
+        f"AutoModelForSequenceClassification.from_pretrained({MINILM!r}, num_labels=2)\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("TRANSFORMERS_VERBOSITY", "DATASETS_VERBOSITY")}
+    env["PYTHONPATH"] = str(ROOT)
+    res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=600)
+    assert res.returncode == 0, res.stderr
+    assert ("an info message" in res.stderr) == (verbosity != "quiet")
+    assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d WARNING lrcbert.run: a warning$", res.stderr, re.M)
+    assert ("LOAD REPORT" in res.stderr) == (verbosity == "verbose")
+
+
+def test_logging_setup_after_transformers_was_imported(monkeypatch):
+    import transformers
 
     from lrcbert.log import setup
     for var in ("TRANSFORMERS_VERBOSITY", "DATASETS_VERBOSITY"):
         monkeypatch.delenv(var, raising=False)          # restored afterwards
-    setup(verbosity)
-    logging.getLogger("lrcbert.run").info("an info message")
-    logging.getLogger("lrcbert.run").warning("a warning")
-    AutoModelForSequenceClassification.from_pretrained(MINILM, num_labels=2)    # a new head: a load report
-    err = capfd.readouterr().err
-    assert ("an info message" in err) == (verbosity != "quiet")
-    assert " WARNING lrcbert.run: a warning" in err
-    assert ("LOAD REPORT" in err) == (verbosity == "verbose")
-    setup("normal")
+    before = transformers.utils.logging.get_verbosity()
+    try:
+        setup("verbose")
+        assert transformers.utils.logging.get_verbosity() == logging.INFO
+        setup("quiet")
+        assert transformers.utils.logging.get_verbosity() == logging.ERROR
+    finally:
+        transformers.utils.logging.set_verbosity(before)
