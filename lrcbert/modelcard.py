@@ -74,7 +74,8 @@ def build_card(cfg, kind: str, metrics: dict, extra: dict | None = None) -> Mode
         language="en", license="mit", library_name="transformers",
         pipeline_tag="text-classification" if task else "feature-extraction",
         tags=["lrcbert", "knowledge-distillation", f"method:{cfg.method.name}", kind],
-        base_model=base, datasets=[dataset] if dataset else None, model_name=f"{cfg.method.name}-{task or 'general'}",
+        base_model=base, datasets=[dataset] if dataset else None,
+        model_name=f"{cfg.method.name}-{task or 'student'}",
         eval_results=results or None, config_hash=cfg.hash(), **(extra or {}))
     rows = "\n".join(f"| {split} | {m.get('n', '')} | "
                      + ", ".join(f"{k} = {v:.4g}" for k, v in sorted(m.items())
