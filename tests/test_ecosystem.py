@@ -47,6 +47,7 @@ def test_series_styles_nest_coinciding_curves():
 @pytest.fixture(scope="module")
 def runs(glue_dir, tmp_path_factory):
     from conftest import finetune_teacher, tiny_config
+
     from lrcbert.run import run
     root = tmp_path_factory.mktemp("eco")
     teacher = finetune_teacher(glue_dir, root / "teacher")
