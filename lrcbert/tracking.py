@@ -6,11 +6,12 @@ Scalar names: ``loss/<term>`` (each term of the objective, ``loss/total``, ``los
 gradient perturbation), ``weight/<term>``, ``lr``, ``bad_steps`` and ``dev/<split>/<metric>``. TensorBoard event
 files go to ``<run folder>/tracking/``; a resumed run drops the events logged after its checkpoint.
 """
+
 from __future__ import annotations
 
 REPORT_TO = ("none", "tensorboard", "wandb", "mlflow", "trackio")
-PROJECT = "lrcbert"                 # the wandb / mlflow / trackio project (experiment) name
-FOLDER = "tracking"                 # TensorBoard: events under <run folder>/tracking/
+PROJECT = "lrcbert"  # the wandb / mlflow / trackio project (experiment) name
+FOLDER = "tracking"  # TensorBoard: events under <run folder>/tracking/
 
 
 def log_with(report_to: str) -> list[str] | None:
@@ -35,11 +36,16 @@ def start(accelerator, cfg, run_name: str, step: int) -> None:
     report_to = cfg.train.report_to
     if report_to == "none":
         return
-    kwargs = {"tensorboard": {"purge_step": step + 1} if step else {},
-              "wandb": {"name": run_name}, "mlflow": {"run_name": run_name}}.get(report_to, {})
-    accelerator.init_trackers(FOLDER if report_to == "tensorboard" else PROJECT,
-                              config={"config_hash": cfg.hash(), **_flat(cfg.to_dict())},
-                              init_kwargs={report_to: kwargs})
+    kwargs = {
+        "tensorboard": {"purge_step": step + 1} if step else {},
+        "wandb": {"name": run_name},
+        "mlflow": {"run_name": run_name},
+    }.get(report_to, {})
+    accelerator.init_trackers(
+        FOLDER if report_to == "tensorboard" else PROJECT,
+        config={"config_hash": cfg.hash(), **_flat(cfg.to_dict())},
+        init_kwargs={report_to: kwargs},
+    )
 
 
 def step_scalars(record: dict, lr: float) -> dict:
@@ -57,8 +63,12 @@ def step_scalars(record: dict, lr: float) -> dict:
 
 def finish(accelerator, metrics: dict, step: int) -> None:
     """Log the dev metrics (``metrics.json``'s ``splits``) at the last step and close the trackers."""
-    values = {f"dev/{split}/{name}": float(v) for split, m in metrics.items() for name, v in m.items()
-              if isinstance(v, (int, float)) and not isinstance(v, bool) and name != "n"}
+    values = {
+        f"dev/{split}/{name}": float(v)
+        for split, m in metrics.items()
+        for name, v in m.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and name != "n"
+    }
     if values:
         accelerator.log(values, step=step)
     accelerator.end_training()

@@ -1,5 +1,6 @@
 """The suite's ecosystem plumbing: the workflow scripts' common start (job_log), figure styles, model cards and
 the push command, experiment trackers, logging."""
+
 import logging
 import re
 import sys
@@ -18,6 +19,7 @@ def _smk(log: Path):
 
 def test_job_log_sends_prints_and_the_traceback_to_the_rule_log(tmp_path, capsys):
     from results_lib import job_log
+
     log = tmp_path / "job.log"
     before = sys.stdout, sys.stderr
     with pytest.raises(KeyError, match="missing-key"), job_log(_smk(log)) as smk:
@@ -35,24 +37,31 @@ def test_job_log_sends_prints_and_the_traceback_to_the_rule_log(tmp_path, capsys
 
 def test_series_styles_nest_coinciding_curves():
     from results_lib import series_style
+
     styles = [series_style(k, 5) for k in range(5)]
     assert len({s["marker"] for s in styles}) == 5
     sizes, widths = [s["markersize"] for s in styles], [s["linewidth"] for s in styles]
-    assert sizes == sorted(sizes, reverse=True) and len(set(sizes)) == 5        # each later one inside
+    assert sizes == sorted(sizes, reverse=True) and len(set(sizes)) == 5  # each later one inside
     assert widths == sorted(widths, reverse=True) and widths[-1] == 1.0
 
 
 # -- model cards, push, tracking: one tiny teacher and one student distilled from it with TensorBoard on ----------
+
 
 @pytest.fixture(scope="module")
 def runs(glue_dir, tmp_path_factory):
     from conftest import finetune_teacher, tiny_config
 
     from lrcbert.run import run
+
     root = tmp_path_factory.mktemp("eco")
     teacher = finetune_teacher(glue_dir, root / "teacher")
-    cfg = tiny_config(glue_dir, task="rte", model={"teacher": str(teacher / "model"), "teacher_random_init": False},
-                      train={"epochs": 2, "log_every": 1, "report_to": "tensorboard"})
+    cfg = tiny_config(
+        glue_dir,
+        task="rte",
+        model={"teacher": str(teacher / "model"), "teacher_random_init": False},
+        train={"epochs": 2, "log_every": 1, "report_to": "tensorboard"},
+    )
     run(cfg, root / "student", "distill")
     return {"teacher": teacher, "student": root / "student", "cfg": cfg}
 
@@ -62,6 +71,7 @@ def test_saved_models_load_with_auto_classes_and_carry_a_parsable_card(runs):
 
     from huggingface_hub import ModelCard
     from transformers import AutoModelForSequenceClassification
+
     for name in ("teacher", "student"):
         model_dir = runs[name] / "model"
         model = AutoModelForSequenceClassification.from_pretrained(model_dir)
@@ -70,9 +80,9 @@ def test_saved_models_load_with_auto_classes_and_carry_a_parsable_card(runs):
         metrics = json.loads((runs[name] / "metrics.json").read_text())
         assert card.data.config_hash == metrics["config_hash"]
         assert card.data.license == "mit" and card.data.library_name == "transformers"
-        assert card.data.eval_results is None          # generated data: no model-index entries
+        assert card.data.eval_results is None  # generated data: no model-index entries
         acc = metrics["splits"]["rte"]["accuracy"]
-        assert f"accuracy = {acc:.4g}" in card.text     # the dev metrics, in the text
+        assert f"accuracy = {acc:.4g}" in card.text  # the dev metrics, in the text
         assert "generated (synthetic)" in card.text and "LRC-BERT" in card.text
         assert "AutoModelForSequenceClassification.from_pretrained" in card.text
     student = ModelCard.load(runs["student"] / "model" / "README.md")
@@ -82,27 +92,41 @@ def test_saved_models_load_with_auto_classes_and_carry_a_parsable_card(runs):
 def test_card_of_a_glue_run_lists_its_dev_metrics_as_model_index_results():
     from lrcbert.config import load_config
     from lrcbert.modelcard import build_card
+
     cfg = load_config(overrides=["task=mrpc", "data.source=tsv", "data.path=data/glue"])
-    metrics = {"mrpc": {"split": "dev", "n": 408, "accuracy": 0.75, "f1": 0.8125, "score": 81.25,
-                        "test_predictions": "predictions/MRPC.tsv"}}
+    metrics = {
+        "mrpc": {
+            "split": "dev",
+            "n": 408,
+            "accuracy": 0.75,
+            "f1": 0.8125,
+            "score": 81.25,
+            "test_predictions": "predictions/MRPC.tsv",
+        }
+    }
     card = build_card(cfg, "distill", metrics)
-    got = {(r.dataset_type, r.dataset_config, r.dataset_split, r.metric_type): r.metric_value
-           for r in card.data.eval_results}
-    assert got == {("nyu-mll/glue", "mrpc", "validation", "accuracy"): 0.75,
-                   ("nyu-mll/glue", "mrpc", "validation", "f1"): 0.8125}
-    assert card.data.datasets == ["nyu-mll/glue"] and card.data.base_model is None   # random student
+    got = {
+        (r.dataset_type, r.dataset_config, r.dataset_split, r.metric_type): r.metric_value
+        for r in card.data.eval_results
+    }
+    assert got == {
+        ("nyu-mll/glue", "mrpc", "validation", "accuracy"): 0.75,
+        ("nyu-mll/glue", "mrpc", "validation", "f1"): 0.8125,
+    }
+    assert card.data.datasets == ["nyu-mll/glue"] and card.data.base_model is None  # random student
     assert build_card(load_config(overrides=["task=sst2"]), "finetune", {}).data.base_model == "bert-base-uncased"
 
 
 def test_tensorboard_holds_one_series_per_loss_term_equal_to_losses_csv(runs):
     import pandas as pd
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     events = EventAccumulator(str(runs["student"] / "tracking"), size_guidance={"scalars": 0})
     events.Reload()
     tags = set(events.Tags()["scalars"])
     rows = pd.read_csv(runs["student"] / "losses.csv")
     terms = [c for c in ("layer", "soft", "hard") if rows[c].notna().any()]
-    assert terms == ["layer", "soft", "hard"]                   # LRC-BERT: both stages ran
+    assert terms == ["layer", "soft", "hard"]  # LRC-BERT: both stages ran
     for term in terms:
         series = {e.step: e.value for e in events.Scalars(f"loss/{term}")}
         expected = rows.dropna(subset=[term]).set_index("step")[term]
@@ -116,6 +140,7 @@ def test_tensorboard_holds_one_series_per_loss_term_equal_to_losses_csv(runs):
 
 def test_report_to_is_checked_and_not_hashed():
     from lrcbert.config import ConfigError, load_config
+
     with pytest.raises(ConfigError, match="train.report_to"):
         load_config(overrides=["train.report_to=comet"])
     assert load_config(overrides=["train.report_to=wandb"]).hash() == load_config().hash()
@@ -131,6 +156,7 @@ class HubStandIn:
         import json
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
         self.repos, self.files, self.calls = [], {}, []
         hub = self
 
@@ -160,8 +186,9 @@ class HubStandIn:
                     return self._reply({})
                 if "/preupload/" in path:
                     files = json.loads(body)["files"]
-                    return self._reply({"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
-                                                  for f in files]})
+                    return self._reply(
+                        {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files]}
+                    )
                 if "/commit/" in path:
                     for line in body.decode().splitlines():
                         item = json.loads(line)
@@ -186,6 +213,7 @@ def test_push_uploads_the_model_folder_with_its_card(runs, monkeypatch, capsys):
     from huggingface_hub import constants
 
     from lrcbert.cli import main
+
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setenv("HF_TOKEN", "stand-in-token")
     hub = HubStandIn()
@@ -197,7 +225,7 @@ def test_push_uploads_the_model_folder_with_its_card(runs, monkeypatch, capsys):
     model = runs["student"] / "model"
     local = {p.name: p.read_bytes() for p in model.iterdir() if p.is_file()}
     assert "README.md" in local and "model.safetensors" in local
-    assert hub.files == local                                     # every file, byte for byte
+    assert hub.files == local  # every file, byte for byte
     out = json.loads(capsys.readouterr().out)
     assert out["commit"].endswith("/org/lrc-student/commit/abc123")
 
@@ -206,6 +234,7 @@ def test_push_refuses_what_it_cannot_upload(runs, tmp_path, monkeypatch, capsys)
     from huggingface_hub import constants
 
     from lrcbert.cli import main
+
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     assert main(["push", str(runs["student"]), "--repo-id", "org/x"]) == 2
     assert "HF_HUB_OFFLINE" in capsys.readouterr().err
@@ -222,6 +251,7 @@ def test_logging_levels_and_transformers_load_report(verbosity, tmp_path):
     import subprocess
 
     from conftest import MINILM
+
     script = tmp_path / "job.py"
     script.write_text(
         "import logging\n"
@@ -230,7 +260,8 @@ def test_logging_levels_and_transformers_load_report(verbosity, tmp_path):
         "logging.getLogger('lrcbert.run').info('an info message')\n"
         "logging.getLogger('lrcbert.run').warning('a warning')\n"
         "from transformers import AutoModelForSequenceClassification\n"
-        f"AutoModelForSequenceClassification.from_pretrained({MINILM!r}, num_labels=2)\n")
+        f"AutoModelForSequenceClassification.from_pretrained({MINILM!r}, num_labels=2)\n"
+    )
     env = {k: v for k, v in os.environ.items() if k not in ("TRANSFORMERS_VERBOSITY", "DATASETS_VERBOSITY")}
     env["PYTHONPATH"] = str(ROOT)
     res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=600)
@@ -244,8 +275,9 @@ def test_logging_setup_after_transformers_was_imported(monkeypatch):
     import transformers
 
     from lrcbert.log import setup
+
     for var in ("TRANSFORMERS_VERBOSITY", "DATASETS_VERBOSITY"):
-        monkeypatch.delenv(var, raising=False)          # restored afterwards
+        monkeypatch.delenv(var, raising=False)  # restored afterwards
     before = transformers.utils.logging.get_verbosity()
     try:
         setup("verbose")
