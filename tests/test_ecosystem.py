@@ -50,20 +50,30 @@ def test_series_styles_nest_coinciding_curves():
 
 @pytest.fixture(scope="module")
 def runs(glue_dir, tmp_path_factory):
+    """A tiny teacher, and a student distilled from it with TensorBoard on that is killed between checkpoints
+    (simulated: stopped at step 7, its step-7 checkpoint removed) and resumed from step 5."""
+    import shutil
+
     from conftest import finetune_teacher, tiny_config
 
     from lrcbert.run import run
 
     root = tmp_path_factory.mktemp("eco")
     teacher = finetune_teacher(glue_dir, root / "teacher")
-    cfg = tiny_config(
-        glue_dir,
-        task="rte",
-        model={"teacher": str(teacher / "model"), "teacher_random_init": False},
-        train={"epochs": 2, "log_every": 1, "report_to": "tensorboard"},
-    )
-    run(cfg, root / "student", "distill")
-    return {"teacher": teacher, "student": root / "student", "cfg": cfg}
+
+    def cfg(**train):
+        return tiny_config(
+            glue_dir,
+            task="rte",
+            model={"teacher": str(teacher / "model"), "teacher_random_init": False},
+            train={"epochs": 2, "log_every": 1, "report_to": "tensorboard", "checkpoint_every": 5, **train},
+        )
+
+    student = root / "student"
+    run(cfg(stop_after_steps=7), student, "distill")
+    shutil.rmtree(student / "checkpoints" / "step-00000007")  # steps 6-7 were logged, their checkpoint is lost
+    run(cfg(), student, "distill")
+    return {"teacher": teacher, "student": student}
 
 
 def test_saved_models_load_with_auto_classes_and_carry_a_parsable_card(runs):
@@ -118,6 +128,8 @@ def test_card_of_a_glue_run_lists_its_dev_metrics_as_model_index_results():
 
 
 def test_tensorboard_holds_one_series_per_loss_term_equal_to_losses_csv(runs):
+    """Each loss term one scalar series, equal to losses.csv step for step: the resumed run's events replace
+    those logged after its checkpoint (no step twice)."""
     import pandas as pd
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -128,9 +140,10 @@ def test_tensorboard_holds_one_series_per_loss_term_equal_to_losses_csv(runs):
     terms = [c for c in ("layer", "soft", "hard") if rows[c].notna().any()]
     assert terms == ["layer", "soft", "hard"]  # LRC-BERT: both stages ran
     for term in terms:
-        series = {e.step: e.value for e in events.Scalars(f"loss/{term}")}
+        scalars = events.Scalars(f"loss/{term}")
+        series = {e.step: e.value for e in scalars}
         expected = rows.dropna(subset=[term]).set_index("step")[term]
-        assert sorted(series) == sorted(expected.index)
+        assert [e.step for e in scalars] == list(expected.index)  # each step once, in order
         assert all(series[s] == pytest.approx(v, rel=1e-6) for s, v in expected.items())
     for tag in ("loss/total", "loss/clean", "lr", "weight/layer", "dev/rte/accuracy"):
         assert tag in tags
