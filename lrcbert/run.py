@@ -80,6 +80,7 @@ def run(cfg, out_dir: str | Path, kind: str) -> dict:
     """Train (or resume) and evaluate one run; returns the content of ``metrics.json`` (or a stop status)."""
     if kind not in KINDS:
         raise RunError(f"unknown run kind {kind!r}; known: {', '.join(KINDS)}")
+    tracking.log_with(cfg.train.report_to)  # a tracker that is not installed stops the run here, before any work
     out = Path(out_dir)
     if _prepare_folder(cfg, out):
         log.info("%s: already finished with this configuration; nothing to do", out)

@@ -15,8 +15,18 @@ FOLDER = "tracking"  # TensorBoard: events under <run folder>/tracking/
 
 
 def log_with(report_to: str) -> list[str] | None:
-    """The ``log_with`` argument of ``Accelerator`` for a ``train.report_to`` value."""
-    return None if report_to == "none" else [report_to]
+    """The ``log_with`` argument of ``Accelerator`` for a ``train.report_to`` value; ValueError when that
+    tracker's package is not installed (accelerate would only warn and track nothing)."""
+    if report_to == "none":
+        return None
+    from accelerate import utils
+
+    if not getattr(utils, f"is_{report_to}_available")():
+        raise ValueError(
+            f"config key 'train.report_to' is {report_to!r}, but {report_to} is not installed: "
+            f"pip install 'lrcbert[{report_to}]' (or {report_to} itself)"
+        )
+    return [report_to]
 
 
 def _flat(d: dict, prefix: str = "") -> dict:

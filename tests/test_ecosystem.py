@@ -159,6 +159,18 @@ def test_report_to_is_checked_and_not_hashed():
     assert load_config(overrides=["train.report_to=wandb"]).hash() == load_config().hash()
 
 
+def test_a_tracker_that_is_not_installed_stops_the_run_before_any_work(tmp_path, monkeypatch, capsys):
+    from accelerate import utils
+
+    from lrcbert.cli import main
+
+    monkeypatch.setattr(utils, "is_wandb_available", lambda: False)
+    code = main(["finetune", "--task", "rte", "--set", "train.report_to=wandb", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1].startswith("lrcbert: error: config key 'train.report_to' is 'wandb'")
+    assert not (tmp_path / "run").exists()
+
+
 class HubStandIn:
     """A stand-in for the few Hugging Face hub endpoints an upload of small files uses, on 127.0.0.1: create a
     repository, validate a card's YAML, the pre-upload check (answering "regular" for every file, so contents
