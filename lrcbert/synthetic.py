@@ -2,7 +2,9 @@
 
 ``make_synthetic(out_dir)`` writes CoLA, SST-2, MRPC, STS-B, QQP, MNLI, QNLI and RTE folders that a
 reader driven by ``lrcbert.tasks`` parses like the real data, plus ``corpus.txt`` (one sentence or short
-paragraph per line, for general distillation) and ``README.txt``. Sentences come from a small English-like
+paragraph per line, for general distillation), ``README.txt`` and the marker ``.lrcbert-synthetic`` (written
+last: readers check it, so generated data is never taken for GLUE, and ``make_synthetic`` writes only into a
+folder that does not exist, holds no files, or carries this marker). Sentences come from a small English-like
 grammar (a few hundred words); every label is a deterministic function of the generated content, chosen so
 that a model must read word order and scope, not just count words:
 
@@ -48,10 +50,12 @@ own random stream derived from the seed and the file name, so sizes of one file 
 """
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import zlib
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -668,6 +672,34 @@ def _tsv(header, rows):
     return "".join("\t".join(r) + "\n" for r in ([header] if header else []) + rows)
 
 
+MARKER = ".lrcbert-synthetic"
+MARKER_NOTE = "GENERATED DATA, NOT GLUE"
+
+
+def read_marker(folder) -> dict | None:
+    """The marker ``make_synthetic`` left in ``folder`` (its seed and sizes), or None if there is none."""
+    try:
+        meta = json.loads((Path(folder) / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) and meta.get("note") == MARKER_NOTE else None
+
+
+def check_target(out_dir) -> None:
+    """Refuse (DataError, one line) to generate into a folder that holds files ``make_synthetic`` did not make."""
+    from .data import DataError
+    out = Path(out_dir)
+    if not out.exists() or read_marker(out) is not None:
+        return
+    if not out.is_dir():
+        raise DataError(f"{out} (data.path) is a file, not a folder; generated data needs a new folder")
+    found = next((p for p in sorted(out.rglob("*")) if not p.is_dir()), None)
+    if found is not None:
+        raise DataError(f"{out} (data.path) holds files that lrcbert make-synthetic did not write (e.g. "
+                        f"{found.relative_to(out)}; no {MARKER} marker): refusing to write generated data "
+                        "there; give a new folder (for a GLUE folder use data.source=tsv)")
+
+
 def make_synthetic(out_dir, seed=0, sizes=None, corpus_lines=2000) -> dict:
     """Write synthetic GLUE folders, ``corpus.txt`` and ``README.txt`` under ``out_dir``.
 
@@ -680,6 +712,7 @@ def make_synthetic(out_dir, seed=0, sizes=None, corpus_lines=2000) -> dict:
     """
     if int(seed) != seed or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    check_target(out_dir)
     written, lines = {}, []
     for folder, (task, files) in _layout().items():
         counts = _sizes(folder, sizes)
@@ -704,4 +737,7 @@ def make_synthetic(out_dir, seed=0, sizes=None, corpus_lines=2000) -> dict:
                   "GENERATED DATA, NOT GLUE. Synthetic stand-ins in the GLUE TSV layout, written by\n"
                   f"lrcbert.synthetic.make_synthetic(seed={int(seed)}). Rows per file:\n" + "\n".join(lines) +
                   f"\n  corpus.txt: {int(corpus_lines)} lines\n\nRules:\n" + __doc__)
+    _write_atomic(os.path.join(out_dir, MARKER), json.dumps(
+        {"note": MARKER_NOTE, "made_by": "lrcbert make-synthetic", "seed": int(seed),
+         "files": {os.path.relpath(k, out_dir): v for k, v in written.items()}}, indent=1, sort_keys=True) + "\n")
     return written
