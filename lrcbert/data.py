@@ -185,16 +185,17 @@ def load_split(cfg, task: Task, split: str) -> datasets.Dataset:
         raise DataError(f"unknown split {split!r}; known: {', '.join(SPLITS)}")
     d = cfg.data
     if split == "train" and d.train_file:
-        ds = _from_tsv(Path("."), task, split, d.train_file)
+        where, ds = d.train_file, _from_tsv(Path("."), task, split, d.train_file)
     elif d.source == "hub":
-        ds = _from_hub(d.hub_id, task, split)
+        where, ds = f"{d.hub_id}/{task.hub_config}", _from_hub(d.hub_id, task, split)
     else:
-        ds = _from_tsv(data_root(cfg), task, split)
+        root = data_root(cfg)
+        where, ds = root / task.folder / task.files[split], _from_tsv(root, task, split)
     limit = d.max_train_examples if split == "train" else d.max_eval_examples
     if limit is not None and len(ds) > limit:
         ds = ds.select(range(limit))
     if len(ds) == 0:
-        raise DataError(f"no examples in task {task.name}, split {split}")
+        raise DataError(f"{where}: no examples (task {task.name}, split {split})")
     return ds
 
 
