@@ -18,7 +18,7 @@ import datasets
 import torch
 from transformers import DataCollatorWithPadding
 
-from .synthetic import MARKER, read_marker
+from .synthetic import MARKER, is_generated
 from .tasks import COLA_COLUMNS, EVAL_SPLITS, TASKS, Task
 
 SPLITS = ("train", "dev", "test")
@@ -142,7 +142,7 @@ def data_root(cfg) -> Path | None:
         if not path.is_dir():
             raise DataError(f"data.path {path}: no such folder; data.source 'synthetic' reads generated data: "
                             f"make it first with `lrcbert make-synthetic --out {path}`")
-        if read_marker(path) is None:
+        if not is_generated(path):
             raise DataError(f"data.path {path} was not made by lrcbert make-synthetic (no {MARKER} marker) but "
                             "data.source is 'synthetic'; for a GLUE folder set data.source=tsv")
         return path
@@ -172,7 +172,7 @@ def data_source(cfg, general: bool = False) -> str:
             folders.append(Path(d.path or "data/synthetic"))
         if d.train_file:
             folders.append(Path(d.train_file).parent)
-    if any(read_marker(f) is not None for f in folders):
+    if any(is_generated(f) for f in folders):
         return SYNTHETIC_LABEL
     if general:
         return f"corpus {d.corpus}"

@@ -2,9 +2,9 @@
 
 ``make_synthetic(out_dir)`` writes CoLA, SST-2, MRPC, STS-B, QQP, MNLI, QNLI and RTE folders that a
 reader driven by ``lrcbert.tasks`` parses like the real data, plus ``corpus.txt`` (one sentence or short
-paragraph per line, for general distillation), ``README.txt`` and the marker ``.lrcbert-synthetic`` (written
-last: readers check it, so generated data is never taken for GLUE, and ``make_synthetic`` writes only into a
-folder that does not exist, holds no files, or carries this marker). Sentences come from a small English-like
+paragraph per line, for general distillation) and ``README.txt``, the marker written last (readers check it, so
+generated data is never taken for GLUE; ``make_synthetic`` writes only into a folder that does not exist, holds
+no files, or carries this marker). Sentences come from a small English-like
 grammar (a few hundred words); every label is a deterministic function of the generated content, chosen so
 that a model must read word order and scope, not just count words:
 
@@ -50,7 +50,6 @@ own random stream derived from the seed and the file name, so sizes of one file 
 """
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import zlib
@@ -672,24 +671,29 @@ def _tsv(header, rows):
     return "".join("\t".join(r) + "\n" for r in ([header] if header else []) + rows)
 
 
-MARKER = ".lrcbert-synthetic"
-MARKER_NOTE = "GENERATED DATA, NOT GLUE"
+# The file that marks a folder as made by make_synthetic (written last, so its presence also says the folder is
+# complete). Generation writes only into a folder that does not exist, holds no files, or holds it; readers
+# (lrcbert.data) and the workflow refuse any other data.path for generated data, and run records and tables say
+# when data were generated.
+MARKER = "README.txt"
+MARKER_FIRST_LINE = "GENERATED DATA, NOT GLUE."
 
 
-def read_marker(folder) -> dict | None:
-    """The marker ``make_synthetic`` left in ``folder`` (its seed and sizes), or None if there is none."""
+def is_generated(folder) -> bool:
+    """Whether ``folder`` was made by ``make_synthetic`` (its marker is there and says so)."""
+    path = os.path.join(folder, MARKER)
     try:
-        meta = json.loads((Path(folder) / MARKER).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return meta if isinstance(meta, dict) and meta.get("note") == MARKER_NOTE else None
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.readline().startswith(MARKER_FIRST_LINE)
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return False
 
 
 def check_target(out_dir) -> None:
     """Refuse (DataError, one line) to generate into a folder that holds files ``make_synthetic`` did not make."""
     from .data import DataError
     out = Path(out_dir)
-    if not out.exists() or read_marker(out) is not None:
+    if not out.exists() or is_generated(out):
         return
     if not out.is_dir():
         raise DataError(f"{out} (data.path) is a file, not a folder; generated data needs a new folder")
@@ -733,11 +737,8 @@ def make_synthetic(out_dir, seed=0, sizes=None, corpus_lines=2000) -> dict:
     path = os.path.join(out_dir, "corpus.txt")
     _write_atomic(path, "".join(_corpus_line(rng) + "\n" for _ in range(int(corpus_lines))))
     written[path] = int(corpus_lines)
-    _write_atomic(os.path.join(out_dir, "README.txt"),
-                  "GENERATED DATA, NOT GLUE. Synthetic stand-ins in the GLUE TSV layout, written by\n"
+    _write_atomic(os.path.join(out_dir, MARKER),
+                  f"{MARKER_FIRST_LINE} Synthetic stand-ins in the GLUE TSV layout, written by\n"
                   f"lrcbert.synthetic.make_synthetic(seed={int(seed)}). Rows per file:\n" + "\n".join(lines) +
                   f"\n  corpus.txt: {int(corpus_lines)} lines\n\nRules:\n" + __doc__)
-    _write_atomic(os.path.join(out_dir, MARKER), json.dumps(
-        {"note": MARKER_NOTE, "made_by": "lrcbert make-synthetic", "seed": int(seed),
-         "files": {os.path.relpath(k, out_dir): v for k, v in written.items()}}, indent=1, sort_keys=True) + "\n")
     return written

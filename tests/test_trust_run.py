@@ -25,8 +25,8 @@ from lrcbert import checkpoint, engine
 from lrcbert.data import SYNTHETIC_LABEL, DataError
 from lrcbert.models import ModelError
 from lrcbert.objective import METHODS
-from lrcbert.run import Preempted, RunError, lock_folder, run, unlock_folder
-from lrcbert.synthetic import MARKER, make_synthetic
+from lrcbert.run import lock_folder, run, unlock_folder
+from lrcbert.synthetic import MARKER, is_generated, make_synthetic
 
 pytestmark = pytest.mark.faults
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,7 +42,6 @@ def user_glue(glue_dir, dest: Path) -> Path:
     """A copy of the generated folder without any mark of generation: a user's own GLUE folder."""
     shutil.copytree(glue_dir, dest)
     (dest / MARKER).unlink()
-    (dest / "README.txt").unlink()
     return dest
 
 
@@ -87,7 +86,7 @@ def test_make_synthetic_refuses_a_folder_it_did_not_make(glue_dir, tmp_path, cap
     assert main(["make-synthetic", "--out", str(mine), "--train", "8", "--dev", "4", "--test", "2"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"lrcbert: error: {mine} (data.path) holds files that lrcbert make-synthetic did not "
-                          "write (e.g. CoLA/dev.tsv; no .lrcbert-synthetic marker)") and "\n" not in err
+                          "write (e.g. CoLA/dev.tsv; no README.txt marker)") and "\n" not in err
     assert tree_digest(mine) == before
 
 
@@ -99,7 +98,8 @@ def test_make_synthetic_writes_a_new_an_empty_or_its_own_folder(tmp_path):
     first = tree_digest(tmp_path / "new")
     make_synthetic(tmp_path / "new", sizes=sizes, corpus_lines=3)   # its own: regenerated, byte for byte
     assert tree_digest(tmp_path / "new") == first == tree_digest(tmp_path / "empty")
-    assert json.loads((tmp_path / "new" / MARKER).read_text())["note"] == "GENERATED DATA, NOT GLUE"
+    assert is_generated(tmp_path / "new") and (tmp_path / "new" / MARKER).read_text().startswith(
+        "GENERATED DATA, NOT GLUE.")
 
 
 def test_outputs_of_generated_data_say_so_whatever_data_source_says(glue_dir, tmp_path):
