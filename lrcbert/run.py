@@ -152,7 +152,8 @@ def run(cfg, out_dir: str | Path, kind: str) -> dict:
     try:
         return _run(cfg, out, kind)
     except KeyboardInterrupt:
-        raise Preempted("interrupted (Ctrl-C) before training started; run the same command again") from None
+        raise Preempted(f"interrupted (Ctrl-C) outside a training step; {out} keeps its last checkpoint; "
+                        "run the same command again to resume") from None
     finally:
         unlock_folder(lock)
 
