@@ -149,11 +149,8 @@ def run(cfg, out_dir: str | Path, kind: str) -> dict:
         raise RunError(f"unknown run kind {kind!r}; known: {', '.join(KINDS)}")
     out = Path(out_dir)
     lock = lock_folder(out)
-    try:
+    try:        # Ctrl-C during training is a preemption (Trainer.fit); elsewhere the CLI reports it (exit 130)
         return _run(cfg, out, kind)
-    except KeyboardInterrupt:
-        raise Preempted(f"interrupted (Ctrl-C) outside a training step; {out} keeps its last checkpoint; "
-                        "run the same command again to resume") from None
     finally:
         unlock_folder(lock)
 
