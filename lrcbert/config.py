@@ -87,6 +87,9 @@ class MethodConfig:
     codir_loss: str = "nce"                 # nce | info_nce : CRD's NCE loss (eq. 18) or InfoNCE
     codir_sides: str = "two"                # two | one : student and teacher anchors, or the student anchor only
     crd_batch_scale: bool = True            # CoDIR: divide the CRD term by the batch size, as the release does
+    soft_reduction: str = "batchmean"       # batchmean | mean : KD averaged over examples, or over examples x classes
+    projection_bias: bool = False           # W with a bias (TinyBERT's released fit_dense has one)
+    tinybert_padding: str = "masked"        # masked | all : TinyBERT's MSEs over real tokens, or every padded position
     sar_temperature: float = 1.0            # ACKD: sharpness of sample adaptive reweighting (weights ~ exp(h / t))
 
 
@@ -154,6 +157,8 @@ CHOICES = {
     "method.codir_pool": ("cls", "mean"),
     "method.codir_loss": ("nce", "info_nce"),
     "method.codir_sides": ("two", "one"),
+    "method.soft_reduction": ("batchmean", "mean"),
+    "method.tinybert_padding": ("masked", "all"),
     "method.projection": ("shared", "per_layer"),
     "method.projection_init": ("new", "student"),
     "method.hard_target": ("one_hot", "tempered"),

@@ -137,7 +137,8 @@ def _bind_layer(obj: "Objective", ids, labels) -> None:
 
 def _soft_term(obj: "Objective", s_out, t_out, batch) -> torch.Tensor:
     m = obj.method
-    return losses.soft_loss(s_out.logits.float(), t_out.logits.float(), m.temperature, m.soft_t2, obj.regression)
+    return losses.soft_loss(s_out.logits.float(), t_out.logits.float(), m.temperature, m.soft_t2, obj.regression,
+                            m.soft_reduction)
 
 
 def _hard_term(obj: "Objective", s_out, t_out, batch) -> torch.Tensor:
@@ -211,7 +212,8 @@ def read_projection(path) -> list[torch.Tensor]:
     """The W matrices (out x in) saved with a run's objective (``objective.safetensors``), in layer order."""
     from safetensors.torch import load_file
     state = load_file(str(path))
-    return [state[k] for k in sorted((k for k in state if k.startswith("proj.")), key=lambda k: int(k.split(".")[1]))]
+    keys = (k for k in state if k.startswith("proj.") and k.endswith(".weight"))
+    return [state[k] for k in sorted(keys, key=lambda k: int(k.split(".")[1]))]
 
 
 class Objective(nn.Module):
@@ -257,8 +259,8 @@ class Objective(nn.Module):
         if hasattr(self, "proj"):
             return
         n = 1 if self.method.projection == "shared" else len(self.phi)
-        self.proj = nn.ModuleList(nn.Linear(student_config.hidden_size, teacher_config.hidden_size, bias=False)
-                                  for _ in range(n))
+        self.proj = nn.ModuleList(nn.Linear(student_config.hidden_size, teacher_config.hidden_size,
+                                            bias=self.method.projection_bias) for _ in range(n))
 
     def load_projection(self, path) -> None:
         """Start W from the one saved with an earlier run (``method.projection_init: student``; ``path`` is that
@@ -274,9 +276,17 @@ class Objective(nn.Module):
         if have != need:
             raise ValueError(f"method.projection_init=student: W in {path} has shapes {have}, this run needs "
                              f"{need} (method.projection and the student/teacher widths must match)")
+        from safetensors.torch import load_file
+        state = load_file(str(path))
+        biases = [state.get(f"proj.{k}.bias") for k in range(len(saved))]
+        if any((b is None) != (lin.bias is None) for b, lin in zip(biases, self.proj)):
+            raise ValueError(f"method.projection_init=student: W in {path} and this run disagree on a bias "
+                             "(method.projection_bias must match the run W comes from)")
         with torch.no_grad():
-            for lin, w in zip(self.proj, saved):
+            for lin, w, b in zip(self.proj, saved, biases):
                 lin.weight.copy_(w)
+                if b is not None:
+                    lin.bias.copy_(b)
 
     def _weight(self, stage: str, term: str) -> float:
         return float(getattr(self.method, stage).get(term, 0.0))

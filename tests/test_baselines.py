@@ -82,6 +82,7 @@ def test_pkd_loss_hand_computed_and_reductions():
     assert pkd.pkd_loss(s, t, "sum").item() == pytest.approx(0.8)
     assert pkd.pkd_loss(s, t, "mean").item() == pytest.approx(0.4)
     assert pkd.pkd_loss(s * 2, t * 2, "sum").item() == pytest.approx(1.6)      # summed over layer pairs
+    assert pkd.pkd_loss(s * 2, t * 2, "mean").item() == pytest.approx(0.4)     # averaged over them (released)
 
 
 def test_pkd_loss_is_scale_invariant_and_agrees_with_textbrewer():

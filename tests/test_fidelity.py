@@ -253,3 +253,77 @@ def test_sampled_negatives_refuse_a_memory_over_the_limit():
     obj = Objective(cfg.method, TASKS["rte"], BertConfig(**STUDENT), BertConfig(**TEACHER), max_length=8)
     with pytest.raises(ValueError, match="method.memory_max_bytes=1000"):
         obj.bind_data(range(10))
+
+
+# ---------------------------------------------------------------------------------------------- released formulas
+# Independent references: each line below restates, with plain torch, the computation of the released code named
+# in its comment (docs/fidelity.md), on small random tensors with padding.
+def _logits(seed, b=6, c=3):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(b, c, generator=g) * 3, torch.randn(b, c, generator=g) * 3, torch.randint(0, c, (b,), generator=g)
+
+
+def test_distilbert_kd_matches_the_released_distiller():
+    """transformers examples/research_projects/distillation/distiller.py ``Distiller.step``: KLDivLoss(batchmean)
+    of log_softmax(s / T) against softmax(t / T), times T^2."""
+    s, t, _ = _logits(0)
+    T = 2.0
+    ref = torch.nn.KLDivLoss(reduction="batchmean")(F.log_softmax(s / T, -1), F.softmax(t / T, -1)) * T ** 2
+    assert losses.soft_loss(s, t, T, t2=True).item() == pytest.approx(ref.item(), rel=1e-6)
+
+
+def test_pkd_losses_match_the_released_code():
+    """PKD-for-BERT-Model-Compression src/KD_loss.py: ``distillation_loss`` (KLDivLoss(reduction="mean") x T^2,
+    averaged over batch AND classes, alpha-mixed with CE) and ``patience_loss`` (one MSE over the stacked,
+    L2-normalised [CLS] vectors of the layer pairs)."""
+    from baselines import pkd
+    s, t, y = _logits(1)
+    T, alpha = 10.0, 0.7
+    p_t = F.softmax(t / T, 1)                    # KLDivLoss(reduction="mean"): the mean over all B x C elements
+    kd = (p_t * (p_t.log() - F.log_softmax(s / T, 1))).mean() * T * T
+    ref = alpha * kd + (1 - alpha) * F.cross_entropy(s, y)
+    ours = alpha * losses.soft_loss(s, t, T, t2=True, reduction="mean") + (1 - alpha) * losses.hard_loss(s, y)
+    assert ours.item() == pytest.approx(ref.item(), rel=1e-6)
+    assert get_method("pkd")["method"]["soft_reduction"] == "mean"
+    g = torch.Generator().manual_seed(2)
+    st, te = torch.randn(4, 3, 8, generator=g), torch.randn(4, 3, 8, generator=g)     # (B, pairs, d)
+    ref = F.mse_loss(F.normalize(te, p=2, dim=2), F.normalize(st, p=2, dim=2))
+    ours = pkd.pkd_loss(list(st.unbind(1)), list(te.unbind(1)), "mean")
+    assert ours.item() == pytest.approx(ref.item(), rel=1e-6)
+    assert pkd.pkd_loss(list(st.unbind(1)), list(te.unbind(1)), "sum").item() == pytest.approx(ref.item() * 3 * 8, rel=1e-5)
+
+
+def test_tinybert_losses_match_the_released_task_distill():
+    """huawei-noah TinyBERT/task_distill.py main loop: attention = MSELoss over every entry of the masked scores
+    with entries <= -1e2 zeroed; hidden = MSELoss over every position; prediction = ``soft_cross_entropy``
+    (-softmax(t / T) * log_softmax(s / T)).mean() over batch and classes."""
+    from baselines import tinybert
+    g = torch.Generator().manual_seed(3)
+    b, h, l, d = 3, 2, 5, 4
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 1, 0, 0, 0]])
+    raw_s, raw_t = torch.randn(b, h, l, l, generator=g), torch.randn(b, h, l, l, generator=g)
+    additive = (1.0 - mask[:, None, None, :].float()) * -10000.0          # BERT's extended attention mask
+    zeroed = [torch.where(x + additive <= -1e2, torch.zeros_like(x), x + additive) for x in (raw_s, raw_t)]
+    ref = F.mse_loss(*zeroed)
+    assert tinybert.attention_loss(raw_s, raw_t, mask, "scores", "all").item() == pytest.approx(ref.item(), rel=1e-6)
+    # the suite's default counts only pairs of two real tokens
+    keep = (mask[:, None, :, None] * mask[:, None, None, :]).bool().expand(b, h, l, l)
+    masked = ((raw_s - raw_t)[keep] ** 2).mean()
+    assert tinybert.attention_loss(raw_s, raw_t, mask, "scores").item() == pytest.approx(masked.item(), rel=1e-6)
+    hs, ht = torch.randn(b, l, d, generator=g), torch.randn(b, l, d, generator=g)
+    assert losses.masked_mse(hs, ht, torch.ones_like(mask)).item() == pytest.approx(F.mse_loss(hs, ht).item(), rel=1e-6)
+    s, t, _ = _logits(4)
+    ref = (-F.softmax(t, dim=-1) * F.log_softmax(s, dim=-1)).mean()
+    assert tinybert.soft_cross_entropy(s, t, 1.0, reduction="mean").item() == pytest.approx(ref.item(), rel=1e-6)
+    m = get_method("tinybert")["method"]
+    assert (m["attention_target"], m["projection_bias"], m["soft_reduction"]) == ("scores", True, "mean")
+
+
+def test_tinybert_regression_prediction_stage_uses_the_gold_score():
+    """Released: for STS-B the prediction stage is MSELoss(student, gold label), not the teacher's prediction."""
+    cfg = tiny_config(method=get_method("tinybert")["method"])
+    obj = Objective(cfg.method, TASKS["stsb"], BertConfig(**STUDENT), BertConfig(**TEACHER))
+    s = SimpleNamespace(logits=torch.tensor([[0.5], [2.0]]))
+    t = SimpleNamespace(logits=torch.tensor([[9.0], [9.0]]))
+    batch = {"labels": torch.tensor([1.0, 1.0])}
+    assert obj(s, t, batch, {"soft_ce": 1.0})["soft_ce"].item() == pytest.approx((0.25 + 1.0) / 2)
