@@ -93,7 +93,13 @@ def sampled_cos_nce(obj: "Objective", k: int, s_vec: torch.Tensor, t_vec: torch.
     width = memory.vectors.shape[1]
     s_vec, t_vec = _padded(s_vec, width), _padded(t_vec.detach(), width)
     memory.update(idx, t_vec)
-    rows = memory.sample(idx, obj.method.num_negatives)
+    # the two forwards of a perturbed step (eq. 7-8) see the same loss: the same batch keeps its draw
+    last = obj.negative_draws.get(k)
+    if last is not None and torch.equal(last[0], idx):
+        rows = last[1]
+    else:
+        rows = memory.sample(idx, obj.method.num_negatives)
+        obj.negative_draws[k] = (idx.clone(), rows)
     return losses.cos_nce(s_vec, t_vec, memory.vectors[rows])
 
 
@@ -130,6 +136,7 @@ def _bind_layer(obj: "Objective", ids, labels) -> None:
                          "or raise the limit")
     obj.teacher_memory = nn.ModuleList(Memory(ids, (width,), 0.0, init="empty", normalize=False)
                                        for _ in obj.phi)
+    obj.negative_draws = {}        # layer -> (idx, rows) of the last draw (not state: a step redraws after resume)
     obj._ddp_params_and_buffers_to_ignore = [
         *getattr(obj, "_ddp_params_and_buffers_to_ignore", []),
         *(n for k, mem in enumerate(obj.teacher_memory) for n in mem.ddp_ignore(f"teacher_memory.{k}"))]

@@ -248,6 +248,28 @@ def test_sampled_negatives_equal_explicit_cos_nce(representation):
         torch.testing.assert_close(value, want)
 
 
+def test_sampled_negatives_are_drawn_once_per_batch():
+    """Both forwards of a perturbed step (eq. 7-8) use the same negatives; the next batch draws anew."""
+    torch.manual_seed(0)
+    cfg = tiny_config(method={"negatives": "sampled", "num_negatives": 3, "representation": "cls"})
+    s_conf, t_conf = BertConfig(**STUDENT), BertConfig(**TEACHER)
+    obj = Objective(cfg.method, TASKS["rte"], s_conf, t_conf, max_length=8)
+    obj.bind_data(range(8))
+    obj.train()
+
+    def value(ids, seed):
+        b = len(ids)
+        batch = {"attention_mask": torch.ones(b, 4, dtype=torch.long), "idx": torch.tensor(ids)}
+        return obj(fake_outputs(s_conf, b, 4, seed), fake_outputs(t_conf, b, 4, seed + 1), batch, {"layer": 1.0})["layer"]
+    value([4, 5, 6, 7], 10)                                         # fill the memory
+    first = value([0, 1, 2, 3], 0)
+    rows = {k: v[1].clone() for k, v in obj.negative_draws.items()}
+    assert value([0, 1, 2, 3], 0).item() == first.item()
+    value([4, 5, 6, 7], 10)
+    value([0, 1, 2, 3], 0)
+    assert any(not torch.equal(rows[k], obj.negative_draws[k][1]) for k in rows)   # a new step: a new draw
+
+
 def test_sampled_negatives_refuse_a_memory_over_the_limit():
     cfg = tiny_config(method={"negatives": "sampled", "memory_max_bytes": 1000})
     obj = Objective(cfg.method, TASKS["rte"], BertConfig(**STUDENT), BertConfig(**TEACHER), max_length=8)
