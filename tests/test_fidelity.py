@@ -349,3 +349,16 @@ def test_tinybert_regression_prediction_stage_uses_the_gold_score():
     t = SimpleNamespace(logits=torch.tensor([[9.0], [9.0]]))
     batch = {"labels": torch.tensor([1.0, 1.0])}
     assert obj(s, t, batch, {"soft_ce": 1.0})["soft_ce"].item() == pytest.approx((0.25 + 1.0) / 2)
+
+
+def test_table1_rows_name_the_variant_that_ran():
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
+    from table1 import label
+    assert label({"label": "CoDIR-4", "variant": "released code"}) == "CoDIR-4 (released code)"
+    assert label({"label": "ACKD-4", "reconstruction": True}) == "ACKD-4 (reconstruction)"
+    assert label({"label": "LRC-BERT", "variant": None}) == "LRC-BERT"
+    import yaml
+    systems = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "config.yaml").read_text())["systems"]
+    assert systems["codir4"]["variant"] == "released code" and systems["codir4"]["method"] == "codir"

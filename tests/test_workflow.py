@@ -173,7 +173,8 @@ def test_dry_run_smoke_config_exercises_every_rule_but_the_downloads(wf):
     # one seed; LRC-BERT1's 2-value lr grid and LRC-BERT on 8 tasks, the five baselines on RTE and STS-B, the
     # ablations on the tasks of their tables (C, S, H: MNLI, MRPC, CoLA; g, 2, BERT_M: MNLI)
     assert counts["task_distill"] == 8 * 3 + 2 * 5 + 3 * 3 + 3
-    assert counts["sweep_distill"] == 3 + 4                  # stage split {0, .5, .95}; weights {1, 3} one at a time
+    # stage split {0, .5, .95}; weights {1, 3} one at a time; negatives: in-batch, K = 4 and 32
+    assert counts["sweep_distill"] == 3 + 4 + 3
     assert counts["submission"] == 1 + 1 + 1                  # the systems that run every task: teacher, LRC-BERT(1)
     assert counts["collect_dev"] == 8 + 6                      # Table 1: all eight systems; the six ablations
     # LRC-BERT's RTE and CoLA (LRC-BERT_C, _S and _H start from that CoLA run too); TinyBERT: RTE only
