@@ -168,7 +168,7 @@ def test_codir_released_loss_equals_a_hand_computation():
 
 def test_codir_one_sided_is_the_student_side_only_and_refuses_perturbation():
     torch.manual_seed(0)
-    two, s_conf, t_conf = codir_objective(nce_k=3)
+    two, _, _ = codir_objective(nce_k=3)
     torch.manual_seed(0)
     one, _, _ = codir_objective(nce_k=3, codir_sides="one")
     assert not hasattr(one, "codir_memory_s") and torch.equal(one.codir_memory_t.vectors, two.codir_memory_t.vectors)
