@@ -362,3 +362,27 @@ def test_table1_rows_name_the_variant_that_ran():
     import yaml
     systems = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "config.yaml").read_text())["systems"]
     assert systems["codir4"]["variant"] == "released code" and systems["codir4"]["method"] == "codir"
+
+
+def test_negatives_sweep_table_and_plot(tmp_path):
+    """The negatives sweep: the in-batch point is marked as the suite's reading, sampled points show K, and the
+    plot draws the in-batch score as a line beside the sampled K."""
+    import json
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
+    from sweeps import build, plot
+    points = {"inbatch": {"method.negatives": "in_batch"},
+              "k4": {"method.negatives": "sampled", "method.num_negatives": 4},
+              "k32": {"method.negatives": "sampled", "method.num_negatives": 32}}
+    layout = {}
+    for score, p in zip((60.0, 55.0, 65.0), points):
+        run = tmp_path / p
+        run.mkdir()
+        (run / "metrics.json").write_text(json.dumps({"splits": {"rte": {"score": score}}}))
+        layout[p] = {"0.001": {"1": str(run)}}
+    text, frame = build("negatives", layout, points, ["rte"], "lrcbert", {}, "synthetic")
+    assert "in-batch (K = B - 1) (the suite's default reading)" in text and "sampled, K = 32" in text
+    assert "**65.0 (n=1)**" in text and list(frame["K"].fillna(0)) == [0, 4, 32]
+    plot("negatives", frame, ["rte"], {}, "synthetic", str(tmp_path / "k.png"))
+    assert (tmp_path / "k.png").stat().st_size > 0
