@@ -13,6 +13,7 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from . import data as D
 from .models import OFFLINE_MINILM
 from .runinfo import atomic_write_text
 
@@ -54,14 +55,18 @@ def hub_id(name: str | None) -> str | None:
     return name
 
 
-def data_source(cfg) -> tuple[str, str | None]:
-    """(a sentence on the training data, the hub data set id or None) of a run's configuration."""
+def data_source(cfg, general: bool = False) -> tuple[str, str | None]:
+    """(a sentence on the training data, the hub data set id or None) of a run's configuration. Generated data
+    is named as such whatever ``data.source`` says (lrcbert.data.data_source reads the make-synthetic marker):
+    the smoke workflow reads generated data through ``data.source=tsv``."""
     d = cfg.data
-    if d.source == "synthetic":
+    if D.data_source(cfg, general) == D.SYNTHETIC_LABEL:
         return (
-            f"generated (synthetic) GLUE-format data (`lrcbert make-synthetic`, seed {d.synthetic_seed}): "
+            "generated (synthetic) GLUE-format data (`lrcbert make-synthetic`): "
             "a smoke test, not GLUE; its scores say nothing about the method"
         ), None
+    if general:
+        return f"text corpus `{d.corpus}`", None
     if d.source == "hub":
         return f"GLUE from the Hugging Face hub (`{d.hub_id}`)", d.hub_id
     return f"GLUE in its original TSV layout (`{d.path}`)", "nyu-mll/glue"
@@ -71,7 +76,7 @@ def build_card(cfg, kind: str, metrics: dict, extra: dict | None = None) -> Mode
     """The model card of a run: ``cfg`` its configuration, ``kind`` finetune | distill | general, ``metrics``
     the ``splits`` of its ``metrics.json`` (evaluation split -> dev metrics; empty for general distillation)."""
     task = None if kind == "general" else cfg.task
-    source, dataset = data_source(cfg) if task else (f"text corpus `{cfg.data.corpus}`", None)
+    source, dataset = data_source(cfg, general=task is None)
     if kind == "finetune":
         base, teacher = hub_id(cfg.model.teacher), None
     else:

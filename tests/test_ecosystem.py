@@ -99,7 +99,7 @@ def test_saved_models_load_with_auto_classes_and_carry_a_parsable_card(runs):
     assert f"`{runs['teacher'] / 'model'}`" in student.text and "method:lrcbert" in student.data.tags
 
 
-def test_card_of_a_glue_run_lists_its_dev_metrics_as_model_index_results():
+def test_card_of_a_glue_run_lists_its_dev_metrics_as_model_index_results(glue_dir):
     from lrcbert.config import load_config
     from lrcbert.modelcard import build_card
 
@@ -125,6 +125,12 @@ def test_card_of_a_glue_run_lists_its_dev_metrics_as_model_index_results():
     }
     assert card.data.datasets == ["nyu-mll/glue"] and card.data.base_model is None  # random student
     assert build_card(load_config(overrides=["task=sst2"]), "finetune", {}).data.base_model == "bert-base-uncased"
+    # generated data read as TSV (as the smoke workflow does) is still named generated, with no model-index
+    generated = build_card(
+        load_config(overrides=["task=mrpc", "data.source=tsv", f"data.path={glue_dir}"]), "distill", metrics
+    )
+    assert generated.data.eval_results is None and generated.data.datasets is None
+    assert "generated (synthetic)" in generated.text and "accuracy = 0.75" in generated.text
 
 
 def test_tensorboard_holds_one_series_per_loss_term_equal_to_losses_csv(runs):
