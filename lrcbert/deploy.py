@@ -98,7 +98,9 @@ def dev_check(fns: dict, task, dev, collate, batch_size: int = 32) -> dict:
 
 
 def measure(name: str, model_dir: str, task, dev, work: Path, threads: int, length: int, batch_sizes,
-            repeats: dict, warmup: int, log=print) -> dict:
+            repeats: dict, warmup: int, max_length: int, log=print) -> dict:
+    """One model: export, fusion check, dev check (``dev`` tokenised to ``max_length``, dynamic padding) and
+    latency on sequences of ``length`` tokens."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from . import data as D
@@ -114,7 +116,7 @@ def measure(name: str, model_dir: str, task, dev, work: Path, threads: int, leng
         raise RuntimeError(f"{name}: onnxruntime's BERT fusion left the graph unfused: {fusion}")
     fns = runtimes(model, paths, threads)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    checks = dev_check(fns, task, dev, D.Collator(tokenizer, length, False))
+    checks = dev_check(fns, task, dev, D.Collator(tokenizer, max_length, False))
     latency = {}
     for bs in batch_sizes:
         g = torch.Generator().manual_seed(bs)
@@ -160,7 +162,8 @@ def markdown(r: dict) -> str:
               f"{', '.join(f'{n} at batch {b}' for b, n in r['repeats'].items())} rounds in which the three runtimes alternate. Latency: median wall-clock ms "
               "[interquartile range]. The machine may be shared: interleaving makes load hit all runtimes "
               "alike, the ranges show how much it moved. Task: "
-              f"`{r['task']}` dev set ({r['dev_examples']} examples, {r['metric']} x100). ONNX graphs fused "
+              f"`{r['task']}` dev set ({r['dev_examples']} examples, at most {r['dev_max_length']} tokens, "
+              f"{r['metric']} x100). ONNX graphs fused "
               "with onnxruntime's BERT optimizer; int8 is dynamic quantisation of the fused graph.", ""]
     rows = []
     for name, m in r["models"].items():
@@ -266,15 +269,15 @@ def main(argv=None) -> int:
     repeats = {b: (args.repeats if b == 1 else max(5, args.repeats // 4)) for b in args.batch_sizes}
     result = {"cpu": cpu_name(), "threads": args.threads, "session": SESSION_SETTINGS, "length": args.length,
               "batch_sizes": args.batch_sizes, "warmup": args.warmup, "repeats": repeats, "task": task.name,
-              "metric": task.metric, "generated": args.generated, "paper": paper, "commit": git_commit(),
+              "metric": task.metric, "dev_max_length": cfg.data.max_length, "generated": args.generated, "paper": paper, "commit": git_commit(),
               "versions": {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
                            "transformers": transformers.__version__}, "models": {}}
     from transformers import AutoTokenizer
     for name, folder in models.items():
-        dev = D.tokenize(dev_raw, AutoTokenizer.from_pretrained(folder), args.length)
+        dev = D.tokenize(dev_raw, AutoTokenizer.from_pretrained(folder), cfg.data.max_length)
         result["dev_examples"] = len(dev)
         result["models"][name] = measure(name, folder, task, dev, Path(args.work), args.threads, args.length,
-                                         args.batch_sizes, repeats, args.warmup)
+                                         args.batch_sizes, repeats, args.warmup, cfg.data.max_length)
     atomic_write_json(args.out, result)
     atomic_write_text(Path(args.out).with_suffix(".md"), markdown(result) + "\n")
     print(f"wrote {args.out} and {Path(args.out).with_suffix('.md')}")
