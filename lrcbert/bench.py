@@ -535,7 +535,7 @@ def markdown(r: dict) -> str:
         lines += [f"ONNX (student {o['student']}, {o['task']} dev, {o['dev_examples']} examples, "
                   f"metric {o['metric']} x100; batch 1, length {o['batch1_length']}; onnxruntime "
                   f"{o.get('threads')} intra-op threads, graph {'fused' if fused else 'NOT fused'}; "
-                  "results/deployment.md has batch 32, the teacher and wall-clock latency):", "",
+                  "results/deployment.md has batch 32 and the teacher):", "",
                   tabulate([[k, f(o[f"{k}_batch1_s"] * 1000, 2), f(o[f"{k}_dev_score"])]
                             for k in ("torch_fp32", "onnx_fp32", "onnx_int8")],
                            ["runtime", "batch-1 CPU ms", "dev score"], tablefmt="github"), "",
