@@ -69,6 +69,8 @@ class MethodConfig:
     perturb: bool = True                    # gradient perturbation of the embedding output (eq. 7-8)
     perturb_norm: str = "per_example"       # per_example | batch : over which slice |g|_2 is taken
     perturb_eps: float = 1.0                # step size multiplying g / |g|_2 (printed: 1)
+    perturb_dropout: str = "fresh"          # fresh | same : dropout masks of the second (perturbed) pass
+    perturb_grad: str = "constant"          # constant : g / |g|_2 enters pass 2 as a constant (no gradient through it)
     gather_negatives: bool = True           # data parallel: COS-NCE negatives from the global batch (K = B_global - 1)
     # baselines (see baselines/): keys their terms read; LRC-BERT ignores them
     pkd_reduction: str = "mean"             # mean | sum : PKD's [CLS] MSE averaged over elements, or summed over d
@@ -164,6 +166,8 @@ CHOICES = {
     "method.projection_init": ("new", "student"),
     "method.hard_target": ("one_hot", "tempered"),
     "method.perturb_norm": ("per_example", "batch"),
+    "method.perturb_dropout": ("fresh", "same"),
+    "method.perturb_grad": ("constant",),
     "method.pkd_reduction": ("mean", "sum"),
     "method.attention_target": ("probs", "scores"),
     "method.head": ("linear", "mlp"),
