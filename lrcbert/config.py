@@ -20,6 +20,7 @@ config error is reported in a fraction of a second.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import json
 import re
@@ -334,6 +335,11 @@ def _at(source: str, updates: dict, key) -> str:
     return f"{source}:{lines[key]}" if lines and key in lines else source
 
 
+def _known(key, known) -> str:
+    close = difflib.get_close_matches(str(key), [str(k) for k in known], n=1)
+    return (f"; did you mean '{close[0]}'?" if close else "") + f" (known here: {', '.join(sorted(known))})"
+
+
 def _merge(tree: dict, updates: Any, cls, origin: dict, source: str, replace: bool, prefix: str = "") -> None:
     """Merge ``updates`` into ``tree`` (a dict shaped like ``cls``), noting in ``origin`` where each key came
     from. Sections always merge; mappings merge key by key, or with ``replace`` are replaced wholesale."""
@@ -343,7 +349,7 @@ def _merge(tree: dict, updates: Any, cls, origin: dict, source: str, replace: bo
     for key, value in updates.items():
         path, where = f"{prefix}{key}", _at(source, updates, key)
         if key not in schema:
-            raise ConfigError(f"{where}: unknown config key '{path}' (known here: {', '.join(sorted(schema))})")
+            raise ConfigError(f"{where}: unknown config key '{path}'{_known(key, schema)}")
         kind, typ = schema[key]
         if kind == "section":
             _merge(tree[key], value, typ, origin, source, replace, f"{path}.")
@@ -353,8 +359,8 @@ def _merge(tree: dict, updates: Any, cls, origin: dict, source: str, replace: bo
             for sub in value:
                 allowed = _map_keys(path, typ, sub)
                 if allowed is not None and sub not in allowed:
-                    raise ConfigError(f"{_at(source, value, sub)}: unknown config key '{path}.{sub}' "
-                                      f"(known here: {', '.join(sorted(allowed))})")
+                    raise ConfigError(f"{_at(source, value, sub)}: unknown config key '{path}.{sub}'"
+                                      f"{_known(sub, allowed)}")
                 origin[f"{path}.{sub}"] = _at(source, value, sub)
             keep = tree.get(key) if not replace and isinstance(tree.get(key), dict) else {}
             tree[key] = {**keep, **_plain(value)}

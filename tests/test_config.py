@@ -51,11 +51,11 @@ def test_dotted_overrides_merge_into_mappings(tmp_path):
 
 
 def test_unknown_keys_inside_mappings():
-    with pytest.raises(ConfigError, match=r"unknown config key 'model.student_arch.num_hidden_layer' \(known here: "):
+    with pytest.raises(ConfigError, match=r"unknown config key 'model.student_arch.num_hidden_layer'; did you mean 'num_hidden_layers'\? \(known here: "):
         load_config(overrides=["model.student_arch.num_hidden_layer=1"])
     with pytest.raises(ConfigError, match=r"unknown config key 'model.teacher_overrides.hidden'"):
         load_config(base={"model": {"teacher_overrides": {"hidden": 3}}})
-    with pytest.raises(ConfigError, match=r"unknown config key 'method.stage2.hrad'.*hard, layer"):
+    with pytest.raises(ConfigError, match=r"unknown config key 'method.stage2.hrad'; did you mean 'hard'\?.*hard, layer"):
         load_config(overrides=["method.stage2.hrad=5"])
     load_plugins()
     assert load_config(overrides=["method.stage2.pkd=100"]).method.stage2["pkd"] == 100    # a plug-in's term
