@@ -18,6 +18,7 @@ point is a system with ``set: {method: {temperature: T, stage2: {soft: alpha, ha
 import torch
 import torch.nn.functional as F
 
+from lrcbert.config import ConfigError
 from lrcbert.objective import Term
 
 GRID = {"temperature": (5, 10, 20), "alpha": (0.2, 0.5, 0.7), "beta": (10, 100, 500, 1000)}
@@ -42,8 +43,8 @@ def _pkd_term(obj, s_out, t_out, batch) -> torch.Tensor:
 
 def _setup(obj, student_config, teacher_config):
     if student_config.hidden_size != teacher_config.hidden_size:
-        raise ValueError(f"the pkd term compares [CLS] vectors directly: student width {student_config.hidden_size} "
-                         f"!= teacher width {teacher_config.hidden_size}")
+        raise ConfigError(f"the pkd term compares [CLS] vectors directly: student width {student_config.hidden_size} "
+                          f"!= teacher width {teacher_config.hidden_size}")
 
 
 TERMS = {"pkd": Term(_pkd_term, True, True, needs_logits=False, setup=_setup)}
