@@ -236,8 +236,9 @@ def _choices(cls, prefix: str = "") -> dict[str, tuple]:
     return out
 
 
-# the allowed values of every enumerated key, e.g. CHOICES["method.layer_loss"] == ("cos_nce", "mse")
-CHOICES: dict[str, tuple] = _choices(Config)
+# the allowed values of every enumerated key, e.g. CHOICES["method.layer_loss"] == ("cos_nce", "mse"): the Literal
+# types above (a key declared ``str`` may be listed here by hand too; ``validate`` checks every entry)
+CHOICES: dict[str, tuple] = {**_choices(Config)}
 
 
 def _map_keys(path: str, typ: Any, key: str) -> set[str] | None:
@@ -465,6 +466,11 @@ def validate(cfg: Config, origin: dict | None = None) -> Config:
     origin = origin or {}
     from .tasks import TASKS                   # light: no torch
     m, t, model = cfg.method, cfg.train, cfg.model
+    d = cfg.to_dict()
+    for path, allowed in CHOICES.items():
+        section, key = path.split(".")
+        if d[section][key] not in allowed:
+            raise _fail(origin, path, f"config key '{path}' is {d[section][key]!r}; allowed: {', '.join(allowed)}")
     if cfg.task not in TASKS and cfg.task != "mnli":
         raise _fail(origin, "task", f"config key 'task' is {cfg.task!r}; allowed: "
                                     f"{', '.join(sorted(set(TASKS) | {'mnli'}))}")
