@@ -19,7 +19,7 @@ import os
 import sys
 
 from .config import ConfigError, load_config
-from .presets import METHODS, get_method
+from .presets import METHODS, get_method, load_plugins
 
 EXIT_USER_ERROR = 2
 EXIT_PREEMPTED = 75    # EX_TEMPFAIL: try again (Snakemake retries, SLURM requeues); the run resumes
@@ -40,8 +40,18 @@ def _add_common(p: argparse.ArgumentParser, task: bool = True, out_help: str = "
     p.add_argument("--out", required=True, help=out_help)
 
 
+class _Formatter(argparse.HelpFormatter):
+    def _expand_help(self, action):
+        if isinstance(action.choices, Presets):     # listing them would load the plug-ins (torch) for --help
+            return action.help
+        return super()._expand_help(action)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that reports a command-line mistake on one line (and exit status 2, as argparse does)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **{"formatter_class": _Formatter, **kwargs})
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -65,8 +75,25 @@ def _number(kind: type, low: float, high: float = float("inf"), low_open: bool =
 COUNT, POSITIVE_INT = _number(int, 0), _number(int, 1)
 
 
-def _own_presets(general: bool) -> str:
-    return ", ".join(sorted(m for m in METHODS if m != "finetune" and m.endswith("general") == general))
+class Presets:
+    """The method presets a command accepts, as argparse ``choices``: LRC-BERT's own are known without torch; the
+    plug-ins' (the baselines, which import torch) are loaded only for a name that is not one of LRC-BERT's, or when
+    the whole list is read (an error message, ``sorted(choices)``)."""
+
+    def __init__(self, general: bool):
+        self.general = general
+
+    def names(self) -> list[str]:
+        return sorted(m for m in METHODS if m != "finetune" and m.endswith("general") == self.general)
+
+    def __contains__(self, name) -> bool:
+        if name not in METHODS:
+            load_plugins()
+        return name in self.names()
+
+    def __iter__(self):
+        load_plugins()
+        return iter(self.names())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,12 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(command("finetune", help="fine-tune a teacher (model.teacher) on a task"))
     p = command("distill", help="distil a student from a fine-tuned teacher")
     _add_common(p)
-    p.add_argument("--method", default="lrcbert", metavar="NAME",
-                   help=f"method preset applied before the config files: LRC-BERT's ({_own_presets(False)}) or a "
-                        "baseline's (distilbert, pkd, tinybert, codir, ackd: baselines/); default lrcbert")
+    p.add_argument("--method", default="lrcbert", metavar="NAME", choices=Presets(general=False),
+                   help=f"method preset applied before the config files: LRC-BERT's "
+                        f"({', '.join(Presets(general=False).names())}) or a baseline's (distilbert, pkd, tinybert, "
+                        "codir, ackd: baselines/); default lrcbert")
     p = command("general-distill", help="general distillation on a text corpus")
     _add_common(p, task=False)
-    p.add_argument("--method", default="general", metavar="NAME",
+    p.add_argument("--method", default="general", metavar="NAME", choices=Presets(general=True),
                    help="general-distillation method preset: LRC-BERT's 'general' or a baseline's (tinybert_general); "
                         "default general")
     p = command("augment", help="TinyBERT-style augmentation of a task's training set (a TSV)")
@@ -141,7 +169,7 @@ def check_method(command: str, name: str) -> None:
     get_method(name)                                    # unknown: ConfigError listing the known presets
     general = name.endswith("general")
     if (command == "general-distill" and not general) or (command == "distill" and (general or name == "finetune")):
-        known = sorted(m for m in METHODS if m != "finetune" and m.endswith("general") == (command != "distill"))
+        known = Presets(general=command != "distill")
         raise ConfigError(f"--method {name!r} is not a preset for '{command}'; choose from: {', '.join(known)}")
 
 

@@ -52,14 +52,24 @@ def test_yaml_errors_name_file_line_and_column(tmp_path, capsys):
                                                        "(first on line 1); YAML would silently keep only the last")
 
 
-def test_method_presets_are_checked_after_parsing(tmp_path, capsys):
+def test_method_presets_are_checked_on_one_line(tmp_path, capsys):
     args = ["--task", "rte", "--out", str(tmp_path / "r")]
-    assert main(["distill", *args, "--method", "pdk"]) == 2
-    assert one_error_line(capsys.readouterr().err).startswith("lrcbert: error: unknown method 'pdk'; known: ")
-    assert main(["distill", *args, "--method", "general"]) == 2
-    assert "--method 'general' is not a preset for 'distill'" in one_error_line(capsys.readouterr().err)
-    assert main(["general-distill", "--out", str(tmp_path / "g"), "--method", "lrcbert"]) == 2
-    assert "choose from: general, tinybert_general" in one_error_line(capsys.readouterr().err)
+    for argv, known in ((["distill", *args, "--method", "pdk"], "'ackd', 'bert_m', 'codir', 'distilbert'"),
+                        (["distill", *args, "--method", "general"], "'tinybert_intermediate'"),
+                        (["general-distill", "--out", str(tmp_path / "g"), "--method", "lrcbert"],
+                         "(choose from 'general', 'tinybert_general')")):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        err = capsys.readouterr().err.strip().splitlines()
+        assert e.value.code == 2 and len(err) == 1, err
+        assert err[0].startswith(f"lrcbert {argv[0]}: error: argument --method: invalid choice: '{argv[-1]}'")
+        assert known in err[0]
+    from lrcbert.cli import command_config          # the same check for callers of command_config (the workflow)
+    from lrcbert.config import ConfigError
+    with pytest.raises(ConfigError, match="--method 'general' is not a preset for 'distill'; choose from: ackd, bert_m,"):
+        command_config("distill", "general", "rte")
+    with pytest.raises(ConfigError, match="unknown method 'pdk'; known: ackd,"):
+        command_config("distill", "pdk", "rte")
 
 
 def test_distill_help_lists_every_distillation_preset(capsys):
