@@ -203,7 +203,10 @@ def one_line(e: BaseException) -> str:
 
 def main(argv=None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:                 # --help, or a command-line mistake (already reported on one line)
+        return e.code
     try:
         return _command(args)
     except KeyboardInterrupt:

@@ -472,7 +472,7 @@ def validate(cfg: Config, origin: dict | None = None) -> Config:
         if d[section][key] not in allowed:
             raise _fail(origin, path, f"config key '{path}' is {d[section][key]!r}; allowed: {', '.join(allowed)}")
     if cfg.task not in TASKS and cfg.task != "mnli":
-        raise _fail(origin, "task", f"config key 'task' is {cfg.task!r}; allowed: "
+        raise _fail(origin, "task", f"config key 'task': unknown task {cfg.task!r}; known: "
                                     f"{', '.join(sorted(set(TASKS) | {'mnli'}))}")
     if t.batch_size < 2 and m.layer_loss == "cos_nce":
         raise _fail(origin, "train.batch_size", f"config key 'train.batch_size' must be >= 2 (in-batch COS-NCE needs "

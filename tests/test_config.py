@@ -124,7 +124,7 @@ def test_every_number_has_a_range(key, typ):
     (["model.student_arch.hidden_size=100"], "'model.student_arch.hidden_size' (100) must be a multiple of "
                                              "num_attention_heads (12)"),
     (["model.student_layers=[1, 0]"], "config key 'model.student_layers.1' must be >= 1, got 0"),
-    (["task=sst3"], "config key 'task' is 'sst3'; allowed: cola, mnli,"),
+    (["task=sst3"], "config key 'task': unknown task 'sst3'; known: cola, mnli,"),
     (["method.stage2=5"], "config key 'method.stage2' must be a mapping, got 5"),
     (["train=5"], "config key 'train' must be a mapping, got 5"),
 ])
