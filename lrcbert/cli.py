@@ -115,8 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.add_argument("--method", default="lrcbert", metavar="NAME", choices=Presets(general=False),
                    help=f"method preset applied before the config files: LRC-BERT's "
-                        f"({', '.join(Presets(general=False).names())}) or a baseline's (distilbert, pkd, tinybert, "
-                        "codir, ackd: baselines/); default lrcbert")
+                        f"({', '.join(Presets(general=False).names())}) or a baseline's (e.g. distilbert, pkd, "
+                        "tinybert, codir, ackd; an unknown name lists them all); default lrcbert")
     p = command("general-distill", help="general distillation on a text corpus")
     _add_common(p, task=False)
     p.add_argument("--method", default="general", metavar="NAME", choices=Presets(general=True),

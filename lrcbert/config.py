@@ -114,7 +114,8 @@ class MethodConfig:
     name: str = "lrcbert"
     layer_loss: Literal["cos_nce", "mse"] = "cos_nce"                  # mse: BERT_M
     representation: Literal["flatten", "cls", "mean"] = "flatten"      # how a layer's l x d output becomes a vector
-    negatives: Literal["in_batch"] = "in_batch"                        # in_batch (K = B - 1)
+    # in_batch (K = B - 1) | sampled (K = num_negatives from the training set)
+    negatives: Literal["in_batch", "sampled"] = "in_batch"
     projection: Literal["shared", "per_layer"] = "shared"              # one W for all mapped layers, or one each
     projection_init: Literal["new", "student"] = "new"   # W starts random, or is the W saved with model.student
     layer_map: list[PosInt] | None = None   # teacher layer for student layers 1..M; None = i * N / M
@@ -133,11 +134,22 @@ class MethodConfig:
     pkd_reduction: Literal["mean", "sum"] = "mean"   # PKD's [CLS] MSE averaged over elements, or summed over d
     attention_target: Literal["probs", "scores"] = "probs"   # TinyBERT's attention loss on softmax output or logits
     contrast_temperature: Positive = 0.07   # CoDIR / ACKD InfoNCE temperature
-    bank_size: PosInt = 4096                # CoDIR memory bank of teacher representations (entries)
-    bank_momentum: Share = 0.5              # CoDIR: an entry seen again becomes m * old + (1 - m) * new
+    bank_momentum: Share = 0.5              # CoDIR memory: an entry becomes normalise(m * old + (1 - m) * new)
     label_aware: bool = True                # CoDIR: negatives only from samples of other labels
-    head: Literal["linear", "mlp"] = "linear"   # CoDIR's per-layer projection heads
+    head: Literal["linear", "mlp"] = "linear"   # CoDIR's projection heads
     head_dim: PosInt = 128                  # CoDIR: width of the projected representations
+    # fidelity (docs/fidelity.md): memories of per-example vectors (lrcbert/memory.py)
+    num_negatives: PosInt = 15              # negatives=sampled: K per example, may exceed the batch
+    memory_max_bytes: PosInt = 8_000_000_000   # negatives=sampled: refuse a teacher memory larger than this
+    nce_k: PosInt = 100                     # CoDIR: negatives sampled per example from the memory
+    codir_layers: Literal["all", "mapped"] = "all"   # [CLS] of all layers concatenated, or per mapped pair
+    codir_pool: Literal["cls", "mean"] = "cls"       # CoDIR's vector of a layer
+    codir_loss: Literal["nce", "info_nce"] = "nce"   # CRD's NCE loss (eq. 18) or InfoNCE
+    codir_sides: Literal["two", "one"] = "two"       # student and teacher anchors, or the student anchor only
+    crd_batch_scale: bool = True            # CoDIR: divide the CRD term by the batch size, as the release does
+    soft_reduction: Literal["batchmean", "mean"] = "batchmean"   # KD averaged over examples, or examples x classes
+    projection_bias: bool = False           # W with a bias (TinyBERT's released fit_dense has one)
+    tinybert_padding: Literal["masked", "all"] = "masked"   # TinyBERT's MSEs over real tokens, or every padded position
     sar_temperature: Positive = 1.0         # ACKD: sharpness of sample adaptive reweighting (weights ~ exp(h / t))
 
 
@@ -475,8 +487,8 @@ def validate(cfg: Config, origin: dict | None = None) -> Config:
         raise _fail(origin, "task", f"config key 'task': unknown task {cfg.task!r}; known: "
                                     f"{', '.join(sorted(set(TASKS) | {'mnli'}))}")
     if t.batch_size < 2 and m.layer_loss == "cos_nce":
-        raise _fail(origin, "train.batch_size", f"config key 'train.batch_size' must be >= 2 (in-batch COS-NCE needs "
-                                                f"negatives), got {t.batch_size}")
+        raise _fail(origin, "train.batch_size", f"config key 'train.batch_size' must be >= 2 (COS-NCE needs other "
+                                                f"examples as negatives), got {t.batch_size}")
     for key in ("student_arch", "teacher_overrides"):
         arch = getattr(model, key)
         if "hidden_size" in arch and "num_attention_heads" in arch and arch["hidden_size"] % arch["num_attention_heads"]:

@@ -94,7 +94,8 @@ def run(cfg, out_dir: str | Path, kind: str) -> dict:
         student = build_student(cfg, task, teacher.config, teacher)
         if task is not None:
             check_labels(student.config, task, f"student {cfg.model.student or '(new)'}")
-    objective = Objective(cfg.method, task, student.config, teacher.config if teacher is not None else None)
+    objective = Objective(cfg.method, task, student.config, teacher.config if teacher is not None else None,
+                          cfg.data.max_length)
     if cfg.method.projection_init == "student":
         try:
             objective.load_projection(Path(resolve(cfg.model.student)) / "objective.safetensors")
@@ -104,6 +105,10 @@ def run(cfg, out_dir: str | Path, kind: str) -> dict:
     train_raw = D.load_corpus(cfg) if task is None else D.load_split(cfg, task, "train")
     train_set = D.tokenize(train_raw, tokenizer, cfg.data.max_length)
     collate = D.Collator(tokenizer, cfg.data.max_length, cfg.data.pad_to_max_length)
+    try:         # per-example state of the objective (memories), before a checkpoint may be loaded into it
+        objective.bind_data(train_set["idx"], None if task is None else train_set["label"])
+    except ValueError as e:
+        raise RunError(str(e)) from None
 
     trainer = Trainer(cfg, out, student, objective, train_set, collate, teacher)
     status = trainer.fit()
