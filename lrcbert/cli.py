@@ -234,7 +234,7 @@ def _quiet_libraries() -> None:
 
 def _command(args) -> int:
     if args.command == "make-synthetic":
-        from .synthetic import make_synthetic
+        from .synthetic import make_synthetic       # a folder it did not make: DataError, one line (main)
         sizes = {k: v for k, v in (("train", args.train), ("dev", args.dev), ("test", args.test)) if v}
         out = make_synthetic(args.out, seed=args.seed, sizes=sizes or None, corpus_lines=args.corpus_lines)
         print(f"wrote generated GLUE data to {args.out}")

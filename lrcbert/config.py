@@ -129,6 +129,8 @@ class MethodConfig:
     perturb: bool = True                    # gradient perturbation of the embedding output (eq. 7-8)
     perturb_norm: Literal["per_example", "batch"] = "per_example"   # over which slice |g|_2 is taken
     perturb_eps: NonNeg = 1.0               # step size multiplying g / |g|_2 (printed: 1)
+    perturb_dropout: Literal["fresh", "same"] = "fresh"   # dropout masks of the second (perturbed) pass
+    perturb_grad: Literal["constant"] = "constant"   # g / |g|_2 enters pass 2 as a constant (no gradient through it)
     gather_negatives: bool = True           # data parallel: COS-NCE negatives from the global batch (K = B_global - 1)
     # baselines (see baselines/): keys their terms read; LRC-BERT ignores them
     pkd_reduction: Literal["mean", "sum"] = "mean"   # PKD's [CLS] MSE averaged over elements, or summed over d

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import hashlib
 import math
 import shutil
 import signal
@@ -35,7 +36,8 @@ class TrainingDiverged(RuntimeError):
     """A non-finite loss or gradient (message names the step, the terms and the last good checkpoint)."""
 
 
-PREEMPT_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)   # SLURM sends USR1 (if asked) or TERM before a kill
+# SLURM sends USR1 (if asked) or TERM before a kill; Ctrl-C (INT) is handled the same way
+PREEMPT_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
 
 
 class EmbeddingTap:
@@ -68,6 +70,17 @@ def perturbation(grad: torch.Tensor, norm: str = "per_example", eps: float = 1.0
     return (eps * g / n.clamp_min(1e-12)).to(grad.dtype)
 
 
+def _rng_state(device: torch.device):
+    """The RNG state that dropout on ``device`` draws from (with the CPU's), for pass 2 to repeat pass 1's masks."""
+    return torch.get_rng_state(), (torch.cuda.get_rng_state(device) if device.type == "cuda" else None)
+
+
+def _set_rng_state(state, device: torch.device) -> None:
+    torch.set_rng_state(state[0])
+    if state[1] is not None:
+        torch.cuda.set_rng_state(state[1], device)
+
+
 def lr_factor(step: int, total: int, warmup: float, schedule: str = "linear", boundary: int = 0) -> float:
     """Learning-rate multiplier at ``step``: linear warm-up over the first ``warmup`` fraction of the span,
     then linear decay to 0 (``linear``) or flat (``constant``). ``linear_per_stage`` runs the linear
@@ -83,6 +96,14 @@ def lr_factor(step: int, total: int, warmup: float, schedule: str = "linear", bo
     if schedule == "constant":
         return 1.0
     return max(0.0, (span - s) / max(1, span - warm))
+
+
+def step_seed(seed: int, step: int) -> int:
+    """The seed of every random stream (dropout, numpy, python) during training step ``step``: a hash of
+    (seed, step) alone, never what ran earlier in the process, so a resumed run (from a checkpoint, or from
+    scratch after a kill before the first one) draws exactly what an uninterrupted run draws."""
+    digest = hashlib.sha256(f"lrcbert-step:{int(seed)}:{int(step)}".encode()).digest()
+    return int.from_bytes(digest[:4], "little")
 
 
 def _inputs(batch) -> dict:
@@ -216,13 +237,18 @@ class Trainer:
         with self.accelerator.autocast():
             if m.perturb:
                 # pass 1 (outside any DDP wrapper): L_total and g = dL_total / d emb^S, no parameter gradients
+                rng = _rng_state(self.accelerator.device) if m.perturb_dropout == "same" else None
                 self.tap.leaf = True
                 terms, total = self._losses(self.accelerator.unwrap_model(self.student), self.objective_module,
                                             batch, weights, t_out)
                 self.tap.leaf = False
                 (grad,) = torch.autograd.grad(total, self.tap.input)
                 record["loss_clean"] = total.item()
-                # pass 2: the transformer layers and head again from emb^S + g / |g|; only L'_total updates
+                # pass 2: the transformer layers and head again from emb^S + g / |g|; only L'_total updates.
+                # method.perturb_grad=constant: the step is detached, no gradient flows through g / |g|.
+                # method.perturb_dropout: fresh dropout masks (the RNG runs on) or pass 1's (RNG rewound)
+                if rng is not None:
+                    _set_rng_state(rng, self.accelerator.device)
                 self.tap.replace = self.tap.output + perturbation(grad, m.perturb_norm, m.perturb_eps).detach()
                 try:
                     terms, total = self._losses(self.student, self.objective, batch, weights, t_out)
@@ -319,6 +345,7 @@ class Trainer:
                 epoch, done = divmod(self.step, self.steps_per_epoch)
                 self.sampler.position(epoch, skip=done * t.batch_size * world)
                 for batch in self.loader:
+                    set_seed(step_seed(t.seed, self.step))
                     record = self.train_step(batch)
                     self.step += 1
                     bar.update(1)
