@@ -26,7 +26,7 @@ import json
 import re
 from dataclasses import asdict, field, fields
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, Literal, get_args, get_origin, get_type_hints
 
 import yaml
 from pydantic import ConfigDict, Field, ValidationError
@@ -47,7 +47,7 @@ Positive = Annotated[float, Field(gt=0)]
 NonNeg = Annotated[float, Field(ge=0)]
 Fraction = Annotated[float, Field(ge=0, le=1)]
 Share = Annotated[float, Field(ge=0, lt=1)]                # a fraction short of the whole
-Number = Union[int, float]                                 # kept as written (the config hash sees 1 vs 1.0)
+Number = int | float                                       # kept as written (the config hash sees 1 vs 1.0)
 Weight = Annotated[Number, Field(ge=0)]                    # a loss term's weight
 Prob = Annotated[Number, Field(ge=0, le=1)]
 

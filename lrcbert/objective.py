@@ -23,8 +23,8 @@ from torch import nn
 from . import losses
 from .config import ConfigError
 from .memory import Memory
-from .presets import METHODS, PRESETS, TERM_NAMES, get_method, load_plugins, register_method  # noqa: F401
 from .models import layer_map
+from .presets import METHODS, PRESETS, TERM_NAMES, get_method, load_plugins, register_method  # noqa: F401
 from .tasks import Task
 
 

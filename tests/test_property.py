@@ -2,7 +2,6 @@
 either loads as exactly what was asked (each key's last value, merged key by key into the defaults) or stops with
 one line naming a key whose value was invalid. The ranges below are written out independently of lrcbert/config.py.
 """
-import copy
 import math
 
 import pytest
@@ -64,7 +63,7 @@ def valid(key, value) -> bool:
 
 
 def values(key):
-    kind, low, high, low_open, high_open, nullable = SPEC[key]
+    kind, low, high, low_open, high_open, _ = SPEC[key]
     wrong = st.sampled_from(["x", [1], {"a": 1}, None, True])
     if kind == "bool":
         return st.one_of(st.booleans(), wrong, st.integers(0, 1))
