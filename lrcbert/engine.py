@@ -24,6 +24,7 @@ from accelerate.utils import DistributedDataParallelKwargs, set_seed
 from tqdm.auto import tqdm
 
 from . import checkpoint, tracking
+from .config import ConfigError
 from .data import EpochSampler, LengthGroupedSampler, lengths
 from .models import embedding_module
 from .objective import TERMS, Objective, combine
@@ -132,8 +133,8 @@ class Trainer:
         set_seed(t.seed)
         world = self.accelerator.num_processes
         if len(train_set) < t.batch_size * world:
-            raise ValueError(f"training set has {len(train_set)} examples, fewer than one global batch "
-                             f"({t.batch_size} x {world} processes)")
+            raise ConfigError(f"training set has {len(train_set)} examples, fewer than one global batch "
+                              f"(train.batch_size {t.batch_size} x {world} processes)")
         if t.length_grouped:
             self.sampler = LengthGroupedSampler(lengths(train_set), t.batch_size, t.seed, t.length_group_size)
         else:

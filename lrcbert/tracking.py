@@ -15,14 +15,16 @@ FOLDER = "tracking"  # TensorBoard: events under <run folder>/tracking/
 
 
 def log_with(report_to: str) -> list[str] | None:
-    """The ``log_with`` argument of ``Accelerator`` for a ``train.report_to`` value; ValueError when that
+    """The ``log_with`` argument of ``Accelerator`` for a ``train.report_to`` value; ConfigError when that
     tracker's package is not installed (accelerate would only warn and track nothing)."""
     if report_to == "none":
         return None
     from accelerate import utils
 
+    from .config import ConfigError
+
     if not getattr(utils, f"is_{report_to}_available")():
-        raise ValueError(
+        raise ConfigError(
             f"config key 'train.report_to' is {report_to!r}, but {report_to} is not installed: "
             f"pip install 'lrcbert[{report_to}]' (or {report_to} itself)"
         )
