@@ -668,6 +668,23 @@ def _tsv(header, rows):
     return "".join("\t".join(r) + "\n" for r in ([header] if header else []) + rows)
 
 
+# The file that marks a folder as made by make_synthetic (written last, so its presence also says the folder is
+# complete). Generation writes only into a folder that does not exist or holds it; the workflow refuses any other
+# data.path for generated data when it is parsed, and run records and tables say when data were generated.
+MARKER = "README.txt"
+MARKER_FIRST_LINE = "GENERATED DATA, NOT GLUE."
+
+
+def is_generated(folder) -> bool:
+    """Whether ``folder`` was made by ``make_synthetic`` (its marker is there and says so)."""
+    path = os.path.join(folder, MARKER)
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.readline().startswith(MARKER_FIRST_LINE)
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return False
+
+
 def make_synthetic(out_dir, seed=0, sizes=None, corpus_lines=2000) -> dict:
     """Write synthetic GLUE folders, ``corpus.txt`` and ``README.txt`` under ``out_dir``.
 
@@ -700,8 +717,8 @@ def make_synthetic(out_dir, seed=0, sizes=None, corpus_lines=2000) -> dict:
     path = os.path.join(out_dir, "corpus.txt")
     _write_atomic(path, "".join(_corpus_line(rng) + "\n" for _ in range(int(corpus_lines))))
     written[path] = int(corpus_lines)
-    _write_atomic(os.path.join(out_dir, "README.txt"),
-                  "GENERATED DATA, NOT GLUE. Synthetic stand-ins in the GLUE TSV layout, written by\n"
+    _write_atomic(os.path.join(out_dir, MARKER),
+                  f"{MARKER_FIRST_LINE} Synthetic stand-ins in the GLUE TSV layout, written by\n"
                   f"lrcbert.synthetic.make_synthetic(seed={int(seed)}). Rows per file:\n" + "\n".join(lines) +
                   f"\n  corpus.txt: {int(corpus_lines)} lines\n\nRules:\n" + __doc__)
     return written

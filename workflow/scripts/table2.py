@@ -5,7 +5,7 @@ import sys
 
 import pandas as pd
 
-from results_lib import read_json, write_table
+from results_lib import header, read_json, write_table
 
 
 def figure(figures: pd.DataFrame, key: str) -> str:
@@ -13,7 +13,7 @@ def figure(figures: pd.DataFrame, key: str) -> str:
     return "n/a" if row.empty else str(row.iloc[0]["value"])
 
 
-def build(timing_json: str, paper_csv: str, figures_csv: str) -> str:
+def build(timing_json: str, paper_csv: str, figures_csv: str, data_source: str) -> str:
     timing = read_json(timing_json)
     paper = pd.read_csv(paper_csv)
     figures = pd.read_csv(figures_csv)
@@ -43,8 +43,7 @@ def build(timing_json: str, paper_csv: str, figures_csv: str) -> str:
          "Paper": figure(figures, "size ratio"),
          "Paper, recomputed from its Table 2": f"{p_t['params_m'] / p_s['params_m']:.1f}x"},
     ])
-    lines = [
-        "# Table 2: model size and inference time", "",
+    lines = header("Table 2: model size and inference time", data_source) + [
         f"Ours: measured on **{timing['hardware']}** (torch {timing['torch']}, torch threads: "
         f"{timing['torch_threads']}, {w['precision']}). Workload: the same {w['sequences']} sequences of "
         f"{w['max_length']} tokens for both models, batches of {w['batch_size']}, classification head included; "
@@ -62,6 +61,6 @@ if __name__ == "__main__":
     smk = snakemake  # noqa: F821
     with open(smk.log[0], "w") as log:
         sys.stdout = sys.stderr = log
-        text = build(smk.input.timing, smk.input.paper, smk.input.figures)
+        text = build(smk.input.timing, smk.input.paper, smk.input.figures, smk.params.data_source)
         write_table(text, smk.output[0])
         print(text)
