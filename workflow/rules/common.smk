@@ -455,6 +455,7 @@ def distill_inputs(wildcards):
 
 
 _intermediate_key = lambda n: (SYSTEMS[n]["student"], SYSTEMS[n]["general_distillation"], intermediate_method(n))
+check_lrcbert_keys([DATA_SETS, GLOBAL_SETS, flatten_set(DIST["set"], "distillation.set")], "distillation.set")
 for name in DISTILL_SYSTEMS:
     owner = SYSTEMS[name].get("intermediate_from")
     if owner and (owner not in DISTILL_SYSTEMS or not SYSTEMS[owner]["augment"]
