@@ -7,6 +7,7 @@ read by a shell: every rule's ``shell:`` quotes each field (``{params.x:q}``; li
 and values read from files at run time go through double-quoted variables (tests/test_workflow.py checks both).
 """
 import argparse
+import functools
 import importlib
 import json
 import os
@@ -63,6 +64,7 @@ def check_schema(schema_file):
     raise problem(where or "(top level)", message.replace("\n", " "))
 
 
+@functools.cache
 def lrcbert_choices(command, option):
     """The values ``lrcbert COMMAND OPTION`` accepts (e.g. the method presets of ``distill --method``, with the
     baselines' registered ones), read from lrcbert's own command line so that the two never differ."""
