@@ -66,17 +66,25 @@ def check_schema(schema_file):
 
 @functools.cache
 def lrcbert_choices(command, option):
-    """The values ``lrcbert COMMAND OPTION`` accepts (e.g. the method presets of ``distill --method``, with the
-    baselines' registered ones), read from lrcbert's own command line so that the two never differ."""
+    """The values ``lrcbert COMMAND OPTION`` accepts, read from lrcbert's own command line."""
     parser = build_parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
-    return sorted(next(a for a in commands[command]._actions if option in a.option_strings).choices)
+    return next(a for a in commands[command]._actions if option in a.option_strings).choices
 
 
-def check_choice(where, value, command, option):
-    allowed = lrcbert_choices(command, option)
-    if value not in allowed:
-        raise problem(where, f"{value!r} is not a method of 'lrcbert {command} {option}'; known: {', '.join(allowed)}")
+def check_method(where, name, command):
+    """Refuse a method preset that ``lrcbert COMMAND --method`` would refuse (the baselines' presets included):
+    lrcbert's own rule decides, so the workflow's list and lrcbert's never differ."""
+    import lrcbert.cli
+    if hasattr(lrcbert.cli, "check_method"):     # lrcbert checks --method itself (after parsing)
+        try:
+            lrcbert.cli.check_method(command, name)
+        except (ConfigError, ValueError) as e:
+            raise problem(where, f"{name!r} is not a method of 'lrcbert {command} --method': {e}") from None
+        return
+    allowed = sorted(lrcbert_choices(command, "--method"))
+    if name not in allowed:
+        raise problem(where, f"{name!r} is not a method of 'lrcbert {command} --method'; known: {', '.join(allowed)}")
 
 
 check_schema(WORKFLOW_DIR / "schemas" / "config.schema.yaml")
@@ -85,12 +93,12 @@ if "{" in config["data"]["path"] or "}" in config["data"]["path"]:
     raise problem("data.path", f"{config['data']['path']!r}: braces are Snakemake wildcards; use a path without them")
 for _name, _s in config["systems"].items():
     if _s["kind"] == "distill":
-        check_choice(f"systems.{_name}.method", _s["method"], "distill", "--method")
-        check_choice(f"systems.{_name}.intermediate_method", _s["intermediate_method"], "distill", "--method")
+        check_method(f"systems.{_name}.method", _s["method"], "distill")
+        check_method(f"systems.{_name}.intermediate_method", _s["intermediate_method"], "distill")
 for _name, _s in config["students"].items():
     if "general_distillation" in _s:
-        check_choice(f"students.{_name}.general_distillation.method", _s["general_distillation"]["method"],
-                     "general-distill", "--method")
+        check_method(f"students.{_name}.general_distillation.method", _s["general_distillation"]["method"],
+                     "general-distill")
 
 
 # ---------------------------------------------------------------------------------------------- numbers
@@ -163,7 +171,7 @@ def set_args(*layers):
     return [word for item in overrides(*layers) for word in ("--set", item)]
 
 
-def check_lrcbert_keys(layers, where, command="distill", method=None, task="sst2"):
+def check_lrcbert_keys(layers, where, command="distill", method="lrcbert", task="sst2"):
     """Refuse, before any job starts, keys or values that ``lrcbert COMMAND --method METHOD`` would refuse (the
     method's preset included, as the job will run it)."""
     try:
@@ -269,7 +277,7 @@ PRETRAINED_SETS = {"model.teacher": TEACHER_MODEL, "model.teacher_random_init": 
                    "model.teacher_overrides": T["overrides"]}
 TEACHER_SETS = merged(DATA_SETS, GLOBAL_SETS, PRETRAINED_SETS, {"train.epochs": num(T["epochs"]),
                       "train.batch_size": T["batch_size"], "train.seed": T["seed"]}, flatten_set(T["set"], "teacher.set"))
-check_lrcbert_keys([TEACHER_SETS, {"train.lr": num(T["lr"][0])}], "teacher.set", command="finetune")
+check_lrcbert_keys([TEACHER_SETS, {"train.lr": num(T["lr"][0])}], "teacher.set", command="finetune", method=None)
 
 
 def teacher_run(task, lr):
