@@ -479,10 +479,11 @@ def test_every_results_page_of_generated_data_says_so(tmp_path):
     for smk in RULES.glob("*.smk"):
         for block in re.split(r"\n(?=\s*rule )", smk.read_text()):
             outputs = block.split("output:", 1)[1].split("log:", 1)[0] if "output:" in block else ""
-            if re.search(r"RESULTS\}/(table|figure|sweep|robustness|bench)[^/]*\.(md|png)", outputs):
+            if re.search(r"RESULTS\}/(table|figure|sweep|robustness|bench|deployment)[^/]*\.(md|png)", outputs):
                 pages += 1
-                assert "data_source=DATA_ORIGIN" in block, block[:200]
-    assert pages == 9           # tables 1-5, figure 5, sweeps, robustness, bench
+                assert "data_source=DATA_ORIGIN" in block or '"--generated"] if DATA_ORIGIN == "synthetic"' in block, \
+                    block[:200]
+    assert pages == 10          # tables 1-5, figure 5, sweeps, robustness, bench, deployment (lrcbert.deploy)
     timing = {"hardware": "CPU", "torch": "2", "torch_threads": 1, "task": "rte",
               "workload": {"sequences": 8, "max_length": 128, "batch_size": 4, "warmup_batches": 1, "repeats": 3,
                            "precision": "float32"},
