@@ -82,8 +82,7 @@ def test_sigkill_at_a_random_step_loses_only_the_steps_since_the_last_checkpoint
     kill_at = random.Random(f"kill-{kind}").randint(CHECKPOINT_EVERY + 1, 30)
     reference = launch(cfg, tmp_path / "whole", kind)          # uninterrupted, at the same time
     victim = launch(cfg, tmp_path / "cut", kind)
-    deadline = time.time() + 240
-    while logged_step(tmp_path / "cut") < kill_at and victim.poll() is None and time.time() < deadline:
+    while logged_step(tmp_path / "cut") < kill_at and victim.poll() is None:
         time.sleep(0.01)
     victim.send_signal(signal.SIGKILL)
     victim.wait()
@@ -96,10 +95,10 @@ def test_sigkill_at_a_random_step_loses_only_the_steps_since_the_last_checkpoint
     assert not (tmp_path / "cut" / "metrics.json").exists()
 
     resumed = launch(cfg, tmp_path / "cut", kind)
-    log = resumed.communicate(timeout=240)[0]
+    log = resumed.communicate()[0]
     assert resumed.returncode == 0, log[-2000:]
     assert f"at step {saved_step}/40" in log
-    assert reference.wait(timeout=240) == 0, reference.stdout.read()[-2000:]
+    assert reference.wait() == 0, reference.stdout.read()[-2000:]
     whole = json.loads((tmp_path / "whole" / "metrics.json").read_text())
     cut = json.loads((tmp_path / "cut" / "metrics.json").read_text())
     assert cut["splits"] == whole["splits"] and cut["config_hash"] == whole["config_hash"]
@@ -114,19 +113,18 @@ def test_sigusr1_makes_the_cli_checkpoint_and_exit_75_and_the_rerun_resumes(glue
     cfg = kind_config("finetune", glue_dir, teacher)
     reference = launch(cfg, tmp_path / "whole", "finetune")
     victim = launch(cfg, tmp_path / "cut", "finetune")
-    deadline = time.time() + 240
-    while logged_step(tmp_path / "cut") < 7 and victim.poll() is None and time.time() < deadline:
+    while logged_step(tmp_path / "cut") < 7 and victim.poll() is None:
         time.sleep(0.01)
     victim.send_signal(signal.SIGUSR1)
-    log = victim.communicate(timeout=120)[0]
+    log = victim.communicate()[0]
     assert victim.returncode == 75, log[-2000:]
     assert "interrupted by SIGUSR1 at step" in log
     step = int(log.split("interrupted by SIGUSR1")[1].split("at step ")[1].split("/")[0])
     assert (tmp_path / "cut" / "checkpoints" / f"step-{step:08d}" / "manifest.json").is_file()   # no step lost
     resumed = launch(cfg, tmp_path / "cut", "finetune")
-    log = resumed.communicate(timeout=240)[0]
+    log = resumed.communicate()[0]
     assert resumed.returncode == 0 and f"at step {step}/40" in log, log[-2000:]
-    assert reference.wait(timeout=240) == 0
+    assert reference.wait() == 0
     whole = json.loads((tmp_path / "whole" / "metrics.json").read_text())
     assert json.loads((tmp_path / "cut" / "metrics.json").read_text())["splits"] == whole["splits"]
 

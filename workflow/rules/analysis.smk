@@ -35,9 +35,10 @@ rule sweep_distill:
     conda:
         "../envs/lrcbert.yaml"
     shell:
-        "teacher=$({params.jsonget} {input.teacher} model) && "
-        "{params.launch} --threads {threads} -- python -m lrcbert distill --method {params.method} "
-        '--task {wildcards.task} --out {params.run} {params.sets} --set "model.teacher=$teacher" > {log} 2>&1'
+        'teacher="$({params.jsonget:q} --yaml {input.teacher:q} model)" && '
+        "{params.launch:q} --threads {threads} -- python -m lrcbert distill --method {params.method:q} "
+        '--task {wildcards.task:q} --out {params.run:q} {params.sets:q} --set "model.teacher=$teacher" '
+        "> {log:q} 2>&1"
 
 
 rule sweep_table:
@@ -57,7 +58,7 @@ rule sweep_table:
         splits=lambda wildcards: list(EVAL_SPLITS[sweep_task(wildcards.sweep)]),
         reference=REFERENCE,
         weights=SW.get("weights", {}),
-        data_source=D["source"],
+        data_source=DATA_ORIGIN,
     localrule: True
     conda:
         "../envs/lrcbert.yaml"
@@ -80,7 +81,7 @@ rule table3:
         reference=REFERENCE,
         splits=A3.get("splits", []),
         title="Table 3: loss ablation (dev)",
-        data_source=D["source"],
+        data_source=DATA_ORIGIN,
     localrule: True
     conda:
         "../envs/lrcbert.yaml"
@@ -102,7 +103,7 @@ rule table4:
         reference=REFERENCE,
         splits=A4.get("splits", []),
         title="Table 4: two-stage training ablation (dev)",
-        data_source=D["source"],
+        data_source=DATA_ORIGIN,
     localrule: True
     conda:
         "../envs/lrcbert.yaml"
@@ -120,10 +121,9 @@ rule case_stats:
         f"{LOGS}/analysis/case_stats.log",
     params:
         sets=set_args(DATA_SETS, GLOBAL_SETS),
-        seed="" if A5.get("seed") is None else A5["seed"],
+        seed=[] if A5.get("seed") is None else ["--seed", A5["seed"]],
         task=A5_TASK,
-        reference=REFERENCE,
-        other=A5_SYSTEM,
+        runs=["--run", f"{REFERENCE}={dev_json(REFERENCE)}", "--run", f"{A5_SYSTEM}={dev_json(A5_SYSTEM)}"],
         launch=LAUNCH,
         jsonget=JSONGET,
         selected=SELECTED_RUN,
@@ -135,12 +135,10 @@ rule case_stats:
     conda:
         "../envs/lrcbert.yaml"
     shell:
-        "teacher=$({params.jsonget} {input.teacher} model) && "
-        "ref=$({params.selected} {input.dev[0]} {params.task} {params.seed}) && "
-        "other=$({params.selected} {input.dev[1]} {params.task} {params.seed}) && "
-        "{params.launch} --threads {threads} -- python -m lrcbert case-stats --task {params.task} "
-        '--run "{params.reference}=$ref" --run "{params.other}=$other" --out {output} {params.sets} '
-        '--set "model.teacher=$teacher" > {log} 2>&1'
+        'teacher="$({params.jsonget:q} --yaml {input.teacher:q} model)" && '
+        "{params.selected:q} --task {params.task:q} {params.seed:q} {params.runs:q} -- "
+        "{params.launch:q} --threads {threads} -- python -m lrcbert case-stats --task {params.task:q} "
+        '--out {output:q} {params.sets:q} --set "model.teacher=$teacher" > {log:q} 2>&1'
 
 
 rule table5:
@@ -160,7 +158,7 @@ rule table5:
         systems=labels([REFERENCE, A5_SYSTEM]),
         cases=A5.get("cases", 4),
         seed=A5.get("seed"),
-        data_source=D["source"],
+        data_source=DATA_ORIGIN,
     localrule: True
     conda:
         "../envs/lrcbert.yaml"
@@ -185,7 +183,7 @@ rule figure5:
         task=F5_TASK,
         layouts=lambda wildcards: {s: system_layout(s) for s in (REFERENCE, F5_SYSTEM)},
         smoothing=F5.get("smoothing", 0.9),
-        data_source=D["source"],
+        data_source=DATA_ORIGIN,
     localrule: True
     conda:
         "../envs/lrcbert.yaml"
@@ -203,9 +201,8 @@ rule robustness_eval:
         f"{LOGS}/analysis/robustness_{{system}}.log",
     params:
         sets=set_args(DATA_SETS, GLOBAL_SETS),
-        options=" ".join([f"--eps {' '.join(_w(e) for e in ROB.get('eps', [0.0]))}",
-                          f"--directions {' '.join(ROB.get('directions', ['random', 'gradient']))}",
-                          f"--seed {ROB.get('seed', 0)}"]),
+        options=["--eps", *(_w(e) for e in ROB.get("eps", [0.0])),
+                 "--directions", *ROB.get("directions", ["random", "gradient"]), "--seed", ROB.get("seed", 0)],
         task=ROB_TASK,
         launch=LAUNCH,
         selected=SELECTED_RUN,
@@ -217,9 +214,9 @@ rule robustness_eval:
     conda:
         "../envs/lrcbert.yaml"
     shell:
-        "runs=$({params.selected} --run-args {input.dev} {params.task}) && "
-        "{params.launch} --threads {threads} -- python -m lrcbert robustness --task {params.task} $runs "
-        "{params.options} --out {output} {params.sets} > {log} 2>&1"
+        "{params.selected:q} --task {params.task:q} --each-seed {input.dev:q} -- "
+        "{params.launch:q} --threads {threads} -- python -m lrcbert robustness --task {params.task:q} "
+        "{params.options:q} --out {output:q} {params.sets:q} > {log:q} 2>&1"
 
 
 rule robustness_table:
@@ -234,7 +231,7 @@ rule robustness_table:
     params:
         systems=labels(ROB.get("systems", [])),
         task=ROB_TASK,
-        data_source=D["source"],
+        data_source=DATA_ORIGIN,
     localrule: True
     conda:
         "../envs/lrcbert.yaml"

@@ -93,7 +93,7 @@ def sweep_run(sweep, point, task, seed, lr):
 
 
 def sweep_sets(sweep, point, task, seed, lr):
-    return {**distill_sets(REFERENCE, task, seed, lr), **SWEEPS[sweep][point]}
+    return merged(distill_sets(REFERENCE, task, seed, lr), SWEEPS[sweep][point])
 
 
 def sweep_inputs(wildcards):
@@ -116,7 +116,7 @@ def sweep_layout(sweep):
 for _sweep, _points in SWEEPS.items():
     for _point in _points:
         check_lrcbert_keys([sweep_sets(_sweep, _point, sweep_task(_sweep), SWEEP_SEEDS[0], SWEEP_LRS[0])],
-                           f"analyses.sweeps.{_sweep}")
+                           f"analyses.sweeps.{_sweep}", method=SYSTEMS[REFERENCE]["method"], task=sweep_task(_sweep))
 
 
 # ---------------------------------------------------------------------------------------------- targets
@@ -138,8 +138,6 @@ def dev_json(system):
 def labels(names):
     return {n: {"label": SYSTEMS.get(n, {}).get("label", n), "paper": SYSTEMS.get(n, {}).get("paper")} for n in names}
 
-
-SELECTED_RUN = f"python {os.path.join(SCRIPTS, 'selected_run.py')}"
 
 A5_SYSTEM, A5_TASK = A5.get("system", "bert_m"), A5.get("task", "mnli")
 F5_SYSTEM, F5_TASK = F5.get("system", "lrcbert_g"), F5.get("task", "mnli")

@@ -4,10 +4,9 @@ its ONNX section uses the Table 2 student (a distilled run of the grid) and the 
 
 BENCH = {"enabled": False, "quick": False, "sections": ["step", "padding", "inference", "onnx", "cache"],
          "bf16": True, "compile": False, "repeats": None, **config.get("bench", {})}
-BENCH_OPTIONS = " ".join([f"--sections {','.join(BENCH['sections'])}",
-                          *(["--quick"] if BENCH["quick"] else []), *([] if BENCH["bf16"] else ["--no-bf16"]),
-                          *(["--compile"] if BENCH["compile"] else []),
-                          *([f"--repeats {BENCH['repeats']}"] if BENCH["repeats"] else [])])
+BENCH_OPTIONS = ["--sections", ",".join(BENCH["sections"]), *(["--quick"] if BENCH["quick"] else []),
+                 *([] if BENCH["bf16"] else ["--no-bf16"]), *(["--compile"] if BENCH["compile"] else []),
+                 *(["--repeats", BENCH["repeats"]] if BENCH["repeats"] else [])]
 
 BENCH_TARGETS = [f"{RESULTS}/bench.md", f"{RESULTS}/bench.json"] if BENCH["enabled"] else []
 
@@ -15,7 +14,7 @@ BENCH_TARGETS = [f"{RESULTS}/bench.md", f"{RESULTS}/bench.json"] if BENCH["enabl
 rule bench:
     input:
         student=f"{T2_STUDENT_RUN}/metrics.json",
-        data=glue_files(T2["task"]),
+        data=data_inputs(T2["task"]),
     output:
         md=f"{RESULTS}/bench.md",
         json=f"{RESULTS}/bench.json",
@@ -27,6 +26,8 @@ rule bench:
         options=BENCH_OPTIONS,
         work=f"{RUNS}/bench",
         launch=LAUNCH,
+        data_source=DATA_ORIGIN,
+        mark=os.path.join(SCRIPTS, "mark_generated.py"),
     threads: THREADS
     resources:
         gpu=GPU,
@@ -35,5 +36,6 @@ rule bench:
     conda:
         "../envs/lrcbert.yaml"
     shell:
-        "{params.launch} --threads {threads} -- python -m lrcbert bench --student {params.student} {params.sets} "
-        "--work {params.work} --out {output.json} --md {output.md} {params.options} > {log} 2>&1"
+        "{params.launch:q} --threads {threads} -- python -m lrcbert bench --student {params.student:q} "
+        "{params.sets:q} --work {params.work:q} --out {output.json:q} --md {output.md:q} {params.options:q} "
+        "> {log:q} 2>&1 && python {params.mark:q} {params.data_source:q} {output.md:q} >> {log:q} 2>&1"

@@ -2,29 +2,36 @@
 the ``--set`` arguments of each lrcbert run, resources, and wildcard constraints.
 
 Nothing here starts a job; everything is computed once when the workflow is parsed, so a bad key or value is
-reported before the first job runs.
+reported before the first job runs, as one line ``config key 'KEY': ...``. No value of the configuration is ever
+read by a shell: every rule's ``shell:`` quotes each field (``{params.x:q}``; lists are quoted element by element),
+and values read from files at run time go through double-quoted variables (tests/test_workflow.py checks both).
 """
+import argparse
+import functools
 import importlib
 import json
 import os
 import re
-import shlex
 import sys
 from pathlib import Path
 
+import jsonschema
+import yaml
 from snakemake.utils import validate
 from snakemake_interface_common.exceptions import WorkflowError
-
-validate(config, "../schemas/config.schema.yaml")
 
 WORKFLOW_DIR = Path(str(workflow.current_basedir)).parent
 REPO_ROOT = WORKFLOW_DIR.parent
 try:  # the lrcbert package: installed, or importable from the repository this workflow lives in
-    from lrcbert.config import ConfigError, load_config
+    from lrcbert.cli import build_parser, command_config
+    from lrcbert.config import ConfigError
+    from lrcbert.synthetic import MARKER, is_generated
     from lrcbert.tasks import EVAL_SPLITS, TASKS, TRAIN_TASKS
 except ImportError:
     sys.path.insert(0, str(REPO_ROOT))
-    from lrcbert.config import ConfigError, load_config
+    from lrcbert.cli import build_parser, command_config
+    from lrcbert.config import ConfigError
+    from lrcbert.synthetic import MARKER, is_generated
     from lrcbert.tasks import EVAL_SPLITS, TASKS, TRAIN_TASKS
 
 SCRIPTS = os.path.relpath(WORKFLOW_DIR / "scripts")
@@ -38,6 +45,60 @@ LRCBERT_SECTIONS = ("data", "model", "method", "train")
 
 def problem(where, message):
     return WorkflowError(f"config key '{where}': {message}")
+
+
+# ---------------------------------------------------------------------------------------------- validation
+def check_schema(schema_file):
+    """The first schema violation as one line naming its key (jsonschema's own report spans a dozen lines);
+    then Snakemake's validation, which also fills in the schema's defaults."""
+    schema = yaml.safe_load(Path(schema_file).read_text())
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(config))
+    if error is None:
+        return
+    where = ".".join(str(p) for p in error.absolute_path)
+    message = error.message
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        unknown = [k for k in error.instance if k not in error.schema.get("properties", {})]
+        where = ".".join(x for x in (where, str(unknown[0])) if x)
+        message = f"unknown key; known here: {', '.join(sorted(error.schema.get('properties', {})))}"
+    raise problem(where or "(top level)", message.replace("\n", " "))
+
+
+@functools.cache
+def lrcbert_choices(command, option):
+    """The values ``lrcbert COMMAND OPTION`` accepts, read from lrcbert's own command line."""
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    return next(a for a in commands[command]._actions if option in a.option_strings).choices
+
+
+def check_method(where, name, command):
+    """Refuse a method preset that ``lrcbert COMMAND --method`` would refuse (the baselines' presets included):
+    lrcbert's own rule decides, so the workflow's list and lrcbert's never differ."""
+    import lrcbert.cli
+    if hasattr(lrcbert.cli, "check_method"):     # lrcbert checks --method itself (after parsing)
+        try:
+            lrcbert.cli.check_method(command, name)
+        except (ConfigError, ValueError) as e:
+            raise problem(where, f"{name!r} is not a method of 'lrcbert {command} --method': {e}") from None
+        return
+    allowed = sorted(lrcbert_choices(command, "--method"))
+    if name not in allowed:
+        raise problem(where, f"{name!r} is not a method of 'lrcbert {command} --method'; known: {', '.join(allowed)}")
+
+
+check_schema(WORKFLOW_DIR / "schemas" / "config.schema.yaml")
+validate(config, "../schemas/config.schema.yaml")
+if "{" in config["data"]["path"] or "}" in config["data"]["path"]:
+    raise problem("data.path", f"{config['data']['path']!r}: braces are Snakemake wildcards; use a path without them")
+for _name, _s in config["systems"].items():
+    if _s["kind"] == "distill":
+        check_method(f"systems.{_name}.method", _s["method"], "distill")
+        check_method(f"systems.{_name}.intermediate_method", _s["intermediate_method"], "distill")
+for _name, _s in config["students"].items():
+    if "general_distillation" in _s:
+        check_method(f"students.{_name}.general_distillation.method", _s["general_distillation"]["method"],
+                     "general-distill")
 
 
 # ---------------------------------------------------------------------------------------------- numbers
@@ -70,38 +131,52 @@ def yaml_value(v):
     return json.dumps(str(v))
 
 
-def flatten_set(mapping, where):
-    """A ``set`` mapping (nested by lrcbert section, or dotted keys) as {dotted key: value}."""
+def leaves(mapping, where, prefix=""):
+    """A mapping of lrcbert keys, nested by section or dotted or both, as {dotted leaf key: value}: every nested
+    mapping is walked down to its leaves, so ``{method: {stage2: {hard: 5}}}`` changes only
+    ``method.stage2.hard`` and keeps the other weights (lrcbert merges ``--set`` key by key)."""
     out = {}
     for key, value in (mapping or {}).items():
-        key = str(key)
-        if "." in key or key not in LRCBERT_SECTIONS:
-            out[key] = value
-        elif isinstance(value, dict):
-            for sub, v in value.items():
-                out[f"{key}.{sub}"] = v
-        else:
+        key = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(leaves(value, where, f"{key}."))
+        elif key in LRCBERT_SECTIONS:
             raise problem(f"{where}.{key}", f"must be a mapping of lrcbert '{key}.*' keys, got {value!r}")
+        else:
+            out[key] = value
     return out
 
 
+def flatten_set(mapping, where):
+    """A ``set`` mapping of the configuration (nested by lrcbert section, or dotted keys) as leaf overrides."""
+    return leaves(mapping, where)
+
+
+def merged(*layers):
+    """Layers of {dotted key: value} merged leaf by leaf; later layers win."""
+    out = {}
+    for layer in layers:
+        out.update(leaves(layer, "set"))
+    return out
+
+
+def overrides(*layers):
+    """``key=value`` texts of merged layers, as lrcbert reads them from ``--set``."""
+    return [f"{k}={yaml_value(v)}" for k, v in merged(*layers).items()]
+
+
 def set_args(*layers):
-    """``--set key=value`` arguments (shell-quoted) from dicts of dotted keys; later layers win."""
-    merged = {}
-    for layer in layers:
-        merged.update(layer)
-    return " ".join(f"--set {shlex.quote(f'{k}={yaml_value(v)}')}" for k, v in merged.items())
+    """``--set key=value`` arguments as a list of words; a rule's shell writes them with ``{params.sets:q}``, which
+    quotes each word, so no value is ever read by the shell."""
+    return [word for item in overrides(*layers) for word in ("--set", item)]
 
 
-def check_lrcbert_keys(layers, where):
-    """Refuse, before any job starts, keys or values that lrcbert itself would refuse."""
-    merged = {}
-    for layer in layers:
-        merged.update(layer)
-    overrides = [f"{k}={yaml_value(v)}" for k, v in merged.items()]
+def check_lrcbert_keys(layers, where, command="distill", method="lrcbert", task="sst2"):
+    """Refuse, before any job starts, keys or values that ``lrcbert COMMAND --method METHOD`` would refuse (the
+    method's preset included, as the job will run it)."""
     try:
-        load_config([], overrides)
-    except ConfigError as e:
+        command_config(command, method, task, (), overrides(*layers))
+    except (ConfigError, ValueError) as e:
         raise problem(where, f"lrcbert refuses it: {e}") from None
 
 
@@ -150,13 +225,27 @@ def glue_files(train_task):
     return files
 
 
-ALL_GLUE_FILES = [f for t in TRAIN_TASKS for f in glue_files(t)]
 GLUE_FOLDERS = sorted({TASKS[n].folder for t in TRAIN_TASKS for n in EVAL_SPLITS[t]} - {"MNLI"})
 FOLDER_TASK = {TASKS[n].folder: t for t in TRAIN_TASKS for n in EVAL_SPLITS[t]}
 
+# Generated data go only into a folder that make-synthetic makes: refused here, before Snakemake could delete or
+# regenerate any file of a folder that someone else made (the make_synthetic rule's output is the whole folder).
+if D["source"] == "synthetic" and os.path.lexists(DATA) and not is_generated(DATA):
+    raise problem("data.path", f"{DATA!r} exists and was not made by 'lrcbert make-synthetic' (no {MARKER}); "
+                  "data.source 'synthetic' writes generated data only into a new folder: choose a new data.path, "
+                  "or data.source 'tsv' to read this one")
+# every table and figure made from this data says so when it was generated (data.source synthetic, or a folder
+# that make-synthetic made, read as tsv): the scripts get "synthetic" as their data_source
+DATA_ORIGIN = "synthetic" if D["source"] == "synthetic" or is_generated(DATA) else D["source"]
+
+
+def data_inputs(train_task):
+    """What a job of ``train_task`` needs from the data: its TSV files, or the generated folder as a whole."""
+    return [DATA] if D["source"] == "synthetic" else glue_files(train_task)
+
 
 def task_data(wildcards):
-    return glue_files(wildcards.task)
+    return data_inputs(wildcards.task)
 
 
 def corpus_file():
@@ -170,9 +259,14 @@ def corpus_file():
     return c["path"]
 
 
+def corpus_input():
+    return DATA if config["corpus"]["source"] == "synthetic" else corpus_file()
+
+
 DATA_SETS = {"data.source": "tsv", "data.path": DATA, "data.max_length": D["max_length"],
              "data.max_train_examples": D["max_train_examples"], "data.max_eval_examples": D["max_eval_examples"]}
 GLOBAL_SETS = flatten_set(config["lrcbert"]["set"], "lrcbert.set")
+check_lrcbert_keys([DATA_SETS, GLOBAL_SETS], "lrcbert.set")
 
 # ---------------------------------------------------------------------------------------------- teacher
 T = config["teacher"]
@@ -181,9 +275,9 @@ TEACHER_LRS = [lr_token(x) for x in T["lr"]]
 GIVEN_TEACHERS = {task: resolve_model(spec, f"teacher.finetuned.{task}") for task, spec in T["finetuned"].items()}
 PRETRAINED_SETS = {"model.teacher": TEACHER_MODEL, "model.teacher_random_init": T["random_init"],
                    "model.teacher_overrides": T["overrides"]}
-TEACHER_SETS = {**DATA_SETS, **GLOBAL_SETS, **PRETRAINED_SETS, "train.epochs": num(T["epochs"]),
-                "train.batch_size": T["batch_size"], "train.seed": T["seed"], **flatten_set(T["set"], "teacher.set")}
-check_lrcbert_keys([TEACHER_SETS, {"train.lr": num(T["lr"][0])}], "teacher.set")
+TEACHER_SETS = merged(DATA_SETS, GLOBAL_SETS, PRETRAINED_SETS, {"train.epochs": num(T["epochs"]),
+                      "train.batch_size": T["batch_size"], "train.seed": T["seed"]}, flatten_set(T["set"], "teacher.set"))
+check_lrcbert_keys([TEACHER_SETS, {"train.lr": num(T["lr"][0])}], "teacher.set", command="finetune", method=None)
 
 
 def teacher_run(task, lr):
@@ -311,10 +405,10 @@ def general_sets(student):
     data = {**DATA_SETS, "data.corpus": corpus_file()}
     if g["max_length"]:
         data["data.max_length"] = g["max_length"]
-    return {**data, **GLOBAL_SETS, **PRETRAINED_SETS, "model.student_arch": STUDENTS[student]["arch"],
-            "model.student_init": "random", "train.epochs": num(g["epochs"]), "train.lr": num(g["lr"]),
-            "train.batch_size": g["batch_size"], "train.seed": g["seed"],
-            **flatten_set(g["set"], f"students.{student}.general_distillation.set")}
+    return merged(data, GLOBAL_SETS, PRETRAINED_SETS, {
+        "model.student_arch": STUDENTS[student]["arch"], "model.student_init": "random",
+        "train.epochs": num(g["epochs"]), "train.lr": num(g["lr"]), "train.batch_size": g["batch_size"],
+        "train.seed": g["seed"]}, flatten_set(g["set"], f"students.{student}.general_distillation.set"))
 
 
 def student_start(system, task, seed):
@@ -331,12 +425,12 @@ def intermediate_sets(system, task, seed):
     s = SYSTEMS[system]
     start = general_run(s["student"]) if s["general_distillation"] else None
     i = A["intermediate"]
-    return {**DATA_SETS, **GLOBAL_SETS, "model.student_arch": STUDENTS[s["student"]]["arch"],
-            **({"model.student": f"{start}/model", "model.student_init": "path"} if start else
-               {"model.student_init": "random"}),
-            "data.train_file": augmented_file(task), "train.epochs": num(i["epochs"]), "train.lr": num(i["lr"]),
-            "train.batch_size": i["batch_size"], **flatten_set(i["set"], "augmentation.intermediate.set"),
-            "train.seed": seed}
+    return merged(DATA_SETS, GLOBAL_SETS, {"model.student_arch": STUDENTS[s["student"]]["arch"]},
+                  {"model.student": f"{start}/model", "model.student_init": "path"} if start else
+                  {"model.student_init": "random"},
+                  {"data.train_file": augmented_file(task), "train.epochs": num(i["epochs"]), "train.lr": num(i["lr"]),
+                   "train.batch_size": i["batch_size"]}, flatten_set(i["set"], "augmentation.intermediate.set"),
+                  {"train.seed": seed})
 
 
 def distill_sets(system, task, seed, lr):
@@ -344,12 +438,11 @@ def distill_sets(system, task, seed, lr):
     start = student_start(system, task, seed)
     augmented = {"data.train_file": augmented_file(task)} if s.get("augment_train") and uses_intermediate(system, task) \
         else {}
-    return {**DATA_SETS, **GLOBAL_SETS, **augmented, "model.student_arch": STUDENTS[s["student"]]["arch"],
-            "train.epochs": num(per_task(DIST["epochs"], task)), "train.batch_size": DIST["batch_size"],
-            **flatten_set(DIST["set"], "distillation.set"),
-            **flatten_set(s["set"], f"systems.{system}.set"),
-            **({"model.student": f"{start}/model", "model.student_init": "path"} if start else {}),
-            "train.lr": num(lr), "train.seed": seed}
+    return merged(DATA_SETS, GLOBAL_SETS, augmented, {"model.student_arch": STUDENTS[s["student"]]["arch"],
+                  "train.epochs": num(per_task(DIST["epochs"], task)), "train.batch_size": DIST["batch_size"]},
+                  flatten_set(DIST["set"], "distillation.set"), flatten_set(s["set"], f"systems.{system}.set"),
+                  {"model.student": f"{start}/model", "model.student_init": "path"} if start else {},
+                  {"train.lr": num(lr), "train.seed": seed})
 
 
 def intermediate_inputs(wildcards):
@@ -372,6 +465,7 @@ def distill_inputs(wildcards):
 
 
 _intermediate_key = lambda n: (SYSTEMS[n]["student"], SYSTEMS[n]["general_distillation"], intermediate_method(n))
+check_lrcbert_keys([DATA_SETS, GLOBAL_SETS, flatten_set(DIST["set"], "distillation.set")], "distillation.set")
 for name in DISTILL_SYSTEMS:
     owner = SYSTEMS[name].get("intermediate_from")
     if owner and (owner not in DISTILL_SYSTEMS or not SYSTEMS[owner]["augment"]
@@ -379,12 +473,14 @@ for name in DISTILL_SYSTEMS:
         raise problem(f"systems.{name}.intermediate_from", f"{owner!r} is not a distillation system with "
                       f"augment true and the same student, general_distillation and intermediate_method")
     check_lrcbert_keys([distill_sets(name, system_tasks(name)[0], system_seeds(name)[0], system_lrs(name)[0])],
-                       f"systems.{name}.set")
+                       f"systems.{name}.set", method=SYSTEMS[name]["method"], task=system_tasks(name)[0])
     if system_aug_tasks(name):
         check_lrcbert_keys([intermediate_sets(name, system_aug_tasks(name)[0], system_seeds(name)[0])],
-                           "augmentation.intermediate.set")
+                           "augmentation.intermediate.set", method=intermediate_method(name),
+                           task=system_aug_tasks(name)[0])
 for name in sorted({SYSTEMS[s]["student"] for s in DISTILL_SYSTEMS if SYSTEMS[s]["general_distillation"]}):
-    check_lrcbert_keys([general_sets(name)], f"students.{name}.general_distillation.set")
+    check_lrcbert_keys([general_sets(name)], f"students.{name}.general_distillation.set", command="general-distill",
+                       method=general_method(name), task=None)
 
 # ---------------------------------------------------------------------------------------------- tables
 TABLES = config["tables"]
@@ -416,17 +512,12 @@ def system_metrics(system):
             for t in system_tasks(system) for seed in system_seeds(system) for lr in system_lrs(system)]
 
 
-def overrides(sets):
-    """``key=value`` texts of a sets dict, as lrcbert reads them from ``--set``."""
-    return [f"{k}={yaml_value(v)}" for k, v in sets.items()]
-
-
 def system_layout(system):
     """What collect_dev needs to read a system's runs: task -> lr -> seed -> run folder, and for each run the
     lrcbert command that the current configuration implies (so that stale runs are found by config hash)."""
     if SYSTEMS[system]["kind"] == "teacher":
         expect = {t: {lr: {"command": "finetune", "task": t,
-                           "sets": overrides({**TEACHER_SETS, "train.lr": num(lr)})} for lr in TEACHER_LRS}
+                           "sets": overrides(TEACHER_SETS, {"train.lr": num(lr)})} for lr in TEACHER_LRS}
                   for t in TASK_LIST if t not in GIVEN_TEACHERS}
         return {"kind": "teacher", "tasks": {t: f"{RUNS}/teacher/{t}/selected.json" for t in TASK_LIST},
                 "expect": expect}
@@ -475,9 +566,11 @@ def runtime(kind):
 
 # every training job runs through with_gpu.py: a GPU of its own, {threads} CPU threads, no hub access
 WITH_GPU = os.path.join(SCRIPTS, "with_gpu.py")
-LAUNCH = f"python {WITH_GPU}" + (" --offline" if config["lrcbert"]["offline"] else "")
-JSONGET = f"python {os.path.join(SCRIPTS, 'jsonget.py')}"
+# Commands are lists of words, written into a shell with {params.x:q} (each word quoted).
+LAUNCH = ["python", WITH_GPU, *(["--offline"] if config["lrcbert"]["offline"] else [])]
+JSONGET = ["python", os.path.join(SCRIPTS, "jsonget.py")]   # prints a value as YAML text for --set
 TIME_INFERENCE = os.path.join(SCRIPTS, "time_inference.py")
+SELECTED_RUN = ["python", os.path.join(SCRIPTS, "selected_run.py")]
 
 
 def alternatives(names):

@@ -1,6 +1,7 @@
 """Data preparation: GLUE in its original TSV layout (downloaded from the hub, given, or generated), the
 general-distillation corpus, and pre-trained checkpoints from the hub. Downloads are local rules, so that on
-a cluster only the submitting host needs network access and compute nodes can stay offline."""
+a cluster only the submitting host needs network access and compute nodes can stay offline. Generated data are
+written only into a folder that ``lrcbert make-synthetic`` makes (common.smk refuses any other data.path)."""
 
 if D["source"] == "hub":
 
@@ -38,19 +39,16 @@ if D["source"] == "hub":
 elif D["source"] == "synthetic":
 
     rule make_synthetic:
+        # the whole folder is the output: Snakemake creates only its parent, so make-synthetic finds no folder and
+        # makes it (with its marker); a folder it did not make was refused when the workflow was parsed
         output:
-            glue=ALL_GLUE_FILES,
-            corpus=f"{DATA}/corpus.txt",
-            readme=f"{DATA}/README.txt",
+            directory(DATA),
         log:
             f"{LOGS}/data/make_synthetic.log",
         params:
-            out=subpath(output.readme, parent=True),
-            seed=D["synthetic"]["seed"],
-            train=D["synthetic"]["train"],
-            dev=D["synthetic"]["dev"],
-            test=D["synthetic"]["test"],
-            corpus=D["synthetic"]["corpus_lines"],
+            options=["--seed", D["synthetic"]["seed"], "--train", D["synthetic"]["train"], "--dev",
+                     D["synthetic"]["dev"], "--test", D["synthetic"]["test"], "--corpus-lines",
+                     D["synthetic"]["corpus_lines"]],
         threads: 1
         resources:
             gpu=0,
@@ -59,8 +57,7 @@ elif D["source"] == "synthetic":
         conda:
             "../envs/lrcbert.yaml"
         shell:
-            "python -m lrcbert make-synthetic --out {params.out} --seed {params.seed} --train {params.train} "
-            "--dev {params.dev} --test {params.test} --corpus-lines {params.corpus} > {log} 2>&1"
+            "python -m lrcbert make-synthetic --out {output:q} {params.options:q} > {log:q} 2>&1"
 
 
 if config["corpus"]["source"] == "hub":

@@ -12,7 +12,7 @@ rule deployment:
     input:
         teacher=f"{RUNS}/teacher/{T2['task']}/selected.json",
         students=[f"{run}/metrics.json" for run in DEPLOY_STUDENTS.values()],
-        data=glue_files(T2["task"]),
+        data=data_inputs(T2["task"]),
         paper=f"{PAPER}/table2_speed.csv",
     output:
         json=f"{RESULTS}/deployment.json",
@@ -20,12 +20,12 @@ rule deployment:
     log:
         f"{LOGS}/tables/deployment.log",
     params:
-        students=" ".join(shlex.quote(f"--student={s}={run}/model") for s, run in DEPLOY_STUDENTS.items()),
+        students=[f"--student={s}={run}/model" for s, run in DEPLOY_STUDENTS.items()],
         sets=set_args(DATA_SETS),
-        options=" ".join([f"--task {T2['task']}", f"--threads {DEPLOY['threads']}", f"--length {DEPLOY['length']}",
-                          "--batch-sizes " + " ".join(str(b) for b in DEPLOY["batch_sizes"]),
-                          f"--repeats {DEPLOY['repeats']}", f"--warmup {DEPLOY['warmup']}",
-                          *(["--generated"] if D["source"] == "synthetic" else [])]),
+        # --generated: generated data (also a generated folder read as tsv) give the page its banner
+        options=["--task", T2["task"], "--threads", DEPLOY["threads"], "--length", DEPLOY["length"],
+                 "--batch-sizes", *DEPLOY["batch_sizes"], "--repeats", DEPLOY["repeats"], "--warmup", DEPLOY["warmup"],
+                 *(["--generated"] if DATA_ORIGIN == "synthetic" else [])],
         work=f"{RUNS}/deployment",
         jsonget=JSONGET,
     threads: DEPLOY["threads"]
@@ -35,7 +35,7 @@ rule deployment:
     conda:
         "../envs/lrcbert.yaml"
     shell:
-        "teacher=$({params.jsonget} {input.teacher} model) && "
+        'teacher="$({params.jsonget:q} {input.teacher:q} model)" && '
         "OMP_NUM_THREADS={threads} CUDA_VISIBLE_DEVICES= HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 "
-        "exec python -m lrcbert.deploy --teacher \"$teacher\" {params.students} {params.sets} "
-        "--paper {input.paper} --work {params.work} --out {output.json} {params.options} > {log} 2>&1"
+        "exec python -m lrcbert.deploy --teacher \"$teacher\" {params.students:q} {params.sets:q} "
+        "--paper {input.paper:q} --work {params.work:q} --out {output.json:q} {params.options:q} > {log:q} 2>&1"

@@ -7,7 +7,7 @@ Snakemake never deletes the checkpoints of an interrupted run: started again, lr
 
 rule general_distill:
     input:
-        corpus=corpus_file(),
+        corpus=corpus_input(),
         model=TEACHER_MODEL_DEPS,
     output:
         f"{RUNS}/general/{{student}}/metrics.json",
@@ -28,9 +28,8 @@ rule general_distill:
     conda:
         "../envs/lrcbert.yaml"
     shell:
-        "exec {params.launch} --threads {threads} -- python -m lrcbert general-distill --method {params.method} "
-        "--out {params.run} "
-        "{params.sets} > {log} 2>&1"
+        "exec {params.launch:q} --threads {threads} -- python -m lrcbert general-distill --method {params.method:q} "
+        "--out {params.run:q} {params.sets:q} > {log:q} 2>&1"
 
 
 rule augment:
@@ -44,9 +43,8 @@ rule augment:
     params:
         sets=set_args(DATA_SETS, GLOBAL_SETS),
         launch=LAUNCH,
-        options=" ".join([f"--n-aug {A['n_aug']}", f"--p {num(A['p'])}", f"--top-k {A['top_k']}",
-                          f"--mlm {shlex.quote(MLM_MODEL)}", f"--seed {A['seed']}",
-                          *([f"--glove {shlex.quote(A['glove'])}"] if A["glove"] else [])]),
+        options=["--n-aug", A["n_aug"], "--p", num(A["p"]), "--top-k", A["top_k"], "--mlm", MLM_MODEL,
+                 "--seed", A["seed"], *(["--glove", A["glove"]] if A["glove"] else [])],
     threads: THREADS
     resources:
         gpu=GPU,
@@ -55,8 +53,8 @@ rule augment:
     conda:
         "../envs/lrcbert.yaml"
     shell:
-        "exec {params.launch} --threads {threads} -- python -m lrcbert augment --task {wildcards.task} --out {output} "
-        "{params.options} {params.sets} > {log} 2>&1"
+        "exec {params.launch:q} --threads {threads} -- python -m lrcbert augment --task {wildcards.task:q} "
+        "--out {output:q} {params.options:q} {params.sets:q} > {log:q} 2>&1"
 
 
 rule intermediate_distill:
@@ -82,9 +80,9 @@ rule intermediate_distill:
     conda:
         "../envs/lrcbert.yaml"
     shell:
-        "teacher=$({params.jsonget} {input.teacher} model) && "
-        "exec {params.launch} --threads {threads} -- python -m lrcbert distill --method {params.method} "
-        '--task {wildcards.task} --out {params.run} {params.sets} --set "model.teacher=$teacher" > {log} 2>&1'
+        'teacher="$({params.jsonget:q} --yaml {input.teacher:q} model)" && '
+        "exec {params.launch:q} --threads {threads} -- python -m lrcbert distill --method {params.method:q} "
+        '--task {wildcards.task:q} --out {params.run:q} {params.sets:q} --set "model.teacher=$teacher" > {log:q} 2>&1'
 
 
 rule task_distill:
@@ -111,6 +109,6 @@ rule task_distill:
     conda:
         "../envs/lrcbert.yaml"
     shell:
-        "teacher=$({params.jsonget} {input.teacher} model) && "
-        "exec {params.launch} --threads {threads} -- python -m lrcbert distill --method {params.method} "
-        '--task {wildcards.task} --out {params.run} {params.sets} --set "model.teacher=$teacher" > {log} 2>&1'
+        'teacher="$({params.jsonget:q} --yaml {input.teacher:q} model)" && '
+        "exec {params.launch:q} --threads {threads} -- python -m lrcbert distill --method {params.method:q} "
+        '--task {wildcards.task:q} --out {params.run:q} {params.sets:q} --set "model.teacher=$teacher" > {log:q} 2>&1'

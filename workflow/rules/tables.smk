@@ -25,7 +25,7 @@ rule table1:
         teacher=TABLES["table1"]["teacher"],
         compare=TABLES["table1"]["compare"],
         splits=list(PAPER_SPLITS),
-        data_source=D["source"],
+        data_source=DATA_ORIGIN,
     localrule: True
     conda:
         "../envs/lrcbert.yaml"
@@ -44,11 +44,10 @@ rule inference_time:
         f"{LOGS}/tables/inference_time.log",
     params:
         student=f"{T2_STUDENT_RUN}/model",
-        options=" ".join([f"--sequences {T2['sequences']}", f"--batch-size {T2['batch_size']}",
-                          f"--max-length {T2['max_length']}", f"--warmup {T2['warmup']}",
-                          f"--repeats {T2['repeats']}", f"--task {T2['task']}",
-                          *([f"--threads {T2['threads']}"] if T2["threads"] else []),
-                          *(shlex.quote(f"--extra={SYSTEMS[s]['label']}={run}/model") for s, run in T2_EXTRA_RUNS.items())]),
+        options=["--sequences", T2["sequences"], "--batch-size", T2["batch_size"], "--max-length", T2["max_length"],
+                 "--warmup", T2["warmup"], "--repeats", T2["repeats"], "--task", T2["task"],
+                 *(["--threads", T2["threads"]] if T2["threads"] else []),
+                 *(f"--extra={SYSTEMS[s]['label']}={run}/model" for s, run in T2_EXTRA_RUNS.items())],
         launch=LAUNCH,
         jsonget=JSONGET,
         script=TIME_INFERENCE,
@@ -60,9 +59,9 @@ rule inference_time:
     conda:
         "../envs/lrcbert.yaml"
     shell:
-        "teacher=$({params.jsonget} {input.teacher} model) && "
-        "exec {params.launch} --threads {threads} -- python {params.script} --teacher \"$teacher\" "
-        "--student {params.student} {params.options} --out {output} > {log} 2>&1"
+        'teacher="$({params.jsonget:q} {input.teacher:q} model)" && '
+        "exec {params.launch:q} --threads {threads} -- python {params.script:q} --teacher \"$teacher\" "
+        "--student {params.student:q} {params.options:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule table2:
@@ -74,6 +73,8 @@ rule table2:
         f"{RESULTS}/table2.md",
     log:
         f"{LOGS}/tables/table2.log",
+    params:
+        data_source=DATA_ORIGIN,
     localrule: True
     conda:
         "../envs/lrcbert.yaml"

@@ -24,8 +24,8 @@ rule teacher_finetune:
     conda:
         "../envs/lrcbert.yaml"
     shell:
-        "exec {params.launch} --threads {threads} -- python -m lrcbert finetune --task {wildcards.task} "
-        "--out {params.run} {params.sets} > {log} 2>&1"
+        "exec {params.launch:q} --threads {threads} -- python -m lrcbert finetune --task {wildcards.task:q} "
+        "--out {params.run:q} {params.sets:q} > {log:q} 2>&1"
 
 
 rule teacher_evaluate:
@@ -49,8 +49,8 @@ rule teacher_evaluate:
     conda:
         "../envs/lrcbert.yaml"
     shell:
-        "exec {params.launch} --threads {threads} -- python -m lrcbert evaluate --model {params.model} "
-        "--task {wildcards.task} --out {params.run} {params.sets} > {log} 2>&1"
+        "exec {params.launch:q} --threads {threads} -- python -m lrcbert evaluate --model {params.model:q} "
+        "--task {wildcards.task:q} --out {params.run:q} {params.sets:q} > {log:q} 2>&1"
 
 
 rule teacher_select:

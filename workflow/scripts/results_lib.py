@@ -161,7 +161,7 @@ def run_problem(run: str | Path, expect: dict | None) -> str | None:
     if expect:
         sets = list(expect["sets"])
         if expect.get("teacher_from"):
-            sets.append(f"model.teacher={read_json(expect['teacher_from'])['model']}")
+            sets.append(f"model.teacher={json.dumps(read_json(expect['teacher_from'])['model'])}")   # as jsonget --yaml
         want = _expected_hash(expect["command"], expect.get("method"), expect["task"], tuple(sets))
         have = read_json(run / "metrics.json").get("config_hash")
         if have != want or record.get("config_hash") != want:

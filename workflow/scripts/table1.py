@@ -10,7 +10,7 @@ import statistics
 
 import pandas as pd
 
-from results_lib import excluded_note, job_log, read_json, write_table
+from results_lib import excluded_note, header, job_log, read_json, write_table
 
 # evaluation split -> (column title, metric, column of the paper's CSV)
 SPLITS = {
@@ -114,11 +114,7 @@ def build(dev_files: list[str], systems: dict, teacher: str, compare: str, split
     check = pd.DataFrame({"System (paper)": paper["system"], "Avg as printed": paper["avg"],
                           "Mean of its nine scores": paper[pcols].mean(axis=1).round(2)})
 
-    lines = ["# Table 1: GLUE results", ""]
-    if data_source == "synthetic":
-        lines += ["> **Generated (synthetic) data and tiny models: a smoke test of the workflow. These numbers say "
-                  "nothing about LRC-BERT and are not comparable with the paper's.**", ""]
-    lines += [
+    lines = header("Table 1: GLUE results", data_source) + [
         "Each cell: **ours, on the GLUE dev sets** (mean ± sample standard deviation over seeds, n = number of "
         "seeds), then `[paper X]`: the paper's Table 1, which reports the **GLUE test server**. Dev and test "
         "numbers are not the same quantity, so the comparison is indicative only. For each system and task the "

@@ -4,7 +4,7 @@ and its 9.6x speed-up and 7.5x size ratio. Written with pandas + tabulate to ``r
 
 import pandas as pd
 
-from results_lib import job_log, read_json, write_table
+from results_lib import header, job_log, read_json, write_table
 
 
 def figure(figures: pd.DataFrame, key: str) -> str:
@@ -12,7 +12,7 @@ def figure(figures: pd.DataFrame, key: str) -> str:
     return "n/a" if row.empty else str(row.iloc[0]["value"])
 
 
-def build(timing_json: str, paper_csv: str, figures_csv: str) -> str:
+def build(timing_json: str, paper_csv: str, figures_csv: str, data_source: str) -> str:
     timing = read_json(timing_json)
     paper = pd.read_csv(paper_csv)
     figures = pd.read_csv(figures_csv)
@@ -42,8 +42,7 @@ def build(timing_json: str, paper_csv: str, figures_csv: str) -> str:
          "Paper": figure(figures, "size ratio"),
          "Paper, recomputed from its Table 2": f"{p_t['params_m'] / p_s['params_m']:.1f}x"},
     ])
-    lines = [
-        "# Table 2: model size and inference time", "",
+    lines = header("Table 2: model size and inference time", data_source) + [
         f"Ours: measured on **{timing['hardware']}** (torch {timing['torch']}, torch threads: "
         f"{timing['torch_threads']}, {w['precision']}). Workload: the same {w['sequences']} sequences of "
         f"{w['max_length']} tokens for both models, batches of {w['batch_size']}, classification head included; "
@@ -59,6 +58,6 @@ def build(timing_json: str, paper_csv: str, figures_csv: str) -> str:
 
 if __name__ == "__main__":
     with job_log(snakemake) as smk:  # noqa: F821
-        text = build(smk.input.timing, smk.input.paper, smk.input.figures)
+        text = build(smk.input.timing, smk.input.paper, smk.input.figures, smk.params.data_source)
         write_table(text, smk.output[0])
         print(text)
