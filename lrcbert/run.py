@@ -18,7 +18,8 @@ from safetensors.torch import save_model
 
 from . import data as D
 from .engine import Trainer
-from .evaluation import compute_metrics, predict, to_predictions, write_submission
+from .evaluation import (compute_metrics, dev_predictions_file, predict, to_predictions, write_dev_predictions,
+                         write_submission)
 from .models import build_student, build_teacher, check_labels, count_parameters, load_tokenizer, resolve
 from .objective import Objective, load_plugins
 from .runinfo import atomic_write_json, atomic_write_text, device_name, git_commit, peak_memory_mb, versions
@@ -58,8 +59,9 @@ def evaluate_model(cfg, model, tokenizer, train_task: str, out: Path) -> dict:
     for name in EVAL_SPLITS[train_task]:
         task = TASKS[name]
         dev = D.tokenize(D.load_split(cfg, task, "dev"), tokenizer, cfg.data.max_length)
-        logits, labels, _ = predict(model, dev, collate, cfg.train.eval_batch_size)
+        logits, labels, dev_idx = predict(model, dev, collate, cfg.train.eval_batch_size)
         results[name] = {"split": "dev", "n": len(dev), **compute_metrics(task, to_predictions(task, logits), labels)}
+        write_dev_predictions(task, to_predictions(task, logits), labels, dev_idx, out / dev_predictions_file(name))
         try:
             test = D.load_split(cfg, task, "test")
         except D.DataError as e:
