@@ -261,3 +261,54 @@ def verdict(kind: str, low: float, high: float, margin: float = 0.0) -> str:
     if kind == "at_least":
         return "supported" if low >= margin else "contradicted" if high < margin else "inconclusive"
     raise ValueError(f"unknown claim kind {kind!r}")
+
+
+# -------------------------------------------------------------------------------------------------- tables
+MARK = "†"
+
+
+def table_significance(runs: dict[str, dict[str, list]], reference: str, splits: list[str],
+                       n_resamples: int = 4999, alpha: float = 0.05) -> dict[tuple[str, str], tuple[float, bool]]:
+    """For a results table: {(system, split): (p, significant)} of every cell against ``reference`` on the same
+    split, p from ``permutation_p`` and significance after Holm's correction over all the table's cells that
+    could be tested. ``runs``: {system: {split: [run folders, one per seed]}}; a cell without per-example
+    predictions (for either system) is left out of the family."""
+    pvalues = {}
+    for system, by_split in runs.items():
+        if system == reference:
+            continue
+        for split in splits:
+            mine, ref = by_split.get(split) or [], runs.get(reference, {}).get(split) or []
+            if not mine or not ref:
+                continue
+            sp = load_split(split, {system: mine, reference: ref})
+            pvalues[(system, split)] = permutation_p(sp, system, reference, n_resamples=n_resamples)
+    keys = list(pvalues)
+    rejected = holm([pvalues[k] for k in keys], alpha)
+    return {k: (pvalues[k], r) for k, r in zip(keys, rejected)}
+
+
+def significance_note(results: dict, reference_label: str, n_resamples: int = 4999) -> str:
+    """The footnote of a table whose cells carry ``MARK``."""
+    tested = len(results)
+    marked = sum(r for _, r in results.values())
+    return (f"{MARK}: the difference to {reference_label} on that split is significant at the 5% level after Holm's "
+            f"correction over the table's {tested} comparisons ({marked} marked). Test: a two-sided paired "
+            f"permutation test over the dev examples (`scipy.stats.permutation_test`, {n_resamples} random "
+            "exchanges of the two systems' predictions for an example, all seeds together, seeds paired by "
+            "order), on the split's own metric averaged over seeds. Untested cells (no per-example predictions) "
+            "carry no mark.")
+
+
+def dev_runs(dev: dict, splits: list[str]) -> dict[str, list[str]]:
+    """{split: run folders of the seeds at the chosen lr that wrote per-example predictions} from a
+    ``results/dev/{system}.json`` (workflow/scripts/collect_dev.py)."""
+    out = {}
+    for entry in dev.get("tasks", {}).values():
+        for split in entry.get("splits", []):
+            if split in splits:
+                folders = [s["run"] for _, s in sorted(entry.get("seeds", {}).items())
+                           if (Path(s["run"]) / "predictions" / f"dev_{split}.tsv").is_file()]
+                if folders:
+                    out[split] = folders
+    return out
