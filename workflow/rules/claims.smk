@@ -17,7 +17,7 @@ rule claims:
         timing=f"{RESULTS}/inference_time.json",
         robustness=[f"{ANALYSIS}/robustness_{s}.json" for s in ROB.get("systems", [])] if AN_ENABLED else [],
     output:
-        md=report(f"{RESULTS}/claims.md", caption="../report/claims.rst", category="1. Verdict"),
+        md=f"{RESULTS}/claims.md",
         csv=f"{RESULTS}/claims.csv",
     log:
         f"{LOGS}/tables/claims.log",
