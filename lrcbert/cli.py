@@ -96,6 +96,7 @@ def _add_verdict_commands(sub) -> None:
     p.add_argument("--out", default=None, help="Markdown output (default: print only)")
     p.add_argument("--json", default=None, help="JSON output (every job's steps and seconds)")
     p.add_argument("--corpus-lines", type=int, default=None, help="corpus size to assume if not written yet")
+    p.add_argument("--steps", type=int, default=3, help="timed steps per architecture (after one warm-up step)")
     p = sub.add_parser("status", help="progress of the workflow's grid: finished/running/failed/missing runs")
     p.add_argument("--plan", default="results/plan.json", help="the workflow's plan (snakemake results/plan.json)")
     p.add_argument("--out", default=None, help="Markdown output (default: print only)")
@@ -113,7 +114,7 @@ def _verdict_command(args) -> int:
                        "--", args.plan]
                 if subprocess.run(cmd, stdout=subprocess.DEVNULL).returncode:
                     raise ForecastError(f"writing the plan failed: {' '.join(cmd)}")
-            forecast(args.plan, args.out, args.json, args.corpus_lines)
+            forecast(args.plan, args.out, args.json, args.corpus_lines, args.steps)
         else:
             from .progress import main as progress
             progress(args.plan, args.out, args.stale_minutes)

@@ -5,7 +5,7 @@ its rule runs. For each job this module derives the run's configuration exactly 
 (``cli.command_config``), its training-set size (the data on disk; GLUE's published sizes for hub data not yet
 downloaded; ``(1 + n_aug)`` x the task's for an augmented set not yet written) and so its optimisation steps, by
 the engine's own rule (``Trainer``: ``max_steps``, else ``ceil(epochs x floor(n / batch))``). Then, once per
-distinct architecture (stage, method, teacher and student shapes, batch size, sequence length), it times a few
+distinct architecture (method, teacher and student shapes, batch size, sequence length), it times a few
 real ``Trainer.train_step`` calls on random-weight models of those shapes, plus the fixed parts of a run (building
 models, tokenising, checkpoints, dev and test evaluation), and multiplies. Weights do not change the time, so
 nothing has to be downloaded or trained first.
@@ -161,6 +161,20 @@ def _timing_set(cfg, job, tokenizer, n: int):
     return synthetic_set(lengths, tokenizer.vocab_size), 0.0
 
 
+def _tokenizer(cfg, job: dict):
+    """The pre-trained teacher's tokenizer (a distillation job gets its teacher only at job time); when that is not
+    downloaded yet, the uncased BERT tokenizer shipped offline (``offline:minilm``: the same vocabulary)."""
+    import yaml
+    from transformers import AutoTokenizer
+    from .models import OFFLINE_MINILM, resolve
+    sets = dict(x.split("=", 1) for x in job.get("teacher_sets", []))
+    name = cfg.model.tokenizer or yaml.safe_load(sets.get("model.teacher", "null")) or cfg.model.teacher
+    try:
+        return AutoTokenizer.from_pretrained(resolve(name))
+    except (OSError, ValueError):
+        return AutoTokenizer.from_pretrained(resolve(OFFLINE_MINILM))
+
+
 def measure(cfg, job: dict, repeats: int = TIMED_STEPS) -> dict:
     """Seconds per training step, per evaluated example, per checkpoint and of a run's set-up, for ``job``'s
     architecture, timed here on random-weight models."""
@@ -170,17 +184,22 @@ def measure(cfg, job: dict, repeats: int = TIMED_STEPS) -> dict:
     from . import data as D
     from .engine import Trainer
     from .evaluation import predict
-    from .models import load_tokenizer
     from .objective import Objective
     from .tasks import get_task
     student_arch, teacher_arch = architectures(cfg, job)
     task = get_task(job["task"]) if job.get("task") else None
     labels = (1 if task.is_regression else len(task.labels)) if task else 2
     t0 = time.perf_counter()
-    tokenizer = load_tokenizer(cfg)
+    tokenizer = _tokenizer(cfg, job)
     torch.manual_seed(0)
-    student = BertForSequenceClassification(BertConfig(num_labels=labels, **student_arch))
-    teacher = BertForSequenceClassification(BertConfig(num_labels=labels, **teacher_arch)) if teacher_arch else None
+
+    def model(arch):
+        conf = BertConfig(num_labels=labels, **arch)
+        conf._attn_implementation = cfg.model.attn_implementation      # e.g. TinyBERT's attention term needs eager
+        return BertForSequenceClassification(conf)
+
+    student = model(student_arch)
+    teacher = model(teacher_arch) if teacher_arch else None
     objective = Objective(cfg.method, task, student.config, teacher.config if teacher is not None else None)
     bs = cfg.train.batch_size
     train_set, tok_s = _timing_set(cfg, job, tokenizer, bs * (repeats + 1))
@@ -219,7 +238,7 @@ def signature(cfg, job: dict) -> str:
     student, teacher = architectures(cfg, job)
     shape = lambda a: "x".join(str(a.get(k)) for k in ("num_hidden_layers", "hidden_size", "intermediate_size")) \
         if a else "-"
-    return (f"{job['stage']}|{cfg.method.name}|teacher {shape(teacher)}|student {shape(student)}|"
+    return (f"{cfg.method.name}|teacher {shape(teacher)}|student {shape(student)}|"
             f"batch {cfg.train.batch_size}|len {cfg.data.max_length}|{cfg.train.mixed_precision}")
 
 
@@ -232,7 +251,7 @@ def metric_load_s() -> float:
     return time.perf_counter() - start
 
 
-def forecast(plan: dict, log=print, corpus_lines: int | None = None) -> dict:
+def forecast(plan: dict, log=print, corpus_lines: int | None = None, repeats: int = TIMED_STEPS) -> dict:
     """Per job: steps and forecast seconds; per architecture: the timings; totals per stage, result and overall."""
     from .runinfo import device_name
     import torch
@@ -245,7 +264,7 @@ def forecast(plan: dict, log=print, corpus_lines: int | None = None) -> dict:
         key = signature(cfg, job)
         if key not in timings:
             log(f"forecast: timing {key}")
-            timings[key] = measure(cfg, job)
+            timings[key] = measure(cfg, job, repeats)
         t = timings[key]
         n_eval = eval_size(cfg, job)
         ckpts = (n_steps // cfg.train.checkpoint_every if cfg.train.checkpoint_every else 0) + 1
@@ -256,7 +275,7 @@ def forecast(plan: dict, log=print, corpus_lines: int | None = None) -> dict:
                      "steps": n_steps, "signature": key, "seconds": seconds,
                      "train_seconds": n_steps * t["step_s"]})
     device = device_name(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
-    return {"device": device, "threads": torch.get_num_threads(), "jobs": jobs, "timings": timings,
+    return {"device": device, "threads": torch.get_num_threads(), "repeats": repeats, "jobs": jobs, "timings": timings,
             "metric_load_s": metric_s, "hours": _totals(jobs), "check": check_against_runs(jobs)}
 
 
@@ -291,7 +310,7 @@ def markdown(result: dict) -> str:
     fmt = lambda x: f"{x:.3g}"
     lines = ["# Cost forecast", "",
              f"Forecast by `lrcbert forecast` on **{result['device']}** ({result['threads']} threads): a few timed "
-             f"training steps of each architecture on random-weight models (median of {TIMED_STEPS}, after one "
+             f"training steps of each architecture on random-weight models (median of {result['repeats']}, after one "
              "warm-up step), times the steps each job of the plan needs, plus each run's fixed parts (set-up, "
              "tokenising, checkpoints, dev and test predictions). Not counted: Python start-up of each job, the "
              "augmentation stage, downloads, waiting in a queue. Device-hours of one device running one job at a "
@@ -309,7 +328,7 @@ def markdown(result: dict) -> str:
              "Timed architectures (seconds):", "",
              tabulate([(k, fmt(t["step_s"]), fmt(t["setup_s"]), fmt(t["checkpoint_s"]),
                         fmt(1000 * t["eval_s_per_example"])) for k, t in result["timings"].items()],
-                      ["stage | method | shapes (layers x hidden x ffn) | batch | length | precision", "s / step",
+                      ["method | shapes (layers x hidden x ffn) | batch | length | precision", "s / step",
                        "set-up s", "checkpoint s", "eval ms / example"], tablefmt="github"), ""]
     sources = sorted({j["train_size_from"] for j in result["jobs"]})
     lines += ["Training-set sizes from: " + "; ".join(sources) + ".", ""]
@@ -322,9 +341,10 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
-def main(plan_path: str, out_md: str | None, out_json: str | None, corpus_lines: int | None = None) -> dict:
+def main(plan_path: str, out_md: str | None, out_json: str | None, corpus_lines: int | None = None,
+         repeats: int = TIMED_STEPS) -> dict:
     from .runinfo import atomic_write_json, atomic_write_text
-    result = forecast(load_plan(plan_path), corpus_lines=corpus_lines)
+    result = forecast(load_plan(plan_path), corpus_lines=corpus_lines, repeats=repeats)
     text = markdown(result)
     if out_md:
         atomic_write_text(out_md, text)
