@@ -104,3 +104,35 @@ def test_seeds_needed_uses_the_measured_seed_variance(tmp_path):
     assert r["verdict"] == "inconclusive"
     assert r["seeds_needed"].startswith(f"{S.seeds_needed(5.0, 5.0)} ") and "seed sd 5.00" in r["seeds_needed"]
     assert S.seeds_needed(5.0, 5.0) == 17                 # a difference of one sd: 17 seeds per system
+
+
+def test_claims_page_lists_every_claim_with_a_verdict(tmp_path):
+    """Every claim of the issue gets a row, on a grid where only RTE and MNLI ran: LRC-BERT clearly ahead of
+    DistilBERT on RTE (supported), level with the ablations (inconclusive), the rest not measured."""
+    import pandas as pd
+    from claims import Evidence, claims, render
+    good, bad = right_on(180), right_on(100)
+    names = {"teacher": "BERT-base (teacher)", "distilbert4": "DistilBERT", "pkd4": "BERT-PKD",
+             "tinybert4": "TinyBERT", "lrcbert1": "LRC-BERT1", "lrcbert": "LRC-BERT", "lrcbert_c": "LRC-BERT_C",
+             "lrcbert_s": "LRC-BERT_S", "lrcbert_h": "LRC-BERT_H", "lrcbert_2": "LRC-BERT_2", "bert_m": "BERT_M"}
+    files = [make_system(tmp_path, n, {"rte": [bad if n == "distilbert4" else good] * 2,
+                                       "mnli_m": [good] * 2, "mnli_mm": [good] * 2}) for n in names]
+    ev = Evidence(files, {n: {"label": p, "paper": p} for n, p in names.items()}, n_resamples=200)
+    paper = {k: pd.read_csv(ROOT / "results/paper" / f) for k, f in
+             (("table1", "table1_glue_test.csv"), ("table3", "table3_loss_ablation_dev.csv"),
+              ("table4", "table4_two_stage_dev.csv"))}
+    figures = pd.read_csv(ROOT / "results/paper/other_figures.csv")
+    timing = {"models": {"teacher": {"params": 109e6, "all_seconds": [10.0, 10.2, 9.9]},
+                         "student": {"params": 14.5e6, "all_seconds": [1.0, 1.05, 0.98]}}}
+    rows = claims(ev, paper, figures, timing, {}, {"a": [0.5, 0.6], "b": [0.3, 0.35]},
+                  {"table3_splits": ["mnli_m", "mnli_mm"]})
+    by_id = {r["id"]: r for r in rows}
+    for cid in ("1a", "1b", "1c", "2", "3a", "3b", "4a", "4b", "4c", "4d", "4e", "5", "6", "7a", "7b", "8a", "8b"):
+        assert cid in by_id and by_id[cid]["verdict"] in ("supported", "contradicted", "inconclusive"), cid
+    assert by_id["1a.rte"]["verdict"] == "supported" and by_id["1a.rte"]["estimate"] == pytest.approx(40.0)
+    assert by_id["1a"]["verdict"] == "inconclusive"            # eight splits were not run
+    assert by_id["4a"]["verdict"] == "inconclusive" and by_id["4a"]["estimate"] == 0.0
+    assert by_id["7a"]["verdict"] == "supported"               # loss without perturbation higher in every draw
+    assert by_id["8b"]["estimate"] == pytest.approx(109 / 14.5) and by_id["8b"]["verdict"] == "supported"
+    text, frame = render(rows, "tsv", 200)
+    assert "**Rule.**" in text and "paired over examples" in text and len(frame) == len(rows)
