@@ -251,8 +251,11 @@ def metric_load_s() -> float:
     return time.perf_counter() - start
 
 
-def forecast(plan: dict, log=print, corpus_lines: int | None = None, repeats: int = TIMED_STEPS) -> dict:
-    """Per job: steps and forecast seconds; per architecture: the timings; totals per stage, result and overall."""
+def forecast(plan: dict, log=print, corpus_lines: int | None = None, repeats: int = TIMED_STEPS,
+             time_batch: int | None = None) -> dict:
+    """Per job: steps and forecast seconds; per architecture: the timings; totals per stage, result and
+    overall. ``time_batch``: time the steps at this batch size when the job's is larger, and scale the step time by
+    batch / time_batch (an approximation for compute-bound devices; exact when None)."""
     from .runinfo import device_name
     import torch
     jobs, timings = [], {}
@@ -263,8 +266,16 @@ def forecast(plan: dict, log=print, corpus_lines: int | None = None, repeats: in
         n_steps = steps(cfg, n)
         key = signature(cfg, job)
         if key not in timings:
-            log(f"forecast: timing {key}")
-            timings[key] = measure(cfg, job, repeats)
+            log(f"forecast: timing {key}", flush=True)
+            bs = cfg.train.batch_size
+            if time_batch and bs > time_batch:
+                small = job_config({**job, "sets": [*job["sets"], f"train.batch_size={time_batch}",
+                                                    f"train.eval_batch_size={time_batch}"]})
+                t = measure(small, job, repeats)
+                t.update(step_s=t["step_s"] * bs / time_batch, timed_batch=time_batch)
+                timings[key] = t
+            else:
+                timings[key] = measure(cfg, job, repeats)
         t = timings[key]
         n_eval = eval_size(cfg, job)
         ckpts = (n_steps // cfg.train.checkpoint_every if cfg.train.checkpoint_every else 0) + 1
@@ -275,7 +286,8 @@ def forecast(plan: dict, log=print, corpus_lines: int | None = None, repeats: in
                      "steps": n_steps, "signature": key, "seconds": seconds,
                      "train_seconds": n_steps * t["step_s"]})
     device = device_name(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
-    return {"device": device, "threads": torch.get_num_threads(), "repeats": repeats, "jobs": jobs, "timings": timings,
+    return {"device": device, "threads": torch.get_num_threads(), "repeats": repeats, "time_batch": time_batch,
+            "jobs": jobs, "timings": timings,
             "metric_load_s": metric_s, "hours": _totals(jobs), "check": check_against_runs(jobs)}
 
 
@@ -314,7 +326,9 @@ def markdown(result: dict) -> str:
              "warm-up step), times the steps each job of the plan needs, plus each run's fixed parts (set-up, "
              "tokenising, checkpoints, dev and test predictions). Not counted: Python start-up of each job, the "
              "augmentation stage, downloads, waiting in a queue. Device-hours of one device running one job at a "
-             "time.", "",
+             "time." + (f" Steps of a batch larger than {result['time_batch']} were timed at batch "
+                        f"{result['time_batch']} and scaled linearly to the job's batch (an approximation)."
+                        if result.get("time_batch") else ""), "",
              f"**Total: {fmt(h['total'])} device-hours** for {len(result['jobs'])} training jobs "
              f"({sum(j['steps'] for j in result['jobs']):,} steps).", "",
              "Per stage:", "",
@@ -342,9 +356,9 @@ def markdown(result: dict) -> str:
 
 
 def main(plan_path: str, out_md: str | None, out_json: str | None, corpus_lines: int | None = None,
-         repeats: int = TIMED_STEPS) -> dict:
+         repeats: int = TIMED_STEPS, time_batch: int | None = None) -> dict:
     from .runinfo import atomic_write_json, atomic_write_text
-    result = forecast(load_plan(plan_path), corpus_lines=corpus_lines, repeats=repeats)
+    result = forecast(load_plan(plan_path), corpus_lines=corpus_lines, repeats=repeats, time_batch=time_batch)
     text = markdown(result)
     if out_md:
         atomic_write_text(out_md, text)
