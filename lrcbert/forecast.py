@@ -200,7 +200,8 @@ def measure(cfg, job: dict, repeats: int = TIMED_STEPS) -> dict:
 
     student = model(student_arch)
     teacher = model(teacher_arch) if teacher_arch else None
-    objective = Objective(cfg.method, task, student.config, teacher.config if teacher is not None else None)
+    objective = Objective(cfg.method, task, student.config, teacher.config if teacher is not None else None,
+                          cfg.data.max_length)
     bs = cfg.train.batch_size
     train_set, tok_s = _timing_set(cfg, job, tokenizer, bs * (repeats + 1))
     collate = D.Collator(tokenizer, cfg.data.max_length, cfg.data.pad_to_max_length)
