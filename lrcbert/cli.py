@@ -99,6 +99,7 @@ def _add_verdict_commands(sub) -> None:
     p.add_argument("--steps", type=int, default=3, help="timed steps per architecture (after one warm-up step)")
     p.add_argument("--time-batch", type=int, default=None,
                    help="time larger batches at this size and scale linearly (quicker on a CPU; approximate)")
+    p.add_argument("--by-shape", action="store_true", help="one timing per model shape for all methods (approximate)")
     p = sub.add_parser("status", help="progress of the workflow's grid: finished/running/failed/missing runs")
     p.add_argument("--plan", default="results/plan.json", help="the workflow's plan (snakemake results/plan.json)")
     p.add_argument("--out", default=None, help="Markdown output (default: print only)")
@@ -116,7 +117,8 @@ def _verdict_command(args) -> int:
                        "--", args.plan]
                 if subprocess.run(cmd, stdout=subprocess.DEVNULL).returncode:
                     raise ForecastError(f"writing the plan failed: {' '.join(cmd)}")
-            forecast(args.plan, args.out, args.json, args.corpus_lines, args.steps, args.time_batch)
+            forecast(args.plan, args.out, args.json, args.corpus_lines, args.steps, args.time_batch,
+                     args.by_shape)
         else:
             from .progress import main as progress
             progress(args.plan, args.out, args.stale_minutes)

@@ -235,11 +235,14 @@ def measure(cfg, job: dict, repeats: int = TIMED_STEPS) -> dict:
             "student": student_arch, "teacher": teacher_arch}
 
 
-def signature(cfg, job: dict) -> str:
+def signature(cfg, job: dict, by_shape: bool = False) -> str:
+    """What a step's time depends on: method, shapes, batch, length, precision (``by_shape``: the method left out,
+    so that one timing stands for every method of the same shapes: quicker, approximate)."""
     student, teacher = architectures(cfg, job)
     shape = lambda a: "x".join(str(a.get(k)) for k in ("num_hidden_layers", "hidden_size", "intermediate_size")) \
         if a else "-"
-    return (f"{cfg.method.name}|teacher {shape(teacher)}|student {shape(student)}|"
+    method = "any method" if by_shape and cfg.method.name != "finetune" else cfg.method.name
+    return (f"{method}|teacher {shape(teacher)}|student {shape(student)}|"
             f"batch {cfg.train.batch_size}|len {cfg.data.max_length}|{cfg.train.mixed_precision}")
 
 
@@ -253,7 +256,7 @@ def metric_load_s() -> float:
 
 
 def forecast(plan: dict, log=print, corpus_lines: int | None = None, repeats: int = TIMED_STEPS,
-             time_batch: int | None = None) -> dict:
+             time_batch: int | None = None, by_shape: bool = False) -> dict:
     """Per job: steps and forecast seconds; per architecture: the timings; totals per stage, result and
     overall. ``time_batch``: time the steps at this batch size when the job's is larger, and scale the step time by
     batch / time_batch (an approximation for compute-bound devices; exact when None)."""
@@ -265,7 +268,7 @@ def forecast(plan: dict, log=print, corpus_lines: int | None = None, repeats: in
         cfg = job_config(job)
         n, where = train_size(cfg, job, corpus_lines)
         n_steps = steps(cfg, n)
-        key = signature(cfg, job)
+        key = signature(cfg, job, by_shape)
         if key not in timings:
             log(f"forecast: timing {key}", flush=True)
             bs = cfg.train.batch_size
@@ -288,6 +291,7 @@ def forecast(plan: dict, log=print, corpus_lines: int | None = None, repeats: in
                      "train_seconds": n_steps * t["step_s"]})
     device = device_name(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
     return {"device": device, "threads": torch.get_num_threads(), "repeats": repeats, "time_batch": time_batch,
+            "by_shape": by_shape,
             "jobs": jobs, "timings": timings,
             "metric_load_s": metric_s, "hours": _totals(jobs), "check": check_against_runs(jobs)}
 
@@ -329,7 +333,9 @@ def markdown(result: dict) -> str:
              "augmentation stage, downloads, waiting in a queue. Device-hours of one device running one job at a "
              "time." + (f" Steps of a batch larger than {result['time_batch']} were timed at batch "
                         f"{result['time_batch']} and scaled linearly to the job's batch (an approximation)."
-                        if result.get("time_batch") else ""), "",
+                        if result.get("time_batch") else "")
+             + (" One timing per shape stands for every method of that shape (`--by-shape`: approximate)."
+                if result.get("by_shape") else ""), "",
              f"**Total: {fmt(h['total'])} device-hours** for {len(result['jobs'])} training jobs "
              f"({sum(j['steps'] for j in result['jobs']):,} steps).", "",
              "Per stage:", "",
@@ -357,9 +363,10 @@ def markdown(result: dict) -> str:
 
 
 def main(plan_path: str, out_md: str | None, out_json: str | None, corpus_lines: int | None = None,
-         repeats: int = TIMED_STEPS, time_batch: int | None = None) -> dict:
+         repeats: int = TIMED_STEPS, time_batch: int | None = None, by_shape: bool = False) -> dict:
     from .runinfo import atomic_write_json, atomic_write_text
-    result = forecast(load_plan(plan_path), corpus_lines=corpus_lines, repeats=repeats, time_batch=time_batch)
+    result = forecast(load_plan(plan_path), corpus_lines=corpus_lines, repeats=repeats, time_batch=time_batch,
+                      by_shape=by_shape)
     text = markdown(result)
     if out_md:
         atomic_write_text(out_md, text)
