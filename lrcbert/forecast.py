@@ -209,15 +209,17 @@ def measure(cfg, job: dict, repeats: int = TIMED_STEPS) -> dict:
     with tempfile.TemporaryDirectory(prefix="lrcbert-forecast-") as tmp:
         trainer = Trainer(cfg, Path(tmp), student, objective, train_set, collate, teacher)
         setup_s = time.perf_counter() - t0
-        times = []
+        times, first = [], None
         for i, batch in enumerate(trainer.loader):
             start = time.perf_counter()
             trainer.train_step(batch)
             trainer.step += 1
             if torch.cuda.is_available():
                 torch.cuda.synchronize()
-            if i:                                      # the first step warms up
+            if i:                                      # the first step warms up: its extra time is per run
                 times.append(time.perf_counter() - start)
+            else:
+                first = time.perf_counter() - start
             if len(times) >= repeats:
                 break
         start = time.perf_counter()
@@ -230,7 +232,9 @@ def measure(cfg, job: dict, repeats: int = TIMED_STEPS) -> dict:
         start = time.perf_counter()
         trainer.accelerator.unwrap_model(trainer.student).save_pretrained(Path(tmp) / "model")
         setup_s += time.perf_counter() - start
-    return {"step_s": statistics.median(times) if times else float("nan"), "setup_s": setup_s,
+    step_s = statistics.median(times) if times else float("nan")
+    setup_s += max(0.0, first - step_s) if first is not None and times else 0.0
+    return {"step_s": step_s, "setup_s": setup_s,
             "tokenize_s_per_example": tok_s, "checkpoint_s": ckpt_s, "eval_s_per_example": eval_s,
             "student": student_arch, "teacher": teacher_arch}
 
@@ -328,8 +332,9 @@ def markdown(result: dict) -> str:
     lines = ["# Cost forecast", "",
              f"Forecast by `lrcbert forecast` on **{result['device']}** ({result['threads']} threads): a few timed "
              f"training steps of each architecture on random-weight models (median of {result['repeats']}, after one "
-             "warm-up step), times the steps each job of the plan needs, plus each run's fixed parts (set-up, "
-             "tokenising, checkpoints, dev and test predictions). Not counted: Python start-up of each job, the "
+             "warm-up step), times the steps each job of the plan needs, plus each run's fixed parts (set-up, the "
+             "first step's extra time, tokenising, checkpoints, dev and test predictions). Not counted: Python "
+             "start-up of each job, the "
              "augmentation stage, downloads, waiting in a queue. Device-hours of one device running one job at a "
              "time." + (f" Steps of a batch larger than {result['time_batch']} were timed at batch "
                         f"{result['time_batch']} and scaled linearly to the job's batch (an approximation)."
