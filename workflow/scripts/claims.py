@@ -122,12 +122,12 @@ def claims(ev: Evidence, paper: dict, figures: pd.DataFrame, timing: dict | None
         verdicts = [r["verdict"] for r in subs[:-1]]
         overall = ("contradicted" if "contradicted" in verdicts else
                    "supported" if all(v == "supported" for v in verdicts) else "inconclusive")
+        ahead = sum((paper_t1(t1, "LRC-BERT", s) or 0) > (paper_t1(t1, base, s) or 0) for s in ALL)
+        tally = ", ".join(f"{verdicts.count(v)} {v}" for v in ("supported", "contradicted", "inconclusive"))
         rows.insert(len(rows) - len(subs), {
             "id": f"1{'abc'[k]}", "claim": f"LRC-BERT beats {base} on every GLUE task (Table 1)",
-            "evidence": f"Table 1: LRC-BERT ahead on {sum((paper_t1(t1, 'LRC-BERT', s) or 0) > (paper_t1(t1, base, s) or 0) for s in ALL)}/9 tasks",
-            "verdict": overall, "note": f"all nine splits below: {verdicts.count('supported')} supported, "
-                                        f"{verdicts.count('contradicted')} contradicted, {verdicts.count('inconclusive')} inconclusive",
-            "group": "summary"})
+            "evidence": f"Table 1: LRC-BERT ahead on {ahead}/9 tasks", "verdict": overall,
+            "note": f"the nine splits below: {tally}", "group": "summary"})
 
     # 2. the average reaches 97.4% of the teacher's
     stated = figures[figures["figure"].str.contains("share of teacher", case=False)]
@@ -290,12 +290,14 @@ def render(rows: list[dict], data_source: str, n_resamples: int) -> tuple[str, p
     table = []
     for r in rows:
         unit = r.get("unit", "points")
+        suffix = "%" if unit.startswith("%") else unit
         measured = "not measured" if r.get("estimate") is None else (
-            f"{r['estimate']:+.2f}" if unit == "points" else f"{r['estimate']:.2f}{'%' if unit.startswith('%') else unit}")
+            f"{r['estimate']:+.2f}" if unit == "points" else f"{r['estimate']:.2f}{suffix}")
         if r.get("low") is not None:
             measured += f" [{r['low']:.2f}, {r['high']:.2f}]"
         table.append({"#": r["id"], "Claim": r["claim"], "Paper": r["evidence"], "Measured (95% CI)": measured,
-                      "Seeds": r.get("seeds", ""), "Verdict": f"**{r['verdict']}**" if r.get("group") == "summary" else r["verdict"],
+                      "Seeds": r.get("seeds", ""),
+                      "Verdict": f"**{r['verdict']}**" if r.get("group") == "summary" else r["verdict"],
                       "Seeds for 80% power": r.get("seeds_needed", ""), "Note": r.get("note", "")})
     frame = pd.DataFrame([{k: r.get(k) for k in ("id", "claim", "evidence", "paper_delta", "estimate", "low", "high",
                                                   "seeds", "verdict", "seeds_needed", "note")} for r in rows])
