@@ -10,7 +10,6 @@ Inputs: ``results/dev/{system}.json`` (the seeds at the chosen lr and their run 
 ``predictions/dev_<split>.tsv`` the tests read), the paper's CSVs, ``results/inference_time.json`` (Table 2) and,
 with the analyses, the robustness results and the runs' ``losses.csv`` (Figure 5).
 """
-from __future__ import annotations
 
 import math
 import sys
