@@ -171,7 +171,50 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repo-id", required=True, help="hub repository ORG/NAME (created if absent)")
     p.add_argument("--private", action="store_true", help="create the repository as private")
     p.add_argument("--endpoint", default=None, help="hub endpoint (default: huggingface_hub's, i.e. HF_ENDPOINT)")
+    _add_verdict_commands(sub)
     return ap
+
+
+def _add_verdict_commands(sub) -> None:
+    """``lrcbert forecast`` (device-hours of the planned grid) and ``lrcbert status`` (progress of a running grid),
+    both from the workflow's plan (``snakemake results/plan.json``); see lrcbert/forecast.py, lrcbert/progress.py."""
+    p = sub.add_parser("forecast", help="device-hours of the workflow's planned grid, timed on this device")
+    p.add_argument("--plan", default="results/plan.json", help="the workflow's plan (snakemake results/plan.json)")
+    p.add_argument("--config", action="append", default=[], metavar="WORKFLOW_CONFIG",
+                   help="workflow config file(s): write the plan for them first (runs snakemake; repeatable)")
+    p.add_argument("--out", default=None, help="Markdown output (default: print only)")
+    p.add_argument("--json", default=None, help="JSON output (every job's steps and seconds)")
+    p.add_argument("--corpus-lines", type=int, default=None, help="corpus size to assume if not written yet")
+    p.add_argument("--steps", type=int, default=3, help="timed steps per architecture (after one warm-up step)")
+    p.add_argument("--time-batch", type=int, default=None,
+                   help="time larger batches at this size and scale linearly (quicker on a CPU; approximate)")
+    p.add_argument("--by-shape", action="store_true", help="one timing per model shape for all methods (approximate)")
+    p = sub.add_parser("status", help="progress of the workflow's grid: finished/running/failed/missing runs")
+    p.add_argument("--plan", default="results/plan.json", help="the workflow's plan (snakemake results/plan.json)")
+    p.add_argument("--out", default=None, help="Markdown output (default: print only)")
+    p.add_argument("--stale-minutes", type=float, default=30.0, help="a run silent this long counts as failed")
+
+
+def _verdict_command(args) -> int:
+    import subprocess
+    from .forecast import ForecastError
+    try:
+        if args.command == "forecast":
+            from .forecast import main as forecast
+            if args.config:
+                cmd = ["snakemake", "--cores", "1", "--forcerun", "plan", "--configfile", *args.config,
+                       "--", args.plan]
+                if subprocess.run(cmd, stdout=subprocess.DEVNULL).returncode:
+                    raise ForecastError(f"writing the plan failed: {' '.join(cmd)}")
+            forecast(args.plan, args.out, args.json, args.corpus_lines, args.steps, args.time_batch,
+                     args.by_shape)
+        else:
+            from .progress import main as progress
+            progress(args.plan, args.out, args.stale_minutes)
+    except (ForecastError, ConfigError, OSError) as e:
+        print(f"lrcbert: error: {e}", file=sys.stderr)
+        return 2
+    return 0
 
 
 KINDS = {"finetune": "finetune", "distill": "distill", "general-distill": "general"}
@@ -258,6 +301,8 @@ def _command(args) -> int:
     if args.command == "bench":
         _quiet_libraries()
         return _bench(args)
+    if args.command in ("forecast", "status"):
+        return _verdict_command(args)
     kind = KINDS.get(args.command)
     cfg = command_config(args.command, getattr(args, "method", None), getattr(args, "task", None),
                          args.config, args.set)

@@ -1,4 +1,5 @@
-"""Dev metrics (official GLUE metric per task) and test predictions in the GLUE server's format."""
+"""Dev metrics (official GLUE metric per task), per-example dev predictions (what paired significance tests
+need) and test predictions in the GLUE server's format."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -62,3 +63,19 @@ def write_submission(task: Task, predictions: np.ndarray, idx: np.ndarray, path:
             value = task.labels[int(p)]
         rows.append(f"{i}\t{value}")
     atomic_write_text(path, "\n".join(rows) + "\n")
+
+
+def write_dev_predictions(task: Task, predictions: np.ndarray, labels: np.ndarray, idx: np.ndarray,
+                          path: str | Path) -> None:
+    """Per-example dev predictions, ``idx<TAB>prediction<TAB>gold``: the class index (or, for STS-B, the raw
+    score) next to the gold label, in the data set's order. Paired tests between runs (lrcbert/stats.py)
+    match examples by ``idx``."""
+    rows = ["idx\tprediction\tgold"]
+    for i, p, g in zip(idx.tolist(), predictions.tolist(), labels.tolist()):
+        rows.append(f"{i}\t{p:.6g}\t{g:.6g}" if task.is_regression else f"{i}\t{int(p)}\t{int(g)}")
+    atomic_write_text(path, "\n".join(rows) + "\n")
+
+
+def dev_predictions_file(split: str) -> str:
+    """A run folder's per-example dev predictions of evaluation split ``split`` (relative path)."""
+    return f"predictions/dev_{split}.tsv"

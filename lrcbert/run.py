@@ -25,7 +25,8 @@ from safetensors.torch import save_model
 from . import data as D
 from . import tracking
 from .engine import Trainer
-from .evaluation import compute_metrics, predict, to_predictions, write_submission
+from .evaluation import (compute_metrics, dev_predictions_file, predict, to_predictions, write_dev_predictions,
+                         write_submission)
 from .modelcard import write_card
 from .models import (build_student, build_teacher, check_labels, count_parameters, load_classifier, load_pretrained,
                      load_tokenizer, resolve)
@@ -135,8 +136,9 @@ def evaluate_model(cfg, model, tokenizer, train_task: str, out: Path, splits: di
     for name in EVAL_SPLITS[train_task]:
         task = TASKS[name]
         dev = D.tokenize(splits[(name, "dev")], tokenizer, cfg.data.max_length)
-        logits, labels, _ = predict(model, dev, collate, cfg.train.eval_batch_size)
+        logits, labels, dev_idx = predict(model, dev, collate, cfg.train.eval_batch_size)
         results[name] = {"split": "dev", "n": len(dev), **compute_metrics(task, to_predictions(task, logits), labels)}
+        write_dev_predictions(task, to_predictions(task, logits), labels, dev_idx, out / dev_predictions_file(name))
         if (name, "test") not in splits:
             results[name]["test_predictions"] = "not written: no test file"
             continue

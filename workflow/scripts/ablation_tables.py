@@ -10,7 +10,7 @@ a CSV (one row per system and split, numbers only).
 import pandas as pd
 
 from results_lib import excluded_note, header, job_log, read_json, write_table
-from table1 import SPLITS, ours_text, split_values, stats
+from table1 import SPLITS, marked, ours_text, significance, split_values, stats
 
 
 def paper_column(columns, split: str) -> str | None:
@@ -39,6 +39,7 @@ def build(dev_files: list[str], systems: dict, reference: str, splits: list[str]
         return None if row.empty or col is None or pd.isna(row.iloc[0][col]) else float(row.iloc[0][col])
 
     rows, long = [], []
+    sig = significance(devs, systems, reference, splits)
     for name, info in systems.items():
         prow = paper[paper["variant"] == info.get("paper")]
         row = {"System": info["label"]}
@@ -51,12 +52,13 @@ def build(dev_files: list[str], systems: dict, reference: str, splits: list[str]
             p, p_ref = paper_value(name, s), paper_value(reference, s)
             delta = ours["mean"] - ref["mean"] if ours["n"] and ref["n"] else None
             p_delta = p - p_ref if p is not None and p_ref is not None else None
-            row[f"{title_s} ({metric})"] = ours_text(ours) + ("" if p is None else f" [paper {p:.1f}]")
+            row[f"{title_s} ({metric})"] = marked(ours_text(ours), sig, (name, s)) + ("" if p is None else f" [paper {p:.1f}]")
             if name != reference:
                 row[f"Δ {title_s}"] = signed(delta) + ("" if p_delta is None else f" [paper {p_delta:+.1f}]")
             else:
                 row[f"Δ {title_s}"] = "(reference)"
-            long.append({"system": name, "split": s, **ours, "paper": p, "delta": delta, "paper_delta": p_delta})
+            long.append({"system": name, "split": s, **ours, "paper": p, "delta": delta, "paper_delta": p_delta,
+                         "p_vs_reference": sig.get((name, s), (None,))[0]})
         rows.append(row)
     tasks = [t for t, e in devs[reference]["tasks"].items() if set(e["splits"]) & set(splits)]
     lrs = pd.DataFrame([{"System": systems[n]["label"],
@@ -70,7 +72,11 @@ def build(dev_files: list[str], systems: dict, reference: str, splits: list[str]
         f"{ref_label} (ours, then the paper's). Every variant uses {ref_label}'s student, general distillation and "
         f"augmentation; only the named term or switch differs (lrcbert/objective.py METHODS). Metrics: accuracy, "
         f"F1 for MRPC, Matthews correlation for CoLA.",
-        "", pd.DataFrame(rows).to_markdown(index=False), "",
+        "", pd.DataFrame(rows).to_markdown(index=False), ""]
+    if sig:
+        from lrcbert.stats import significance_note
+        lines += [significance_note(sig, ref_label), ""]
+    lines += [
         "Learning rate chosen on dev per system and training task:", "", lrs.to_markdown(index=False), ""]
     left_out = excluded_note([devs[n] for n in systems])
     if left_out:

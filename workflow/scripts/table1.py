@@ -55,6 +55,20 @@ def system_row(dev: dict, splits: list[str]) -> dict:
     return cells
 
 
+def significance(devs: dict, systems, reference: str, splits: list[str]) -> dict:
+    """{(system, split): (p, significant)}: each cell against ``reference`` (paired permutation test, Holm over
+    the table; lrcbert/stats.py). Empty when the reference system is not in the table."""
+    from lrcbert.stats import dev_runs, table_significance
+    if reference not in devs:
+        return {}
+    return table_significance({n: dev_runs(devs[n], splits) for n in systems if n in devs}, reference, splits)
+
+
+def marked(text: str, sig: dict, key) -> str:
+    from lrcbert.stats import MARK
+    return f"{text} {MARK}" if sig.get(key, (None, False))[1] else text
+
+
 def label(info: dict) -> str:
     """A system's row label, with the variant that ran (e.g. "CoDIR-4 (released code)"); a reconstructed method
     (e.g. ACKD, rebuilt from its abstract) says so."""
@@ -91,6 +105,7 @@ def build(dev_files: list[str], systems: dict, teacher: str, compare: str, split
     figures = pd.read_csv(figures_csv)
     devs = {read_json(f)["system"]: read_json(f) for f in dev_files}
     rows, long, results = [], [], {}
+    sig = significance(devs, systems, compare, splits)
     for name, info in systems.items():
         cells = system_row(devs[name], splits)
         results[name] = cells
@@ -102,8 +117,9 @@ def build(dev_files: list[str], systems: dict, teacher: str, compare: str, split
                      "paper": paper_value(prow, "params_m")})
         for s in splits:
             title, metric, pcol = SPLITS[s]
-            row[f"{title} ({metric})"] = with_paper(ours_text(cells[s]), paper_value(prow, pcol))
-            long.append({"system": name, "column": s, **cells[s], "paper": paper_value(prow, pcol)})
+            row[f"{title} ({metric})"] = with_paper(marked(ours_text(cells[s]), sig, (name, s)), paper_value(prow, pcol))
+            long.append({"system": name, "column": s, **cells[s], "paper": paper_value(prow, pcol),
+                         "p_vs_compare": sig.get((name, s), (None,))[0], "significant": sig.get((name, s), (None, None))[1]})
         row["Avg"] = with_paper(ours_text(cells["avg"]), paper_value(prow, "avg"))
         long.append({"system": name, "column": "avg", **cells["avg"], "paper": paper_value(prow, "avg")})
         rows.append(row)
@@ -128,6 +144,9 @@ def build(dev_files: list[str], systems: dict, teacher: str, compare: str, split
         table.to_markdown(index=False),
         "",
     ]
+    if sig:
+        from lrcbert.stats import significance_note
+        lines += [significance_note(sig, systems[compare]["label"]), ""]
     t, c = results.get(teacher, {}).get("avg", {}), results.get(compare, {}).get("avg", {})
     paper_t = paper_value(paper[paper["system"] == systems[teacher].get("paper")].iloc[0], "avg") \
         if systems[teacher].get("paper") in set(paper["system"]) else None

@@ -1,0 +1,381 @@
+"""``lrcbert forecast``: what a configured grid will cost on this device, before it runs.
+
+The workflow writes the plan (``results/plan.json``, rule ``plan``): every training job with the lrcbert command
+its rule runs. For each job this module derives the run's configuration exactly as the command would
+(``cli.command_config``), its training-set size (the data on disk; GLUE's published sizes for hub data not yet
+downloaded; ``(1 + n_aug)`` x the task's for an augmented set not yet written) and so its optimisation steps, by
+the engine's own rule (``Trainer``: ``max_steps``, else ``ceil(epochs x floor(n / batch))``). Then, once per
+distinct architecture (method, teacher and student shapes, batch size, sequence length), it times a few
+real ``Trainer.train_step`` calls on random-weight models of those shapes, plus the fixed parts of a run (building
+models, tokenising, checkpoints, dev and test evaluation), and multiplies. Weights do not change the time, so
+nothing has to be downloaded or trained first.
+
+Device-hours are summed per stage (teacher, general, intermediate, distill, sweep), per result (Table 1, 3, ...)
+and in total. Python start-up and imports (a few seconds per job) and the augmentation stage (no training steps)
+are not counted. Where finished runs exist, their step counts and wall times are set beside the forecast.
+"""
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+# Published GLUE sizes (train, dev, test) per evaluation split: used when hub data is not downloaded yet.
+GLUE_SIZES = {"mnli_m": (392702, 9815, 9796), "mnli_mm": (392702, 9832, 9847), "qqp": (363846, 40430, 390965),
+              "sst2": (67349, 872, 1821), "qnli": (104743, 5463, 5463), "mrpc": (3668, 408, 1725),
+              "rte": (2490, 277, 3000), "cola": (8551, 1043, 1063), "stsb": (5749, 1500, 1379)}
+TIMED_STEPS = 3
+
+
+class ForecastError(ValueError):
+    pass
+
+
+def load_plan(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        plan = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ForecastError(f"plan {path}: cannot read ({e}); make it with `snakemake results/plan.json`") from None
+    if not isinstance(plan.get("jobs"), list):
+        raise ForecastError(f"plan {path}: no 'jobs' list")
+    return plan
+
+
+def job_config(job: dict):
+    from .cli import command_config
+    return command_config(job["command"], job.get("method"), job.get("task"), (), job["sets"])
+
+
+def steps(cfg, n_train: int) -> int:
+    """Optimisation steps of a run on ``n_train`` examples: the engine's rule for one process."""
+    t = cfg.train
+    return t.max_steps or max(1, math.ceil(t.epochs * (n_train // t.batch_size)))
+
+
+def _count_tsv_rows(path: Path) -> int:
+    with open(path, encoding="utf-8") as f:
+        return max(0, sum(1 for _ in f) - 1)
+
+
+def train_size(cfg, job: dict, corpus_lines: int | None = None) -> tuple[int, str]:
+    """(training examples, where the number comes from) of a job. ``corpus_lines``: the corpus size to assume
+    when the general-distillation corpus is not written yet."""
+    from . import data as D
+    from .tasks import get_task
+    d = cfg.data
+    if job.get("task") is None:                         # general distillation: corpus lines
+        try:
+            n = len(D.load_corpus(cfg))
+            return n, "corpus file"
+        except D.DataError as e:
+            if d.max_corpus_lines:
+                return int(d.max_corpus_lines), "data.max_corpus_lines (corpus not written yet)"
+            if corpus_lines:
+                return int(corpus_lines), f"--corpus-lines {corpus_lines} (an assumption: corpus not written yet)"
+            raise ForecastError(f"job {job['run']}: the corpus size is unknown before the corpus is written ({e}); "
+                                "write it first (snakemake <corpus file>), set corpus.max_lines, or pass "
+                                "--corpus-lines") from None
+    task = get_task(job["task"])
+    limit = d.max_train_examples
+    try:
+        n, where = len(D.load_split(cfg, task, "train")), "data on disk"
+    except D.DataError:
+        if d.train_file:                                # an augmented set not written yet: (1 + n_aug) x the task's
+            base = _base_size(cfg, task)
+            factor = int(job.get("augment_factor") or 1)
+            n, where = base * factor, f"{factor} x the task's training set (augmented set not written yet)"
+        else:
+            n, where = _base_size(cfg, task), "published GLUE size (data not downloaded yet)"
+        if limit is not None:
+            n = min(n, limit)
+    return n, where
+
+
+def _base_size(cfg, task) -> int:
+    """Training examples of ``task`` itself (not of an augmented file): on disk, else GLUE's published size."""
+    from . import data as D
+    try:
+        return len(D._from_tsv(D.data_root(cfg), task, "train"))
+    except Exception:   # noqa: BLE001 - not downloaded yet
+        return GLUE_SIZES[task.name][0]
+
+
+def eval_size(cfg, job: dict) -> int:
+    """Examples a finished run predicts: dev and test of every evaluation split of its task."""
+    from . import data as D
+    from .tasks import EVAL_SPLITS, TASKS, get_task
+    if job.get("task") is None:
+        return 0
+    total = 0
+    for name in EVAL_SPLITS[get_task(job["task"]).train_task]:
+        for i, split in ((1, "dev"), (2, "test")):
+            try:
+                total += len(D.load_split(cfg, TASKS[name], split))
+            except D.DataError:
+                total += GLUE_SIZES[name][i]
+    return total
+
+
+def architectures(cfg, job: dict) -> tuple[dict, dict | None]:
+    """(student, teacher) BertConfig keyword arguments of a job (teacher None when fine-tuning)."""
+    from transformers import AutoConfig, BertConfig
+    from .models import resolve
+    sets = dict(x.split("=", 1) for x in job.get("teacher_sets", []))
+    import yaml
+    teacher_path = yaml.safe_load(sets.get("model.teacher", "null")) or cfg.model.teacher
+    overrides = yaml.safe_load(sets.get("model.teacher_overrides", "{}")) or {}
+    try:
+        base = AutoConfig.from_pretrained(resolve(teacher_path)).to_dict()
+    except Exception:   # noqa: BLE001 - not downloaded yet: BERT-base's shape (transformers' defaults)
+        base = BertConfig().to_dict()
+    keys = ("num_hidden_layers", "hidden_size", "intermediate_size", "num_attention_heads", "vocab_size",
+            "max_position_embeddings", "type_vocab_size")
+    teacher = {k: base[k] for k in keys if k in base}
+    teacher.update({k: v for k, v in overrides.items() if k in keys})
+    if job["command"] == "finetune":
+        return teacher, None
+    student = {**teacher, **(cfg.model.student_arch or {})}
+    return student, teacher
+
+
+def _timing_set(cfg, job, tokenizer, n: int):
+    """``n`` tokenised training examples of the job (its own data when on disk, else generated lengths)."""
+    from . import data as D
+    from .bench import sample_lengths, synthetic_set
+    from .tasks import get_task
+    try:
+        raw = D.load_corpus(cfg) if job.get("task") is None else D.load_split(cfg, get_task(job["task"]), "train")
+        raw = raw.shuffle(seed=0).select(range(min(n, len(raw))))
+        start = time.perf_counter()
+        ds = D.tokenize(raw, tokenizer, cfg.data.max_length)
+        per_example = (time.perf_counter() - start) / len(raw)
+        if len(ds) >= n:
+            return ds, per_example
+    except Exception:   # noqa: BLE001 - no data on disk: GLUE-like lengths
+        pass
+    lengths = [min(x, cfg.data.max_length) for x in sample_lengths(n)]
+    return synthetic_set(lengths, tokenizer.vocab_size), 0.0
+
+
+def _tokenizer(cfg, job: dict):
+    """The pre-trained teacher's tokenizer (a distillation job gets its teacher only at job time); when that is not
+    downloaded yet, the uncased BERT tokenizer shipped offline (``offline:minilm``: the same vocabulary)."""
+    import yaml
+    from transformers import AutoTokenizer
+    from .models import OFFLINE_MINILM, resolve
+    sets = dict(x.split("=", 1) for x in job.get("teacher_sets", []))
+    name = cfg.model.tokenizer or yaml.safe_load(sets.get("model.teacher", "null")) or cfg.model.teacher
+    try:
+        return AutoTokenizer.from_pretrained(resolve(name))
+    except (OSError, ValueError):
+        return AutoTokenizer.from_pretrained(resolve(OFFLINE_MINILM))
+
+
+def measure(cfg, job: dict, repeats: int = TIMED_STEPS) -> dict:
+    """Seconds per training step, per evaluated example, per checkpoint and of a run's set-up, for ``job``'s
+    architecture, timed here on random-weight models."""
+    import torch
+    from accelerate.state import AcceleratorState
+    from transformers import BertConfig, BertForSequenceClassification
+    from . import data as D
+    from .engine import Trainer
+    from .evaluation import predict
+    from .objective import Objective
+    from .tasks import get_task
+    student_arch, teacher_arch = architectures(cfg, job)
+    task = get_task(job["task"]) if job.get("task") else None
+    labels = (1 if task.is_regression else len(task.labels)) if task else 2
+    t0 = time.perf_counter()
+    tokenizer = _tokenizer(cfg, job)
+    torch.manual_seed(0)
+
+    def model(arch):
+        conf = BertConfig(num_labels=labels, **arch)
+        conf._attn_implementation = cfg.model.attn_implementation      # e.g. TinyBERT's attention term needs eager
+        return BertForSequenceClassification(conf)
+
+    student = model(student_arch)
+    teacher = model(teacher_arch) if teacher_arch else None
+    objective = Objective(cfg.method, task, student.config, teacher.config if teacher is not None else None,
+                          cfg.data.max_length)
+    bs = cfg.train.batch_size
+    train_set, tok_s = _timing_set(cfg, job, tokenizer, bs * (repeats + 1))
+    collate = D.Collator(tokenizer, cfg.data.max_length, cfg.data.pad_to_max_length)
+    AcceleratorState._reset_state()
+    with tempfile.TemporaryDirectory(prefix="lrcbert-forecast-") as tmp:
+        trainer = Trainer(cfg, Path(tmp), student, objective, train_set, collate, teacher)
+        setup_s = time.perf_counter() - t0
+        times, first = [], None
+        for i, batch in enumerate(trainer.loader):
+            start = time.perf_counter()
+            trainer.train_step(batch)
+            trainer.step += 1
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            if i:                                      # the first step warms up: its extra time is per run
+                times.append(time.perf_counter() - start)
+            else:
+                first = time.perf_counter() - start
+            if len(times) >= repeats:
+                break
+        start = time.perf_counter()
+        trainer.save_checkpoint()
+        ckpt_s = time.perf_counter() - start
+        start = time.perf_counter()
+        eval_set = train_set.select(range(min(len(train_set), cfg.train.eval_batch_size)))
+        predict(trainer.accelerator.unwrap_model(trainer.student), eval_set, collate, cfg.train.eval_batch_size)
+        eval_s = (time.perf_counter() - start) / len(eval_set)
+        start = time.perf_counter()
+        trainer.accelerator.unwrap_model(trainer.student).save_pretrained(Path(tmp) / "model")
+        setup_s += time.perf_counter() - start
+    step_s = statistics.median(times) if times else float("nan")
+    setup_s += max(0.0, first - step_s) if first is not None and times else 0.0
+    return {"step_s": step_s, "setup_s": setup_s,
+            "tokenize_s_per_example": tok_s, "checkpoint_s": ckpt_s, "eval_s_per_example": eval_s,
+            "student": student_arch, "teacher": teacher_arch}
+
+
+def signature(cfg, job: dict, by_shape: bool = False) -> str:
+    """What a step's time depends on: method, shapes, batch, length, precision (``by_shape``: the method left out,
+    so that one timing stands for every method of the same shapes: quicker, approximate)."""
+    student, teacher = architectures(cfg, job)
+    shape = lambda a: "x".join(str(a.get(k)) for k in ("num_hidden_layers", "hidden_size", "intermediate_size")) \
+        if a else "-"
+    method = "any method" if by_shape and cfg.method.name != "finetune" else cfg.method.name
+    return (f"{method}|teacher {shape(teacher)}|student {shape(student)}|"
+            f"batch {cfg.train.batch_size}|len {cfg.data.max_length}|{cfg.train.mixed_precision}")
+
+
+def metric_load_s() -> float:
+    """Seconds to load the GLUE metric (once per evaluated run)."""
+    from .evaluation import METRIC_SCRIPT
+    import evaluate
+    start = time.perf_counter()
+    evaluate.load(METRIC_SCRIPT, "rte")
+    return time.perf_counter() - start
+
+
+def forecast(plan: dict, log=print, corpus_lines: int | None = None, repeats: int = TIMED_STEPS,
+             time_batch: int | None = None, by_shape: bool = False) -> dict:
+    """Per job: steps and forecast seconds; per architecture: the timings; totals per stage, result and
+    overall. ``time_batch``: time the steps at this batch size when the job's is larger, and scale the step time by
+    batch / time_batch (an approximation for compute-bound devices; exact when None)."""
+    from .runinfo import device_name
+    import torch
+    jobs, timings = [], {}
+    metric_s = metric_load_s()
+    for job in plan["jobs"]:
+        cfg = job_config(job)
+        n, where = train_size(cfg, job, corpus_lines)
+        n_steps = steps(cfg, n)
+        key = signature(cfg, job, by_shape)
+        if key not in timings:
+            log(f"forecast: timing {key}", flush=True)
+            bs = cfg.train.batch_size
+            if time_batch and bs > time_batch:
+                small = job_config({**job, "sets": [*job["sets"], f"train.batch_size={time_batch}",
+                                                    f"train.eval_batch_size={time_batch}"]})
+                t = measure(small, job, repeats)
+                t.update(step_s=t["step_s"] * bs / time_batch, timed_batch=time_batch)
+                timings[key] = t
+            else:
+                timings[key] = measure(cfg, job, repeats)
+        t = timings[key]
+        n_eval = eval_size(cfg, job)
+        ckpts = (n_steps // cfg.train.checkpoint_every if cfg.train.checkpoint_every else 0) + 1
+        seconds = (t["setup_s"] + n * t["tokenize_s_per_example"] + n_steps * t["step_s"] + ckpts * t["checkpoint_s"]
+                   + n_eval * t["eval_s_per_example"] + (metric_s if n_eval else 0.0))
+        jobs.append({"run": job["run"], "stage": job["stage"], "system": job["system"], "task": job.get("task"),
+                     "table": (job.get("tables") or ["other"])[0], "train_examples": n, "train_size_from": where,
+                     "steps": n_steps, "signature": key, "seconds": seconds,
+                     "train_seconds": n_steps * t["step_s"]})
+    device = device_name(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+    return {"device": device, "threads": torch.get_num_threads(), "repeats": repeats, "time_batch": time_batch,
+            "by_shape": by_shape,
+            "jobs": jobs, "timings": timings,
+            "metric_load_s": metric_s, "hours": _totals(jobs), "check": check_against_runs(jobs)}
+
+
+def _totals(jobs: list[dict]) -> dict:
+    out = {"stage": {}, "table": {}, "total": sum(j["seconds"] for j in jobs) / 3600}
+    for j in jobs:
+        for what in ("stage", "table"):
+            out[what][j[what]] = out[what].get(j[what], 0.0) + j["seconds"] / 3600
+    return out
+
+
+def check_against_runs(jobs: list[dict]) -> dict:
+    """The forecast beside the finished runs of the plan: steps (must be equal) and wall times."""
+    rows = []
+    for j in jobs:
+        record = Path(j["run"]) / "run.json"
+        if record.is_file():
+            r = json.loads(record.read_text())
+            if r.get("status") == "finished":
+                rows.append({"run": j["run"], "forecast_steps": j["steps"], "steps": r.get("steps"),
+                             "forecast_s": j["seconds"], "wall_time_s": r.get("wall_time_s")})
+    if not rows:
+        return {"runs": 0}
+    return {"runs": len(rows), "steps_equal": sum(r["forecast_steps"] == r["steps"] for r in rows),
+            "forecast_s": sum(r["forecast_s"] for r in rows), "measured_s": sum(r["wall_time_s"] or 0 for r in rows),
+            "mismatches": [r for r in rows if r["forecast_steps"] != r["steps"]][:20]}
+
+
+def markdown(result: dict) -> str:
+    from tabulate import tabulate
+    h = result["hours"]
+    fmt = lambda x: f"{x:.3g}"
+    lines = ["# Cost forecast", "",
+             f"Forecast by `lrcbert forecast` on **{result['device']}** ({result['threads']} threads): a few timed "
+             f"training steps of each architecture on random-weight models (median of {result['repeats']}, after one "
+             "warm-up step), times the steps each job of the plan needs, plus each run's fixed parts (set-up, the "
+             "first step's extra time, tokenising, checkpoints, dev and test predictions). Not counted: Python "
+             "start-up of each job, the "
+             "augmentation stage, downloads, waiting in a queue. Device-hours of one device running one job at a "
+             "time." + (f" Steps of a batch larger than {result['time_batch']} were timed at batch "
+                        f"{result['time_batch']} and scaled linearly to the job's batch (an approximation)."
+                        if result.get("time_batch") else "")
+             + (" One timing per shape stands for every method of that shape (`--by-shape`: approximate)."
+                if result.get("by_shape") else ""), "",
+             f"**Total: {fmt(h['total'])} device-hours** for {len(result['jobs'])} training jobs "
+             f"({sum(j['steps'] for j in result['jobs']):,} steps).", "",
+             "Per stage:", "",
+             tabulate([(k, sum(1 for j in result["jobs"] if j["stage"] == k),
+                        f"{sum(j['steps'] for j in result['jobs'] if j['stage'] == k):,}", fmt(v))
+                       for k, v in h["stage"].items()], ["stage", "jobs", "steps", "device-hours"], tablefmt="github"),
+             "", "Per result (a job counts for the first result it feeds; shared stages count for their first "
+             "user):", "",
+             tabulate([(k, sum(1 for j in result["jobs"] if j["table"] == k), fmt(v)) for k, v in h["table"].items()],
+                      ["result", "jobs", "device-hours"], tablefmt="github"), "",
+             "Timed architectures (seconds):", "",
+             tabulate([(k, fmt(t["step_s"]), fmt(t["setup_s"]), fmt(t["checkpoint_s"]),
+                        fmt(1000 * t["eval_s_per_example"])) for k, t in result["timings"].items()],
+                      ["method | shapes (layers x hidden x ffn) | batch | length | precision", "s / step",
+                       "set-up s", "checkpoint s", "eval ms / example"], tablefmt="github"), ""]
+    sources = sorted({j["train_size_from"] for j in result["jobs"]})
+    lines += ["Training-set sizes from: " + "; ".join(sources) + ".", ""]
+    c = result["check"]
+    if c.get("runs"):
+        lines += ["**Check against the finished runs of this plan**: "
+                  f"{c['steps_equal']} of {c['runs']} runs took exactly the forecast number of steps; their measured "
+                  f"wall time (run.json `wall_time_s`) sums to {c['measured_s']:.1f} s, the forecast for them to "
+                  f"{c['forecast_s']:.1f} s (ratio {c['forecast_s'] / c['measured_s']:.2f}).", ""]
+    return "\n".join(lines)
+
+
+def main(plan_path: str, out_md: str | None, out_json: str | None, corpus_lines: int | None = None,
+         repeats: int = TIMED_STEPS, time_batch: int | None = None, by_shape: bool = False) -> dict:
+    from .runinfo import atomic_write_json, atomic_write_text
+    result = forecast(load_plan(plan_path), corpus_lines=corpus_lines, repeats=repeats, time_batch=time_batch,
+                      by_shape=by_shape)
+    text = markdown(result)
+    if out_md:
+        atomic_write_text(out_md, text)
+    if out_json:
+        atomic_write_json(out_json, result)
+    print(text)
+    return {"device_hours": result["hours"]["total"], "jobs": len(result["jobs"])}

@@ -1,0 +1,57 @@
+"""Before and while a grid runs: the plan (every training job the configuration implies, with the lrcbert
+command of each), the cost forecast (``lrcbert forecast``: a few timed steps of each architecture on this device
+x the steps each job needs) and the progress page (finished / running / failed / missing runs, a provisional
+Table 1, the time left). None of them needs a finished training run."""
+
+
+rule plan:
+    output:
+        f"{RESULTS}/plan.json",
+    log:
+        f"{LOGS}/tables/plan.log",
+    params:
+        jobs=lambda wildcards: plan_jobs(),      # computed only when the plan is wanted (1000+ jobs on the paper grid)
+        table1={s: {"label": SYSTEMS[s]["label"], "tasks": system_tasks(s)} for s in TABLE1_SYSTEMS},
+        splits={t: list(EVAL_SPLITS[t]) for t in TRAIN_TASKS},
+    localrule: True
+    conda:
+        "../envs/lrcbert.yaml"
+    script:
+        "../scripts/plan.py"
+
+
+rule forecast:
+    input:
+        plan=f"{RESULTS}/plan.json",
+        data=ALL_GLUE_FILES if D["source"] != "hub" else [],
+    output:
+        md=f"{RESULTS}/forecast.md",
+        json=f"{RESULTS}/forecast.json",
+    log:
+        f"{LOGS}/tables/forecast.log",
+    params:
+        launch=LAUNCH,
+    threads: THREADS
+    resources:
+        gpu=GPU,
+        mem_mb=mem_mb("distill"),
+        runtime=lambda wildcards, attempt: int(R["runtime"].get("default", 30)) * attempt,
+    conda:
+        "../envs/lrcbert.yaml"
+    shell:
+        "{params.launch} --threads {threads} -- python -m lrcbert forecast --plan {input.plan} "
+        "--out {output.md} --json {output.json} > {log} 2>&1"
+
+
+rule progress:
+    input:
+        plan=f"{RESULTS}/plan.json",
+    output:
+        md=f"{RESULTS}/progress.md",
+    log:
+        f"{LOGS}/tables/progress.log",
+    localrule: True
+    conda:
+        "../envs/lrcbert.yaml"
+    shell:
+        "python -m lrcbert status --plan {input.plan} --out {output.md} > {log} 2>&1"
