@@ -23,7 +23,7 @@ rule plan:
 rule forecast:
     input:
         plan=f"{RESULTS}/plan.json",
-        data=ALL_GLUE_FILES if D["source"] != "hub" else [],
+        data=sorted({f for t in TASK_LIST for f in data_inputs(t)}),
     output:
         md=f"{RESULTS}/forecast.md",
         json=f"{RESULTS}/forecast.json",
