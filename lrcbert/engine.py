@@ -15,6 +15,7 @@ import shutil
 import signal
 import sys
 import threading
+import time
 import warnings
 from pathlib import Path
 
@@ -166,6 +167,7 @@ class Trainer:
         self.tap = EmbeddingTap(embedding_module(self.accelerator.unwrap_model(self.student)))
         self.ckpt_dir = self.run_dir / "checkpoints"
         self.step = 0
+        self.train_seconds = 0.0   # time inside train_step, summed over the run's steps (resumes included)
         self.bad_steps = 0     # non-finite steps skipped so far (train.max_bad_steps)
 
     # -- checkpoints -------------------------------------------------------------------------------------
@@ -180,7 +182,8 @@ class Trainer:
             trainer_state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                              "rng": checkpoint.rng_state()}
             path = checkpoint.save(self.ckpt_dir, self.step, self._modules(), trainer_state,
-                                   {"total_steps": self.total_steps, "bad_steps": self.bad_steps},
+                                   {"total_steps": self.total_steps, "bad_steps": self.bad_steps,
+                                    "train_seconds": self.train_seconds},
                                    self.cfg.train.keep_checkpoints)
         self.accelerator.wait_for_everyone()
         return path
@@ -195,6 +198,7 @@ class Trainer:
         checkpoint.set_rng_state(trainer_state["rng"])
         self.step = int(state["step"])
         self.bad_steps = int(state.get("bad_steps", 0))
+        self.train_seconds = float(state.get("train_seconds", 0.0))
         self.accelerator.print(f"resuming from {path} at step {self.step}/{self.total_steps}")
         return True
 
@@ -348,7 +352,9 @@ class Trainer:
                 self.sampler.position(epoch, skip=done * t.batch_size * world)
                 for batch in self.loader:
                     set_seed(step_seed(t.seed, self.step))
+                    started = time.perf_counter()
                     record = self.train_step(batch)
+                    self.train_seconds += time.perf_counter() - started
                     self.step += 1
                     bar.update(1)
                     if main and (self.step % t.log_every == 0 or self.step == self.total_steps):

@@ -233,8 +233,8 @@ def measure(cfg, job: dict, repeats: int = TIMED_STEPS) -> dict:
         trainer.accelerator.unwrap_model(trainer.student).save_pretrained(Path(tmp) / "model")
         setup_s += time.perf_counter() - start
     step_s = statistics.median(times) if times else float("nan")
-    setup_s += max(0.0, first - step_s) if first is not None and times else 0.0
-    return {"step_s": step_s, "setup_s": setup_s,
+    first_extra_s = max(0.0, first - step_s) if first is not None and times else 0.0
+    return {"step_s": step_s, "setup_s": setup_s + first_extra_s, "first_step_extra_s": first_extra_s,
             "tokenize_s_per_example": tok_s, "checkpoint_s": ckpt_s, "eval_s_per_example": eval_s,
             "student": student_arch, "teacher": teacher_arch}
 
@@ -292,7 +292,8 @@ def forecast(plan: dict, log=print, corpus_lines: int | None = None, repeats: in
         jobs.append({"run": job["run"], "stage": job["stage"], "system": job["system"], "task": job.get("task"),
                      "table": (job.get("tables") or ["other"])[0], "train_examples": n, "train_size_from": where,
                      "steps": n_steps, "signature": key, "seconds": seconds,
-                     "train_seconds": n_steps * t["step_s"]})
+                     # what the engine times as run.json's train_time_s: every step, the first one's warm-up too
+                     "train_seconds": n_steps * t["step_s"] + t.get("first_step_extra_s", 0.0)})
     device = device_name(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
     return {"device": device, "threads": torch.get_num_threads(), "repeats": repeats, "time_batch": time_batch,
             "by_shape": by_shape,
@@ -317,11 +318,16 @@ def check_against_runs(jobs: list[dict]) -> dict:
             r = json.loads(record.read_text())
             if r.get("status") == "finished":
                 rows.append({"run": j["run"], "forecast_steps": j["steps"], "steps": r.get("steps"),
-                             "forecast_s": j["seconds"], "wall_time_s": r.get("wall_time_s")})
+                             "forecast_s": j["seconds"], "wall_time_s": r.get("wall_time_s"),
+                             "forecast_train_s": j["train_seconds"], "train_time_s": r.get("train_time_s")})
     if not rows:
         return {"runs": 0}
     return {"runs": len(rows), "steps_equal": sum(r["forecast_steps"] == r["steps"] for r in rows),
             "forecast_s": sum(r["forecast_s"] for r in rows), "measured_s": sum(r["wall_time_s"] or 0 for r in rows),
+            # training time alone (the steps): runs recorded before train_time_s existed are left out of both sums
+            "train_runs": sum(r["train_time_s"] is not None for r in rows),
+            "forecast_train_s": sum(r["forecast_train_s"] for r in rows if r["train_time_s"] is not None),
+            "measured_train_s": sum(r["train_time_s"] for r in rows if r["train_time_s"] is not None),
             "mismatches": [r for r in rows if r["forecast_steps"] != r["steps"]][:20]}
 
 
@@ -363,7 +369,13 @@ def markdown(result: dict) -> str:
         lines += ["**Check against the finished runs of this plan**: "
                   f"{c['steps_equal']} of {c['runs']} runs took exactly the forecast number of steps; their measured "
                   f"wall time (run.json `wall_time_s`) sums to {c['measured_s']:.1f} s, the forecast for them to "
-                  f"{c['forecast_s']:.1f} s (ratio {c['forecast_s'] / c['measured_s']:.2f}).", ""]
+                  f"{c['forecast_s']:.1f} s (ratio {c['forecast_s'] / c['measured_s']:.2f}; the wall time also holds "
+                  "what the forecast leaves out, and the load of the machine while they ran)."]
+        if c.get("train_runs"):
+            lines += ["", f"Training time alone (the steps; run.json `train_time_s`, {c['train_runs']} runs): measured "
+                      f"{c['measured_train_s']:.1f} s, forecast {c['forecast_train_s']:.1f} s (ratio "
+                      f"{c['forecast_train_s'] / max(c['measured_train_s'], 1e-9):.2f})."]
+        lines += [""]
     return "\n".join(lines)
 
 

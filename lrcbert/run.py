@@ -221,7 +221,7 @@ def _run(cfg, out: Path, kind: str) -> dict:
     device = trainer.accelerator.device
     record = {"kind": kind, "task": cfg.task if task else "general", "data_source": source, "method": cfg.method.name,
               "config_hash": cfg.hash(), "seed": cfg.train.seed, "steps": trainer.step,
-              "bad_steps_skipped": trainer.bad_steps,
+              "bad_steps_skipped": trainer.bad_steps, "train_time_s": round(trainer.train_seconds, 2),
               "params": count_parameters(student), "params_without_embeddings": count_parameters(student, False),
               "wall_time_s": round(time.time() - start, 2), "peak_memory_mb": round(peak_memory_mb(device), 1),
               "device": device_name(device), "processes": trainer.accelerator.num_processes, "teacher_cache": trainer.cache_choice,

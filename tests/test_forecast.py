@@ -49,9 +49,16 @@ def test_forecast_steps_equal_the_runs_actual_steps(glue_dir, tmp_path):
         assert F.steps(cfg, n) == actual
     # by hand: 96 examples; batch 8, 1.5 epochs -> ceil(1.5 * 12) = 18; batch 16, 2 epochs -> 12; max_steps 3
     assert [F.steps(F.job_config(j), 96) for j in (teacher, student, capped)] == [18, 12, 3]
-    check = F.check_against_runs([{"run": j["run"], "steps": F.steps(F.job_config(j), 96), "seconds": 1.0}
-                                  for j in (teacher, student, capped)])
+    check = F.check_against_runs([{"run": j["run"], "steps": F.steps(F.job_config(j), 96), "seconds": 1.0,
+                                   "train_seconds": 0.5} for j in (teacher, student, capped)])
     assert check["runs"] == 3 and check["steps_equal"] == 3
+    # the training time each run recorded (its steps only) is what the forecast's training time is checked against
+    train = [json.loads((tmp_path / j["run"] / "run.json").read_text())["train_time_s"]
+             for j in (teacher, student, capped)]
+    assert all(0 < t < json.loads((tmp_path / j["run"] / "run.json").read_text())["wall_time_s"]
+               for t, j in zip(train, (teacher, student, capped)))
+    assert check["train_runs"] == 3 and check["forecast_train_s"] == 1.5
+    assert check["measured_train_s"] == sum(train)
 
 
 def test_augmented_set_not_written_yet_is_counted_from_the_task(glue_dir, tmp_path):
