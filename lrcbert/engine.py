@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DistributedDataParallelKwargs, set_seed
+from accelerate.utils import DistributedDataParallelKwargs, gather_object, set_seed
 from tqdm.auto import tqdm
 
 from . import checkpoint
@@ -153,9 +153,13 @@ class Trainer:
     def save_checkpoint(self) -> Path | None:
         self.accelerator.wait_for_everyone()
         path = None
+        # every process's RNG state (dropout streams differ between processes), so a resume continues each one
+        rng_ranks = gather_object([checkpoint.rng_state()]) if self.accelerator.num_processes > 1 else None
         if self.accelerator.is_main_process:
             trainer_state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                              "rng": checkpoint.rng_state()}
+            if rng_ranks is not None:
+                trainer_state["rng_ranks"] = rng_ranks
             path = checkpoint.save(self.ckpt_dir, self.step, self._modules(), trainer_state,
                                    {"total_steps": self.total_steps, "bad_steps": self.bad_steps},
                                    self.cfg.train.keep_checkpoints)
@@ -169,7 +173,9 @@ class Trainer:
         trainer_state, state = checkpoint.load(path, self._modules())
         self.optimizer.load_state_dict(trainer_state["optimizer"])
         self.scheduler.load_state_dict(trainer_state["scheduler"])
-        checkpoint.set_rng_state(trainer_state["rng"])
+        ranks = trainer_state.get("rng_ranks")
+        same_world = ranks is not None and len(ranks) == self.accelerator.num_processes
+        checkpoint.set_rng_state(ranks[self.accelerator.process_index] if same_world else trainer_state["rng"])
         self.step = int(state["step"])
         self.bad_steps = int(state.get("bad_steps", 0))
         self.accelerator.print(f"resuming from {path} at step {self.step}/{self.total_steps}")
@@ -252,10 +258,16 @@ class Trainer:
             self.optimizer.step()
             self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        record["bad_steps"] = self.bad_steps
         record.update({t: v.item() for t, v in terms.items()})
-        record.update({f"w_{t}": w for t, w in weights.items()})
         record["total"] = total.item()
+        if self.accelerator.num_processes > 1:
+            # the losses of the global batch: the mean over the processes (their local batches are equally large,
+            # so for per-example losses this is what one process on the whole global batch would log)
+            keys = list(record)
+            values = torch.tensor([record[k] for k in keys], dtype=torch.float64, device=self.accelerator.device)
+            record = dict(zip(keys, self.accelerator.reduce(values, "mean").tolist()))
+        record["bad_steps"] = self.bad_steps
+        record.update({f"w_{t}": w for t, w in weights.items()})
         return record
 
     def _diverged(self, what: str, terms: dict):

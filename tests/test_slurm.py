@@ -31,8 +31,8 @@ TARGET = "results/table1.md"
 RUN = "runs/lrcbert/mrpc/seed1/lr0.001"          # the LRC-BERT task distillation of the overlay
 WAIT = 900   # seconds: an upper bound for each wait, so that a broken cluster fails the test instead of hanging it
 
-pytestmark = pytest.mark.skipif(os.environ.get("LRCBERT_INFRA_TESTS") != "1",
-                                reason="SLURM cluster test: set LRCBERT_INFRA_TESTS=1 (needs root; minutes)")
+slow = pytest.mark.skipif(os.environ.get("LRCBERT_INFRA_TESTS") != "1",
+                          reason="SLURM cluster test: set LRCBERT_INFRA_TESTS=1 (needs root; minutes)")
 
 
 def say(msg):
@@ -105,6 +105,7 @@ def slurm_args():
             "--slurm-init-seconds-before-status-checks", "2", "--latency-wait", "5"]
 
 
+@slow
 def test_reduced_dag_on_slurm_survives_usr1_and_requeue_with_local_metrics(cluster, tmp_path):
     env = env_for(cluster)
     local, remote = workflow_copy(tmp_path / "local"), workflow_copy(tmp_path / "slurm")
@@ -193,3 +194,51 @@ def test_reduced_dag_on_slurm_survives_usr1_and_requeue_with_local_metrics(clust
     assert "lrcbert: error:" in out and "attention heads" in out, out[-4000:]
     message = next(line for line in out.splitlines() if "lrcbert: error:" in line)
     say(f"bad configuration: 1 submission (job {submissions[0]}), failed once: {message.strip()}")
+
+
+# ---------------------------------------------------------------------------------------------- job sizes
+def dry_run_resources(wf: Path, *args) -> dict:
+    """{(rule, wildcards): {resource: value}} of a dry run."""
+    res = subprocess.run(snakemake_cmd("-n", "--cores", "4", *args), cwd=wf, env=env_for(), capture_output=True,
+                         text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    jobs = {}
+    for block in res.stdout.split("\nrule ")[1:]:
+        rule = block.split(":", 1)[0]
+        wc = re.search(r"^\s+wildcards: (.*)$", block, re.M)
+        r = re.search(r"^\s+resources: (.*)$", block, re.M)
+        if r:
+            values = dict(kv.split("=", 1) for kv in r.group(1).split(", ") if "=" in kv)
+            jobs[(rule, wc.group(1) if wc else "")] = values
+    return jobs
+
+
+def test_resources_follow_model_and_data_sizes(tmp_path):
+    wf = workflow_copy(tmp_path / "wf")
+    targets = ["runs/lrcbert/mnli/seed1/lr5e-05/metrics.json", "runs/lrcbert/mrpc/seed1/lr5e-05/metrics.json",
+               "runs/teacher/sst2/lr2e-05/metrics.json"]
+    paper = dry_run_resources(wf, *targets)
+    mem = lambda jobs, rule, wc: int(jobs[(rule, wc)]["mem_mb"])
+    minutes = lambda jobs, rule, wc: int(jobs[(rule, wc)]["runtime"])
+    mnli, mrpc = "system=lrcbert, task=mnli, seed=1, lr=5e-05", "system=lrcbert, task=mrpc, seed=1, lr=5e-05"
+    # 393k MNLI examples x 18 epochs vs 3.7k MRPC examples x 90 epochs: much longer, and more data in memory
+    assert minutes(paper, "task_distill", mnli) > 10 * minutes(paper, "task_distill", mrpc) - 100
+    assert mem(paper, "task_distill", mnli) > mem(paper, "task_distill", mrpc)
+    # one epoch of (an estimate of) Wikipedia at batch 256 with a 110M teacher: the longest job
+    assert minutes(paper, "general_distill", "student=tiny4") > minutes(paper, "task_distill", mnli)
+    # on the CPU the training state and activations are host memory too
+    over = tmp_path / "cpu.yaml"
+    over.write_text("resources: {gpus_per_run: 0}\n")
+    cpu = dry_run_resources(wf, "--configfile", "config/config.yaml", str(over), *targets)
+    assert mem(cpu, "task_distill", mnli) > mem(paper, "task_distill", mnli)
+    # the smoke configuration fits a small node (jobs of a few GB, minutes), with no resource override
+    smoke = dry_run_resources(wf, "--configfile", "config/smoke.yaml")
+    trained = [v for (rule, _), v in smoke.items() if "mem_mb" in v]
+    assert len(trained) > 50
+    assert max(int(v["mem_mb"]) for v in trained) <= 4096
+    assert max(int(v["runtime"]) for v in trained) <= 30
+    print(f"\n[resources] paper: MNLI distillation {mem(paper, 'task_distill', mnli)} MB, "
+          f"{minutes(paper, 'task_distill', mnli)} min; MRPC {mem(paper, 'task_distill', mrpc)} MB, "
+          f"{minutes(paper, 'task_distill', mrpc)} min; general distillation "
+          f"{minutes(paper, 'general_distill', 'student=tiny4')} min; smoke jobs <= "
+          f"{max(int(v['mem_mb']) for v in trained)} MB")

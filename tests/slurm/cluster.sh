@@ -72,7 +72,7 @@ mkdir -p "$dir/spool/ctld" "$dir/spool/d" "$dir/log" "$dir/munge"
 chmod 700 "$dir/munge"
 [[ -s "$dir/munge/munge.key" ]] || dd if=/dev/urandom of="$dir/munge/munge.key" bs=1024 count=1 status=none
 chmod 400 "$dir/munge/munge.key"
-munged --force --key-file="$dir/munge/munge.key" --socket="$dir/munge/munge.sock" \
+munged --force --num-threads=10 --key-file="$dir/munge/munge.key" --socket="$dir/munge/munge.sock" \
        --pid-file="$dir/munged.pid" --log-file="$dir/log/munged.log" --seed-file="$dir/munge/seed"
 
 for i in 0 1; do [[ -e /dev/fakegpu$i ]] || mknod /dev/fakegpu$i c 1 3; done

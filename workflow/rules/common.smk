@@ -457,7 +457,8 @@ def all_targets():
 # laptop-sized node and the paper's configuration asks for what BERT-base and GLUE need), not from a fixed table:
 #   memory  = (process base + weights loaded + training state and activations when on CPU + tokenized data)
 #             x processes x resources.mem_safety
-#   runtime = (start-up + training FLOPs / resources.flops_per_s[gpu|cpu]) x resources.time_safety, x attempt
+#   runtime = (start-up + training FLOPs / resources.flops_per_s[gpu|cpu]) x resources.time_safety x attempt
+#             + 10 minutes (profiles/slurm asks SLURM for its time-limit warning, USR1, 10 minutes before the limit)
 import math
 import signal
 
@@ -470,6 +471,7 @@ DEVICE = "gpu" if GPUS else "cpu"
 # GLUE training-set sizes (examples), for data.source hub / tsv; synthetic data and max_train_examples cap them
 GLUE_TRAIN = {"mnli": 392702, "qqp": 363846, "qnli": 104743, "sst2": 67349, "cola": 8551, "stsb": 5749,
               "mrpc": 3668, "rte": 2490}
+WARNING_MIN = 10                     # the lead of SLURM's USR1 warning (profiles/slurm: --signal=USR1@600)
 WIKI_LINES = 6_400_000               # English Wikipedia paragraphs of >= 40 characters, roughly
 BERT_BASE = {"num_hidden_layers": 12, "hidden_size": 768, "intermediate_size": 3072, "num_attention_heads": 12,
              "vocab_size": 30522, "max_position_embeddings": 512}
@@ -578,7 +580,7 @@ def runtime(kind):
             per_token = 6 * params(trained, False) * passes + (2 * params(other, False) if other else 0)
             flops = epochs * examples * length * per_token
         seconds = R["startup_s"] + flops / (num(R["flops_per_s"][DEVICE]) * PROCESSES)
-        return int(math.ceil(seconds * num(R["time_safety"]) / 60)) * attempt
+        return int(math.ceil(seconds * num(R["time_safety"]) / 60)) * attempt + WARNING_MIN
 
     return minutes
 
