@@ -105,8 +105,10 @@ class Trainer:
         t = cfg.train
         # some parameters get no gradient in some steps (the head during stage 1, W under the hard loss only)
         ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
+        # step_scheduler_with_optimizer=False: the schedule below counts global steps (one per step of every
+        # process); accelerate would otherwise step it once per process, decaying the lr N times too fast
         self.accelerator = Accelerator(mixed_precision=t.mixed_precision, cpu=not torch.cuda.is_available(),
-                                       kwargs_handlers=[ddp])
+                                       kwargs_handlers=[ddp], step_scheduler_with_optimizer=False)
         set_seed(t.seed)
         world = self.accelerator.num_processes
         if len(train_set) < t.batch_size * world:

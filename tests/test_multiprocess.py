@@ -94,15 +94,17 @@ def test_two_processes_equal_one_process_with_the_same_global_batch(setup):
     assert [r["step"] for r in a] == [r["step"] for r in b] == [str(s) for s in range(1, 13)]
     columns = ["total", "loss_clean", "layer", "soft", "hard"]
     for ra, rb in zip(a, b):
-        for c in columns:
-            assert float(rb[c]) == pytest.approx(float(ra[c]), rel=1e-4, abs=1e-5), (ra["step"], c, ra[c], rb[c])
+        for c in columns:      # a term not computed in a stage is logged empty, by both
+            assert (ra[c] == "") == (rb[c] == ""), (ra["step"], c, ra[c], rb[c])
+            if ra[c]:
+                assert float(rb[c]) == pytest.approx(float(ra[c]), rel=1e-4, abs=1e-5), (ra["step"], c, ra[c], rb[c])
     assert {float(r["w_soft"]) for r in a} == {0.0, 1.0}       # both stages of LRC-BERT were trained
     ma = json.loads((one / "metrics.json").read_text())["splits"]["sst2"]
     mb = json.loads((two / "metrics.json").read_text())["splits"]["sst2"]
     assert ma["n"] == mb["n"] == 48
     assert mb["accuracy"] == pytest.approx(ma["accuracy"], abs=1e-9)
     print(f"\n[multiprocess] 12 steps, 1 x 16 vs 2 x 8: max |loss diff| "
-          f"{max(abs(float(ra[c]) - float(rb[c])) for ra, rb in zip(a, b) for c in columns):.2e}; "
+          f"{max(abs(float(ra[c]) - float(rb[c])) for ra, rb in zip(a, b) for c in columns if ra[c]):.2e}; "
           f"dev accuracy {ma['accuracy']:.4f} vs {mb['accuracy']:.4f}")
 
 

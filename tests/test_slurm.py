@@ -29,6 +29,7 @@ OVERLAY = ROOT / "tests" / "slurm" / "config.yaml"
 CONFIGS = ["config/smoke.yaml", str(OVERLAY)]
 TARGET = "results/table1.md"
 RUN = "runs/lrcbert/mrpc/seed1/lr0.001"          # the LRC-BERT task distillation of the overlay
+RUN_LOG = "logs/distill/lrcbert/mrpc/seed1/lr0.001.log"
 WAIT = 900   # seconds: an upper bound for each wait, so that a broken cluster fails the test instead of hanging it
 
 slow = pytest.mark.skipif(os.environ.get("LRCBERT_INFRA_TESTS") != "1",
@@ -76,6 +77,14 @@ def restarts(env, job):
     out = subprocess.run(["scontrol", "show", "job", job, "-o"], capture_output=True, text=True, env=env).stdout
     m = re.search(r"\bRestarts=(\d+)", out)
     return int(m.group(1)) if m else -1
+
+
+def read(path: Path) -> str:
+    """A file that Snakemake or a restarted job may be replacing right now ('' while it is absent)."""
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return ""
 
 
 def last_step(run: Path) -> int:
@@ -137,8 +146,7 @@ def test_reduced_dag_on_slurm_survives_usr1_and_requeue_with_local_metrics(clust
             "scancel --signal=USR1 " + job)
         wait_for(f"job {job} to be requeued after USR1", lambda: restarts(env, job) >= 1, proc, log_path)
         first = wait_for("the first resume", lambda: re.search(r"resuming from \S+ at step (\d+)/(\d+)",
-                                                                (remote / "logs/distill/lrcbert/mrpc/seed1/lr0.001.log")
-                                                                .read_text()), proc, log_path, poll=0.5)
+                                                                read(remote / RUN_LOG)), proc, log_path, poll=0.5)
         say(f"job {job} requeued by its wrapper (Restarts=1); run log: {first.group(0)}")
         resumed1 = int(first.group(1))
         wait_for(f"job {job} to train on after the resume", lambda: last_step(run) >= resumed1 + 20, proc, log_path, poll=0.5)
@@ -148,7 +156,7 @@ def test_reduced_dag_on_slurm_survives_usr1_and_requeue_with_local_metrics(clust
         wait_for(f"job {job} to run again after the requeue", lambda: restarts(env, job) >= 2, proc, log_path)
 
         def second_resume():
-            text = (remote / "logs/distill/lrcbert/mrpc/seed1/lr0.001.log").read_text()
+            text = read(remote / RUN_LOG)
             m = re.search(r"resuming from \S+ at step (\d+)/(\d+)", text)
             return m if m and int(m.group(1)) > resumed1 else None
 
@@ -159,7 +167,10 @@ def test_reduced_dag_on_slurm_survives_usr1_and_requeue_with_local_metrics(clust
         for p in (proc, local_proc):   # snakemake cancels its jobs (scancel) or kills them (local) on SIGTERM
             if p.poll() is None:
                 p.terminate()
-                p.wait(timeout=60)
+                try:
+                    p.wait(timeout=120)
+                except subprocess.TimeoutExpired:
+                    p.kill()
         raise
     finally:
         log.close()
