@@ -6,9 +6,10 @@ it checkpoints, the job is requeued and resumes, and it ends with the metrics (a
 same target run locally. A job that fails for a real reason (a teacher whose width is not a multiple of its
 head count) is submitted once and fails once, with its message.
 
-Slow (a few minutes) and needs root: it runs only with LRCBERT_INFRA_TESTS=1 (.ci/run sets it). Where SLURM
-cannot be installed (no root, no apt-get) it skips, saying why, except under CI=true, where that fails.
-Run with `pytest -s` to see the progress lines (submissions, signals, resumes, metrics).
+The cluster test is slow (minutes) and needs root: it runs only with LRCBERT_INFRA_TESTS=1 (.ci/run sets it).
+Where SLURM cannot be installed (no root, no apt-get) it skips, saying why, except under CI=true, where that
+fails. Run with `pytest -s` to see the progress lines (submissions, signals, resumes, metrics). The last test (job
+sizes from dry runs, seconds) always runs.
 """
 import csv
 import json
