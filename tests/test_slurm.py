@@ -128,6 +128,14 @@ def test_reduced_dag_on_slurm_survives_usr1_and_requeue_with_local_metrics(clust
     log = open(log_path, "w")
     proc = subprocess.Popen(snakemake_cmd(*slurm_args(), "--configfile", *CONFIGS, "--", TARGET), cwd=remote,
                             env=env, stdout=log, stderr=subprocess.STDOUT)
+    # meanwhile, in a workflow of its own: a job that fails for a real reason (a teacher width of 64 is not a
+    # multiple of 5 heads) must be submitted once and fail once, with its message
+    bad_wf = workflow_copy(tmp_path / "bad")
+    (tmp_path / "bad.yaml").write_text("teacher: {overrides: {num_attention_heads: 5}}\n")
+    bad_log = open(tmp_path / "bad.log", "w")
+    bad_proc = subprocess.Popen(snakemake_cmd(*slurm_args(), "--configfile", *CONFIGS, str(tmp_path / "bad.yaml"),
+                                              "--", "runs/teacher/mrpc/lr0.005/metrics.json"),
+                                cwd=bad_wf, env=env, stdout=bad_log, stderr=subprocess.STDOUT)
     try:
         run = remote / RUN
 
@@ -165,7 +173,7 @@ def test_reduced_dag_on_slurm_survives_usr1_and_requeue_with_local_metrics(clust
         say(f"job {job} restarted by SLURM (Restarts=2); run log: {second.group(0)}")
         rc = proc.wait(timeout=WAIT)
     except BaseException:
-        for p in (proc, local_proc):   # snakemake cancels its jobs (scancel) or kills them (local) on SIGTERM
+        for p in (proc, local_proc, bad_proc):   # snakemake cancels its jobs (scancel) or kills them (local)
             if p.poll() is None:
                 p.terminate()
                 try:
@@ -193,19 +201,17 @@ def test_reduced_dag_on_slurm_survives_usr1_and_requeue_with_local_metrics(clust
         f"{len(a.splitlines()) - 1} steps")
     assert (remote / TARGET).read_text() == (local / TARGET).read_text()
 
-    # a job that fails for a real reason fails once, with its message
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("teacher: {overrides: {num_attention_heads: 5}}\n")
-    res = subprocess.run(snakemake_cmd(*slurm_args(), "--configfile", *CONFIGS, str(bad), "--",
-                                       "runs/teacher/mrpc/lr0.005/metrics.json"),
-                         cwd=remote, env=env, capture_output=True, text=True, timeout=WAIT)
-    out = res.stdout + res.stderr
-    submissions = re.findall(r"has been submitted with SLURM jobid (\d+)", out)
-    assert res.returncode != 0
+    # the job that fails for a real reason: submitted once, failed once, with its message
+    bad_rc = bad_proc.wait(timeout=WAIT)
+    bad_log.close()
+    out = (tmp_path / "bad.log").read_text()
+    submissions = re.findall(r"has been submitted with SLURM jobid (\d+) \(log: \S*rule_teacher_finetune", out)
+    assert bad_rc != 0
     assert len(submissions) == 1, out[-4000:]
     assert "lrcbert: error:" in out and "attention heads" in out, out[-4000:]
     message = next(line for line in out.splitlines() if "lrcbert: error:" in line)
     say(f"bad configuration: 1 submission (job {submissions[0]}), failed once: {message.strip()}")
+    say(f"all done after {time.time() - start:.0f} s")
 
 
 # ---------------------------------------------------------------------------------------------- job sizes
