@@ -537,6 +537,11 @@ def job_size(kind, wildcards):
     return student, TEACHER_DIMS, n, num(per_task(DIST["epochs"], wildcards.task)), DIST["batch_size"], length, 2
 
 
+def processes(kind):
+    """Processes of a job: training runs have one per GPU (resources.gpus_per_run), the other jobs one."""
+    return PROCESSES if kind in ("teacher", "general", "intermediate", "distill") else 1
+
+
 def mem_mb(kind):
     """Host memory (MB) of a job: see the top of this section. Weights are held twice while they load."""
 
@@ -559,7 +564,7 @@ def mem_mb(kind):
             need += state + 4 * batch * length * n * (34 * h + 5 * a * length)
             if other:
                 need += 4 * batch * length * other["hidden_size"] * (other["num_hidden_layers"] + 1)
-        total = need * PROCESSES * num(R["mem_safety"]) / 2**20
+        total = need * processes(kind) * num(R["mem_safety"]) / 2**20
         return int(math.ceil(total / 256) * 256)
 
     return mb
@@ -579,7 +584,7 @@ def runtime(kind):
             trained, other, examples, epochs, _, length, passes = job_size(kind, wildcards)
             per_token = 6 * params(trained, False) * passes + (2 * params(other, False) if other else 0)
             flops = epochs * examples * length * per_token
-        seconds = R["startup_s"] + flops / (num(R["flops_per_s"][DEVICE]) * PROCESSES)
+        seconds = R["startup_s"] + flops / (num(R["flops_per_s"][DEVICE]) * processes(kind))
         return int(math.ceil(seconds * num(R["time_safety"]) / 60)) * attempt + WARNING_MIN
 
     return minutes
