@@ -7,13 +7,17 @@ layer is covered by the logits). phi is lrcbert's layer map (``method.layer_map`
 teacher's width; PKD initialises it with the teacher's first M layers, which config.yaml states as
 ``model.student_layers: [1, 2, 3, 4]``.
 
-``method.pkd_reduction``: ``mean`` (default) averages the squared difference over batch and hidden dimension,
-as PKD's own code does (hence beta of 100-1000); ``sum`` sums over the hidden dimension and averages over the
-batch (the paper's formula; TextBrewer's ``pkd_loss``).
+``method.pkd_reduction``: ``mean`` (default) averages the squared difference over batch, layer pairs and hidden
+dimension, as PKD's released code does (``src/KD_loss.py`` ``patience_loss``: one ``F.mse_loss`` over the stacked
+(B, M-1, d) [CLS] tensors; hence beta of 100-1000); ``sum`` sums over the hidden dimension and the layer pairs and
+averages over the batch (the paper's eq. 5; TextBrewer's ``pkd_loss``).
 
-The PKD grid: ``GRID`` below (T, alpha, beta); the default preset uses T = 10, alpha = 0.7, beta = 100. A grid
-point is a system with ``set: {method: {temperature: T, stage2: {soft: alpha, hard: 1 - alpha, pkd: beta}}}``
-(config/README.md).
+The KD term follows the released ``distillation_loss``: ``nn.KLDivLoss(reduction="mean")`` x T^2, i.e. averaged
+over batch AND classes (``method.soft_reduction: mean``; ``batchmean`` is the usual per-example KL).
+
+The PKD grid: ``GRID`` below (T, alpha, beta); the default preset uses the released PKD-skip run's T = 10,
+alpha = 0.7, beta = 500 (``src/argument_parser.py``, ``kd.cls``). A grid point is a system with
+``set: {method: {temperature: T, stage2: {soft: alpha, hard: 1 - alpha, pkd: beta}}}`` (config/README.md).
 """
 import torch
 import torch.nn.functional as F
@@ -21,17 +25,16 @@ import torch.nn.functional as F
 from lrcbert.objective import Term
 
 GRID = {"temperature": (5, 10, 20), "alpha": (0.2, 0.5, 0.7), "beta": (10, 100, 500, 1000)}
-T, ALPHA, BETA = 10.0, 0.7, 100.0
+T, ALPHA, BETA = 10.0, 0.7, 500.0
 
 
 def pkd_loss(student_cls: list[torch.Tensor], teacher_cls: list[torch.Tensor], reduction: str = "mean") -> torch.Tensor:
-    """PKD's patient loss (Sun et al. 2019, eq. 5): sum over layer pairs of || s / |s|_2 - t / |t|_2 ||^2 of the
-    [CLS] vectors (B, d), averaged over the batch and, with ``reduction="mean"``, over the d dimensions too."""
-    total = 0.0
-    for s, t in zip(student_cls, teacher_cls):
-        diff = (F.normalize(s.float(), dim=-1) - F.normalize(t.float(), dim=-1)) ** 2
-        total = total + (diff.mean() if reduction == "mean" else diff.sum(-1).mean())
-    return total
+    """PKD's patient loss (Sun et al. 2019, eq. 5) on the [CLS] vectors (B, d) of the layer pairs:
+    || s / |s|_2 - t / |t|_2 ||^2. ``reduction="sum"``: summed over d and the pairs, averaged over the batch (the
+    paper); ``"mean"``: averaged over batch, pairs and d (the released code's single MSE)."""
+    diff = torch.stack([(F.normalize(s.float(), dim=-1) - F.normalize(t.float(), dim=-1)) ** 2
+                        for s, t in zip(student_cls, teacher_cls)], dim=1)          # (B, pairs, d)
+    return diff.mean() if reduction == "mean" else diff.sum((1, 2)).mean()
 
 
 def _pkd_term(obj, s_out, t_out, batch) -> torch.Tensor:
@@ -50,6 +53,6 @@ TERMS = {"pkd": Term(_pkd_term, True, True, needs_logits=False, setup=_setup)}
 WEIGHTS = {"soft": ALPHA, "hard": 1.0 - ALPHA, "pkd": BETA}
 METHODS = {
     "pkd": ({"stage_split": 0.0, "stage1": dict(WEIGHTS), "stage2": dict(WEIGHTS), "temperature": T,
-             "soft_t2": True, "perturb": False},
+             "soft_t2": True, "soft_reduction": "mean", "perturb": False},
             {"model": {"student_init": "teacher_layers"}}),
 }

@@ -16,11 +16,17 @@ Losses (TinyBERT eq. 7-12), with M student and N teacher layers and g(m) = m * N
 W is one trainable (d_S x d_T) matrix shared by embeddings and every layer (lrcbert's ``method.projection:
 shared``). Task stage 1 goes on with the W of general distillation (``method.projection_init: student``, as
 TinyBERT's released code keeps its ``fit_dense`` layer in the student checkpoint); it therefore needs a
-general-distilled student (set ``method.projection_init: new`` to start W afresh). Every MSE ignores padding: only non-padding tokens, and for attention only (query, key) pairs of
-two non-padding tokens, count (TinyBERT's code leaves padding in the hidden MSE; here padding never counts).
+general-distilled student (set ``method.projection_init: new`` to start W afresh). By default every MSE ignores
+padding: only non-padding tokens, and for attention only (query, key) pairs of two non-padding tokens, count.
 
-``method.attention_target``: ``probs`` (default; the paper's A = softmax(Q K^T / sqrt(d_k)), taken before
-attention dropout) or ``scores`` (the unnormalised Q K^T / sqrt(d_k) that TinyBERT's released code compares).
+As released (``TinyBERT/task_distill.py`` main loop, docs/fidelity.md), the presets set
+``method.attention_target: scores`` (the unnormalised Q K^T / sqrt(d_k) the code compares; ``probs`` is the
+paper's A = softmax(Q K^T / sqrt(d_k)), taken before attention dropout), ``method.projection_bias: true``
+(``fit_dense`` is an ``nn.Linear`` with bias) and ``method.soft_reduction: mean`` (its ``soft_cross_entropy``
+averages over batch and classes); for STS-B the prediction stage is the MSE against the gold score, as released.
+``method.tinybert_padding``: ``masked`` (default: padding never counts; with dynamic padding the released
+choice would make the loss depend on the batch's longest example) or ``all`` (the released MSEs over every
+position of the padded batch; with ``data.pad_to_max_length: true`` this is the released computation).
 Both come from the attention implementation ``eager_scores`` registered here with transformers'
 ``AttentionInterface``: eager attention that returns the raw scores as its attention weights, so
 ``output_attentions=True`` yields the scores and this module takes the masked softmax itself. The TinyBERT
@@ -57,38 +63,53 @@ AttentionInterface.register(ATTN, eager_scores)
 AttentionMaskInterface.register(ATTN, ALL_MASK_ATTENTION_FUNCTIONS["eager"])   # the same (additive) mask as eager
 
 
-def attention_loss(att_s: torch.Tensor, att_t: torch.Tensor, mask: torch.Tensor, target: str = "probs") -> torch.Tensor:
-    """TinyBERT eq. (8) for one layer pair: the mean over heads and over the (query, key) pairs of non-padding
-    tokens of (A^S - A^T)^2. ``att_*``: raw scores (B, h, l, l); ``target="probs"`` compares the softmax over
-    the non-padding keys, ``"scores"`` the scores themselves. Entries at padding positions never count."""
-    pair = (mask[:, None, :, None] * mask[:, None, None, :]).to(torch.bool)        # (B, 1, l, l)
+def attention_loss(att_s: torch.Tensor, att_t: torch.Tensor, mask: torch.Tensor, target: str = "probs",
+                   padding: str = "masked") -> torch.Tensor:
+    """TinyBERT eq. (8) for one layer pair, (A^S - A^T)^2 averaged. ``att_*``: raw scores (B, h, l, l);
+    ``target="probs"`` compares the softmax over the non-padding keys, ``"scores"`` the scores themselves.
+    ``padding="masked"``: the mean over heads and (query, key) pairs of two non-padding tokens; ``"all"``: the
+    released code's ``MSELoss()`` over every entry of the padded batch, entries at padding keys set to zero
+    (its ``torch.where(att <= -1e2, 0, att)`` of the masked scores)."""
+    keys = mask[:, None, None, :].to(torch.bool)                                    # (B, 1, 1, l)
+    pair = keys & mask[:, None, :, None].to(torch.bool) if padding == "masked" else keys.expand_as(att_s)
     if target == "probs":
-        keys = mask[:, None, None, :].to(torch.bool)
         att_s = F.softmax(att_s.float().masked_fill(~keys, float("-inf")), dim=-1)
         att_t = F.softmax(att_t.float().masked_fill(~keys, float("-inf")), dim=-1)
     diff = torch.where(pair, att_s.float() - att_t.float(), torch.zeros((), device=att_s.device)) ** 2
+    if padding == "all":
+        return diff.mean()
     return diff.sum() / (pair.sum() * att_s.shape[1]).clamp_min(1)
 
 
-def soft_cross_entropy(student_logits, teacher_logits, tau: float = 1.0, regression: bool = False) -> torch.Tensor:
+def soft_cross_entropy(student_logits, teacher_logits, tau: float = 1.0, regression: bool = False,
+                       reduction: str = "batchmean") -> torch.Tensor:
     """TinyBERT eq. (10): -sum_c softmax(z^T / tau)_c log softmax(z^S / tau)_c, averaged over the batch
-    (the KL of eq. 4 plus the teacher's entropy); MSE between the predictions for regression."""
+    (the KL of eq. 4 plus the teacher's entropy); ``reduction="mean"`` averages over batch and classes, as the
+    released ``soft_cross_entropy`` (``(-p_t * log p_s).mean()``) does. For regression the MSE between the
+    student's prediction and ``teacher_logits`` (the caller passes what the prediction is compared with)."""
     if regression:
-        return F.mse_loss(student_logits.view(-1), teacher_logits.view(-1))
+        return F.mse_loss(student_logits.view(-1), teacher_logits.view(-1).to(student_logits.dtype))
     p_t = F.softmax(teacher_logits / tau, dim=-1)
-    return -(p_t * F.log_softmax(student_logits / tau, dim=-1)).sum(-1).mean()
+    ce = -(p_t * F.log_softmax(student_logits / tau, dim=-1))
+    return ce.mean() if reduction == "mean" else ce.sum(-1).mean()
+
+
+def _mse_mask(obj, batch):
+    """Which positions the hidden MSEs count: real tokens, or (``tinybert_padding: all``) every position."""
+    mask = batch["attention_mask"]
+    return mask if obj.method.tinybert_padding == "masked" else torch.ones_like(mask)
 
 
 def _embedding_term(obj, s_out, t_out, batch):
     return losses.masked_mse(obj.project(0, s_out.hidden_states[0].float()), t_out.hidden_states[0].float(),
-                             batch["attention_mask"])
+                             _mse_mask(obj, batch))
 
 
 def _hidden_term(obj, s_out, t_out, batch):
     total = 0.0
     for i, j in enumerate(obj.phi):
         total = total + losses.masked_mse(obj.project(i, s_out.hidden_states[i + 1].float()),
-                                          t_out.hidden_states[j].float(), batch["attention_mask"])
+                                          t_out.hidden_states[j].float(), _mse_mask(obj, batch))
     return total
 
 
@@ -98,12 +119,15 @@ def _attention_term(obj, s_out, t_out, batch):
     total = 0.0
     for i, j in enumerate(obj.phi):
         total = total + attention_loss(s_out.attentions[i], t_out.attentions[j - 1], batch["attention_mask"],
-                                       obj.method.attention_target)
+                                       obj.method.attention_target, obj.method.tinybert_padding)
     return total
 
 
 def _soft_ce_term(obj, s_out, t_out, batch):
-    return soft_cross_entropy(s_out.logits.float(), t_out.logits.float(), obj.method.temperature, obj.regression)
+    # regression: the released code's prediction stage compares the student with the GOLD score, not the teacher
+    target = batch["labels"] if obj.regression else t_out.logits.float()
+    return soft_cross_entropy(s_out.logits.float(), target, obj.method.temperature, obj.regression,
+                              obj.method.soft_reduction)
 
 
 def _setup_projection(obj, student_config, teacher_config):
@@ -129,7 +153,9 @@ TERMS = {
 }
 INTERMEDIATE = {"tiny_emb": 1.0, "tiny_hidden": 1.0, "tiny_attn": 1.0}
 _model = {"model": {"attn_implementation": ATTN}}
-_common = {"projection": "shared", "perturb": False}
+# as released: W with a bias (fit_dense), attention scores, the prediction loss averaged over batch x classes
+_common = {"projection": "shared", "projection_bias": True, "attention_target": "scores", "soft_reduction": "mean",
+           "perturb": False}
 METHODS = {
     "tinybert_general": ({"stage_split": 1.0, "stage1": dict(INTERMEDIATE), "stage2": dict(INTERMEDIATE), **_common},
                          _model),

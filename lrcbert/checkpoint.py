@@ -47,19 +47,32 @@ def set_rng_state(state: dict) -> None:
     random.setstate((py[0], tuple(py[1]), py[2]))
 
 
+class CheckpointError(OSError):
+    """A checkpoint could not be written (disk full, quota...); nothing of it is left behind."""
+
+
 def save(folder: Path, step: int, modules: dict, trainer_state: dict, state: dict, keep: int) -> Path:
-    """Write checkpoint ``step`` under ``folder`` and keep only the newest ``keep`` ones."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """Write checkpoint ``step`` under ``folder`` and keep only the newest ``keep`` ones. A failed write
+    removes its temporary folder and raises CheckpointError (one line); older checkpoints stay."""
     final = folder / f"step-{step:08d}"
     tmp = folder / f".tmp-step-{step:08d}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    for name, module in modules.items():
-        save_model(module, str(tmp / f"{name}.safetensors"))
-    torch.save(trainer_state, tmp / "trainer.pt")
-    atomic_write_json(tmp / "state.json", {**state, "step": step})
-    files = sorted(p.name for p in tmp.iterdir())
-    atomic_write_json(tmp / "manifest.json", {name: _sha256(tmp / name) for name in files})
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        for name, module in modules.items():
+            save_model(module, str(tmp / f"{name}.safetensors"))
+        torch.save(trainer_state, tmp / "trainer.pt")
+        atomic_write_json(tmp / "state.json", {**state, "step": step})
+        files = sorted(p.name for p in tmp.iterdir())
+        atomic_write_json(tmp / "manifest.json", {name: _sha256(tmp / name) for name in files})
+    except (OSError, RuntimeError) as e:   # torch.save reports a failed write as a RuntimeError
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not isinstance(e, OSError) and "writ" not in str(e):
+            raise
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e).splitlines()[0]
+        raise CheckpointError(f"checkpoint {final} not written: {reason}; nothing of it was kept; free space "
+                              "and run the same command again (it resumes from the last whole checkpoint)") from None
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
     for old in sorted(folder.glob("step-*"))[:-keep]:

@@ -102,9 +102,14 @@ def main(argv=None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)
     if args.command == "make-synthetic":
+        from .data import DataError
         from .synthetic import make_synthetic
         sizes = {k: v for k, v in (("train", args.train), ("dev", args.dev), ("test", args.test)) if v}
-        out = make_synthetic(args.out, seed=args.seed, sizes=sizes or None, corpus_lines=args.corpus_lines)
+        try:
+            out = make_synthetic(args.out, seed=args.seed, sizes=sizes or None, corpus_lines=args.corpus_lines)
+        except (DataError, ValueError, OSError) as e:
+            print(f"lrcbert: error: {e}", file=sys.stderr)
+            return 2
         print(f"wrote generated GLUE data to {args.out}")
         return 0 if out else 1
     import datasets

@@ -56,7 +56,7 @@ class MethodConfig:
     name: str = "lrcbert"
     layer_loss: str = "cos_nce"             # cos_nce | mse (BERT_M)
     representation: str = "flatten"         # flatten | cls | mean : how a layer's l x d output becomes a vector
-    negatives: str = "in_batch"             # in_batch (K = B - 1)
+    negatives: str = "in_batch"             # in_batch (K = B - 1) | sampled (K = num_negatives from the training set)
     projection: str = "shared"              # shared | per_layer : one W for all mapped layers, or one each
     projection_init: str = "new"            # new | student : W starts random, or is the W saved with model.student
     layer_map: list | None = None           # teacher layer for student layers 1..M; None = i * N / M
@@ -74,11 +74,22 @@ class MethodConfig:
     pkd_reduction: str = "mean"             # mean | sum : PKD's [CLS] MSE averaged over elements, or summed over d
     attention_target: str = "probs"         # probs | scores : TinyBERT's attention loss on softmax output or logits
     contrast_temperature: float = 0.07      # CoDIR / ACKD InfoNCE temperature
-    bank_size: int = 4096                   # CoDIR memory bank of teacher representations (entries)
-    bank_momentum: float = 0.5              # CoDIR: an entry seen again becomes m * old + (1 - m) * new
+    bank_momentum: float = 0.5              # CoDIR memory: an entry becomes normalise(m * old + (1 - m) * new)
     label_aware: bool = True                # CoDIR: negatives only from samples of other labels
-    head: str = "linear"                    # linear | mlp : CoDIR's per-layer projection heads
+    head: str = "linear"                    # linear | mlp : CoDIR's projection heads
     head_dim: int = 128                     # CoDIR: width of the projected representations
+    # fidelity (docs/fidelity.md): memories of per-example vectors (lrcbert/memory.py)
+    num_negatives: int = 15                 # negatives=sampled: K per example, may exceed the batch
+    memory_max_bytes: int = 8_000_000_000   # negatives=sampled: refuse a teacher memory larger than this
+    nce_k: int = 100                        # CoDIR: negatives sampled per example from the memory
+    codir_layers: str = "all"               # all | mapped : [CLS] of all layers concatenated, or per mapped pair
+    codir_pool: str = "cls"                 # cls | mean : CoDIR's vector of a layer
+    codir_loss: str = "nce"                 # nce | info_nce : CRD's NCE loss (eq. 18) or InfoNCE
+    codir_sides: str = "two"                # two | one : student and teacher anchors, or the student anchor only
+    crd_batch_scale: bool = True            # CoDIR: divide the CRD term by the batch size, as the release does
+    soft_reduction: str = "batchmean"       # batchmean | mean : KD averaged over examples, or over examples x classes
+    projection_bias: bool = False           # W with a bias (TinyBERT's released fit_dense has one)
+    tinybert_padding: str = "masked"        # masked | all : TinyBERT's MSEs over real tokens, or every padded position
     sar_temperature: float = 1.0            # ACKD: sharpness of sample adaptive reweighting (weights ~ exp(h / t))
 
 
@@ -141,7 +152,13 @@ CHOICES = {
     "model.attn_implementation": ("sdpa", "eager", "eager_scores"),   # eager_scores: baselines/tinybert.py
     "method.layer_loss": ("cos_nce", "mse"),
     "method.representation": ("flatten", "cls", "mean"),
-    "method.negatives": ("in_batch",),
+    "method.negatives": ("in_batch", "sampled"),
+    "method.codir_layers": ("all", "mapped"),
+    "method.codir_pool": ("cls", "mean"),
+    "method.codir_loss": ("nce", "info_nce"),
+    "method.codir_sides": ("two", "one"),
+    "method.soft_reduction": ("batchmean", "mean"),
+    "method.tinybert_padding": ("masked", "all"),
     "method.projection": ("shared", "per_layer"),
     "method.projection_init": ("new", "student"),
     "method.hard_target": ("one_hot", "tempered"),
@@ -228,9 +245,12 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"config key 'method.temperature' must be > 0, got {m.temperature}")
     if m.contrast_temperature <= 0 or m.sar_temperature <= 0:
         raise ConfigError("config keys 'method.contrast_temperature' and 'method.sar_temperature' must be > 0")
-    if m.bank_size < 1 or m.head_dim < 1 or not 0.0 <= m.bank_momentum < 1.0:
-        raise ConfigError("config keys 'method.bank_size' and 'method.head_dim' must be >= 1 and "
-                          f"'method.bank_momentum' in [0, 1); got {m.bank_size}, {m.head_dim}, {m.bank_momentum}")
+    if m.head_dim < 1 or not 0.0 <= m.bank_momentum < 1.0:
+        raise ConfigError("config key 'method.head_dim' must be >= 1 and 'method.bank_momentum' in [0, 1); "
+                          f"got {m.head_dim}, {m.bank_momentum}")
+    for key in ("num_negatives", "nce_k", "memory_max_bytes"):
+        if getattr(m, key) < 1:
+            raise ConfigError(f"config key 'method.{key}' must be >= 1, got {getattr(m, key)}")
     if m.perturb_eps < 0:
         raise ConfigError(f"config key 'method.perturb_eps' must be >= 0, got {m.perturb_eps}")
     for key in ("batch_size", "eval_batch_size", "keep_checkpoints", "log_every", "length_group_size"):
@@ -239,7 +259,7 @@ def validate(cfg: Config) -> Config:
     if t.max_bad_steps < 0:
         raise ConfigError(f"config key 'train.max_bad_steps' must be >= 0, got {t.max_bad_steps}")
     if t.batch_size < 2 and m.layer_loss == "cos_nce":
-        raise ConfigError("config key 'train.batch_size' must be >= 2: in-batch COS-NCE needs negatives")
+        raise ConfigError("config key 'train.batch_size' must be >= 2: COS-NCE needs other examples as negatives")
     if t.lr <= 0 or t.epochs <= 0:
         raise ConfigError("config keys 'train.lr' and 'train.epochs' must be > 0")
     if not 0.0 <= t.warmup < 1.0:

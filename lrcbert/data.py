@@ -3,46 +3,72 @@
 Sources (``data.source``):
   hub        nyu-mll/glue through ``datasets.load_dataset`` (needs network or a filled HF cache);
   tsv        a local folder in the original GLUE layout (``CoLA/train.tsv``, ``MNLI/dev_matched.tsv``, ...);
-  synthetic  a generated folder in the same layout (``lrcbert make-synthetic``), made on first use.
+  synthetic  a generated folder in the same layout, made beforehand by ``lrcbert make-synthetic`` (checked
+             by its marker; reading never writes).
 Every source yields a ``datasets.Dataset`` with columns ``text_a``, ``text_b`` (pair tasks), ``label``
 (int index into ``Task.labels``, float for STS-B, -1 where unknown, i.e. test) and ``idx``.
 """
 from __future__ import annotations
 
-import csv
 import hashlib
 import math
 from pathlib import Path
 
 import datasets
-import pandas as pd
 import torch
 from transformers import DataCollatorWithPadding
 
-from .tasks import COLA_COLUMNS, Task
+from .synthetic import MARKER, is_generated
+from .tasks import COLA_COLUMNS, EVAL_SPLITS, TASKS, Task
 
 SPLITS = ("train", "dev", "test")
 
 
 class DataError(ValueError):
-    """Missing or malformed data (message names the file, column or value)."""
+    """Missing or malformed data (message names the file, line, column or value)."""
 
 
-def _read_tsv(path: Path, task: Task, split: str) -> pd.DataFrame:
+def _read_tsv(path: Path, task: Task, split: str) -> tuple[dict, list[int]]:
+    """The columns of a GLUE TSV file ({name: values}) and each row's line number. The file must be UTF-8 and
+    every row must have exactly the header's fields (tab-separated, no quoting); blank lines are skipped."""
     if not path.is_file():
         raise DataError(f"data file not found: {path} (task {task.name}, split {split})")
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise DataError(f"{path}: empty file ({len(raw)} bytes); expected the {task.name} {split} split "
+                        "in the GLUE TSV layout")
+    try:
+        text = raw.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        col = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+        raise DataError(f"{path}: line {line}, byte {col}: 0x{raw[e.start]:02x} is not UTF-8 "
+                        "(data files must be UTF-8 text)") from None
+    lines = [(n, x.removesuffix("\r")) for n, x in enumerate(text.split("\n"), 1) if x.removesuffix("\r")]
     headerless = not task.header and split != "test"
-    frame = pd.read_csv(path, sep="\t", quoting=csv.QUOTE_NONE, dtype=str, keep_default_na=False,
-                        header=None if headerless else 0, names=list(COLA_COLUMNS) if headerless else None,
-                        on_bad_lines="error", encoding="utf-8")
+    if headerless:
+        columns = list(COLA_COLUMNS)
+    else:
+        columns, lines = lines[0][1].split("\t"), lines[1:]
     needed = [c for c in (task.text_a, task.text_b) if c] + ([task.label_col] if split != "test" else [])
-    missing = [c for c in needed if c not in frame.columns]
+    missing = [c for c in needed if c not in columns]
     if missing:
-        raise DataError(f"{path}: missing column(s) {missing}; found {list(frame.columns)}")
-    return frame
+        raise DataError(f"{path}: line 1 (header): missing column(s) {missing}; found {columns}")
+    rows = []
+    for n, line in lines:
+        fields = line.split("\t")
+        if len(fields) != len(columns):
+            raise DataError(f"{path}: line {n}: {len(fields)} tab-separated fields, expected {len(columns)} "
+                            f"({', '.join(columns)})")
+        rows.append(fields)
+    frame = {c: [r[i] for r in rows] for i, c in enumerate(columns)}
+    return frame, [n for n, _ in lines]
 
 
-def _labels_from_strings(values, task: Task, path) -> list:
+def _labels_from_strings(values, task: Task, path, line_numbers=None, column=None) -> list:
+    """Label indices (floats for STS-B); the first bad value is reported with its line and column."""
+    where = (lambda i: f"line {line_numbers[i]}, column {column} ({task.label_col})") if line_numbers \
+        else (lambda i: f"row {i + 1}")
     if task.is_regression:
         out = []
         for i, v in enumerate(values):
@@ -50,33 +76,41 @@ def _labels_from_strings(values, task: Task, path) -> list:
                 x = float(v)
             except ValueError:
                 x = math.nan
-            if not math.isfinite(x):
-                raise DataError(f"{path}: row {i + 1}: score {v!r} is not a number")
+            if not (math.isfinite(x) and 0.0 <= x <= 5.0):
+                raise DataError(f"{path}: {where(i)}: score {v!r} is not a number in [0, 5]")
             out.append(x)
         return out
     index = {label: i for i, label in enumerate(task.labels)}
-    bad = sorted({v for v in values if v not in index})
-    if bad:
-        raise DataError(f"{path}: label(s) {bad[:5]} outside the label set {list(task.labels)} of {task.name}")
+    for i, v in enumerate(values):
+        if v not in index:
+            raise DataError(f"{path}: {where(i)}: label {v!r} is outside the label set {list(task.labels)} "
+                            f"of {task.name}")
     return [index[v] for v in values]
 
 
 def _from_tsv(root: Path, task: Task, split: str, file_override: str | None = None) -> datasets.Dataset:
     path = Path(file_override) if file_override else root / task.folder / task.files[split]
-    frame = _read_tsv(path, task, split)
-    cols = {"text_a": frame[task.text_a].tolist()}
+    frame, line_numbers = _read_tsv(path, task, split)
+    columns = list(frame)
+    cols = {"text_a": frame[task.text_a]}
     if task.text_b:
-        cols["text_b"] = frame[task.text_b].tolist()
+        cols["text_b"] = frame[task.text_b]
     if split == "test":
-        if task.label_col in frame.columns and frame[task.label_col].str.len().gt(0).any():
+        if task.label_col in frame and any(frame[task.label_col]):
             raise DataError(f"{path}: the test split carries labels in column {task.label_col!r}; "
                             "test files must be unlabelled (is this a dev file?)")
-        cols["label"] = [-1.0 if task.is_regression else -1] * len(frame)
-        ids = frame["index"] if "index" in frame.columns else frame.get("id", pd.Series(range(len(frame))))
+        cols["label"] = [-1.0 if task.is_regression else -1] * len(line_numbers)
+        key = next((k for k in ("index", "id") if k in frame), None)
+        ids = frame[key] if key else [str(i) for i in range(len(line_numbers))]
+        for i, v in enumerate(ids):
+            if not v.strip().lstrip("-").isdigit():
+                raise DataError(f"{path}: line {line_numbers[i]}, column {columns.index(key) + 1} ({key}): "
+                                f"{v!r} is not an integer id")
         cols["idx"] = [int(i) for i in ids]
     else:
-        cols["label"] = _labels_from_strings(frame[task.label_col].tolist(), task, path)
-        cols["idx"] = list(range(len(frame)))
+        cols["label"] = _labels_from_strings(frame[task.label_col], task, path, line_numbers,
+                                             columns.index(task.label_col) + 1)
+        cols["idx"] = list(range(len(line_numbers)))
     return datasets.Dataset.from_dict(cols)
 
 
@@ -97,20 +131,52 @@ def _from_hub(hub_id: str, task: Task, split: str) -> datasets.Dataset:
     return datasets.Dataset.from_dict(cols)
 
 
-def ensure_synthetic(path: str | Path, seed: int) -> Path:
-    """Generate the synthetic GLUE folder at ``path`` unless it is already there (marked by README.txt)."""
-    from .synthetic import make_synthetic
-    path = Path(path)
-    if not (path / "README.txt").is_file():
-        make_synthetic(path, seed=seed)
-    return path
-
-
 def data_root(cfg) -> Path | None:
+    """The GLUE folder a tsv or synthetic source reads; it never writes there. A synthetic source must find the
+    marker of ``lrcbert make-synthetic`` (generation is that explicit step, never a side effect of reading)."""
     d = cfg.data
+    if d.source == "hub":
+        return Path(d.path) if d.path else None
     if d.source == "synthetic":
-        return ensure_synthetic(d.path or "data/synthetic", d.synthetic_seed)
-    return Path(d.path) if d.path else None
+        path = Path(d.path or "data/synthetic")
+        if not path.is_dir():
+            raise DataError(f"data.path {path}: no such folder; data.source 'synthetic' reads generated data: "
+                            f"make it first with `lrcbert make-synthetic --out {path}`")
+        if not is_generated(path):
+            raise DataError(f"data.path {path} was not made by lrcbert make-synthetic (no {MARKER} marker) but "
+                            "data.source is 'synthetic'; for a GLUE folder set data.source=tsv")
+        return path
+    if not d.path:
+        raise DataError("data.path is required when data.source is 'tsv' (a folder in the GLUE layout)")
+    if not Path(d.path).is_dir():
+        raise DataError(f"data.path {d.path}: no such folder (data.source 'tsv')")
+    return Path(d.path)
+
+
+SYNTHETIC_LABEL = "synthetic (generated, not GLUE)"
+
+
+def data_source(cfg, general: bool = False) -> str:
+    """What the run's data really is, for run.json and metrics.json: generated data is named as such whatever
+    ``data.source`` says (a folder or corpus carrying the ``make-synthetic`` marker)."""
+    d = cfg.data
+    folders = []
+    if general:
+        spec = d.corpus or ""
+        if d.corpus is None and d.source == "synthetic":
+            folders.append(Path(d.path or "data/synthetic"))
+        elif not spec.startswith("hub:"):
+            folders.append(Path(spec).parent)
+    else:
+        if d.source != "hub":
+            folders.append(Path(d.path or "data/synthetic"))
+        if d.train_file:
+            folders.append(Path(d.train_file).parent)
+    if any(is_generated(f) for f in folders):
+        return SYNTHETIC_LABEL
+    if general:
+        return f"corpus {d.corpus}"
+    return f"hub {d.hub_id}" if d.source == "hub" else f"tsv {d.path}"
 
 
 def load_split(cfg, task: Task, split: str) -> datasets.Dataset:
@@ -119,17 +185,33 @@ def load_split(cfg, task: Task, split: str) -> datasets.Dataset:
         raise DataError(f"unknown split {split!r}; known: {', '.join(SPLITS)}")
     d = cfg.data
     if split == "train" and d.train_file:
-        ds = _from_tsv(Path("."), task, split, d.train_file)
+        where, ds = d.train_file, _from_tsv(Path("."), task, split, d.train_file)
     elif d.source == "hub":
-        ds = _from_hub(d.hub_id, task, split)
+        where, ds = f"{d.hub_id}/{task.hub_config}", _from_hub(d.hub_id, task, split)
     else:
-        ds = _from_tsv(data_root(cfg), task, split)
+        root = data_root(cfg)
+        where, ds = root / task.folder / task.files[split], _from_tsv(root, task, split)
     limit = d.max_train_examples if split == "train" else d.max_eval_examples
     if limit is not None and len(ds) > limit:
         ds = ds.select(range(limit))
     if len(ds) == 0:
-        raise DataError(f"no examples in task {task.name}, split {split}")
+        raise DataError(f"{where}: no examples (task {task.name}, split {split})")
     return ds
+
+
+def validate(cfg, task: Task | None, train: bool = True) -> dict:
+    """Read every split the run will read, before its first step: the training split (or the corpus), the dev
+    split of every evaluation split and the test split where its file exists (test is optional, but a test file
+    that is there must parse). Returns {(task name, split): Dataset}; raises DataError naming file and line."""
+    if task is None:
+        return {("general", "train"): load_corpus(cfg)}
+    out = {(task.name, "train"): load_split(cfg, task, "train")} if train else {}
+    for name in EVAL_SPLITS[task.train_task]:
+        other = TASKS[name]
+        out[(name, "dev")] = load_split(cfg, other, "dev")
+        if cfg.data.source == "hub" or (data_root(cfg) / other.folder / other.files["test"]).is_file():
+            out[(name, "test")] = load_split(cfg, other, "test")
+    return out
 
 
 def load_corpus(cfg) -> datasets.Dataset:
@@ -149,7 +231,14 @@ def load_corpus(cfg) -> datasets.Dataset:
         path = Path(spec)
         if not path.is_file():
             raise DataError(f"corpus file not found: {path}")
-        lines = [x.strip() for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+        raw = path.read_bytes()
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            line = raw.count(b"\n", 0, e.start) + 1
+            raise DataError(f"{path}: line {line}: byte 0x{raw[e.start]:02x} is not UTF-8 "
+                            "(the corpus must be UTF-8 text)") from None
+        lines = [x.strip() for x in text.splitlines() if x.strip()]
         lines = lines[: d.max_corpus_lines] if d.max_corpus_lines else lines
     if not lines:
         raise DataError(f"corpus {spec} is empty")

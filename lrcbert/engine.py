@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import hashlib
 import math
 import shutil
 import signal
@@ -34,7 +35,8 @@ class TrainingDiverged(RuntimeError):
     """A non-finite loss or gradient (message names the step, the terms and the last good checkpoint)."""
 
 
-PREEMPT_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)   # SLURM sends USR1 (if asked) or TERM before a kill
+# SLURM sends USR1 (if asked) or TERM before a kill; Ctrl-C (INT) is handled the same way
+PREEMPT_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
 
 
 class EmbeddingTap:
@@ -82,6 +84,14 @@ def lr_factor(step: int, total: int, warmup: float, schedule: str = "linear", bo
     if schedule == "constant":
         return 1.0
     return max(0.0, (span - s) / max(1, span - warm))
+
+
+def step_seed(seed: int, step: int) -> int:
+    """The seed of every random stream (dropout, numpy, python) during training step ``step``: a hash of
+    (seed, step) alone, never what ran earlier in the process, so a resumed run (from a checkpoint, or from
+    scratch after a kill before the first one) draws exactly what an uninterrupted run draws."""
+    digest = hashlib.sha256(f"lrcbert-step:{int(seed)}:{int(step)}".encode()).digest()
+    return int.from_bytes(digest[:4], "little")
 
 
 def _inputs(batch) -> dict:
@@ -332,6 +342,7 @@ class Trainer:
                 epoch, done = divmod(self.step, self.steps_per_epoch)
                 self.sampler.position(epoch, skip=done * t.batch_size * world)
                 for batch in self.loader:
+                    set_seed(step_seed(t.seed, self.step))
                     record = self.train_step(batch)
                     self.step += 1
                     bar.update(1)

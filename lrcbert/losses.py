@@ -82,14 +82,19 @@ def masked_mse(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor)
 
 
 def soft_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, tau: float, t2: bool = False,
-              regression: bool = False) -> torch.Tensor:
-    """Eq. (4): KL(softmax(y_t / tau) || softmax(y_s / tau)), averaged over the batch (x tau^2 if ``t2``).
-    For regression (STS-B) the MSE between student and teacher predictions."""
+              regression: bool = False, reduction: str = "batchmean") -> torch.Tensor:
+    """Eq. (4): KL(softmax(y_t / tau) || softmax(y_s / tau)), averaged over the batch (x tau^2 if ``t2``);
+    ``reduction="mean"`` also divides by the number of classes (torch's ``KLDivLoss(reduction="mean")``, which
+    PKD's released code uses). For regression (STS-B) the MSE between student and teacher predictions."""
     if regression:
         return F.mse_loss(student_logits.view(-1), teacher_logits.view(-1))
+    if reduction not in ("batchmean", "mean"):
+        raise ValueError(f"unknown soft-loss reduction {reduction!r}")
     log_p_s = F.log_softmax(student_logits / tau, dim=-1)
     log_p_t = F.log_softmax(teacher_logits / tau, dim=-1)
     kl = F.kl_div(log_p_s, log_p_t, log_target=True, reduction="batchmean")
+    if reduction == "mean":          # per element, written out: torch announces that its "mean" will change
+        kl = kl / student_logits.shape[-1]
     return kl * tau * tau if t2 else kl
 
 

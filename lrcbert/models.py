@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import copy
+import os
 import re
 
 import torch
+from safetensors import SafetensorError
 from torch import nn
 from transformers import (AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer,
                           BertConfig)
@@ -32,8 +34,45 @@ def resolve(name: str) -> str:
     return name
 
 
+def _looks_like_path(name: str) -> bool:
+    """A hub id is ``name`` or ``org/name``; anything else (``/x``, ``./x``, ``runs/a/model``) is a path."""
+    return name.startswith(("/", ".", "~")) or name.count("/") > 1 or name.endswith("/")
+
+
+def load_pretrained(auto, name: str, key: str, **kw):
+    """``auto.from_pretrained`` on a path or hub id, with errors in one line naming the config ``key``:
+    a path that does not exist, an unreadable (e.g. truncated) weights file, an id that cannot be loaded."""
+    path = resolve(name)
+    if not os.path.exists(path) and _looks_like_path(path):
+        raise ModelError(f"{key} {name}: no such folder")
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ModelError(f"{key} {name}: not a folder (give a save_pretrained folder or a hub id)")
+    try:
+        return auto.from_pretrained(path, **kw)
+    except SafetensorError as e:
+        raise ModelError(f"{key} {name}: unreadable weights file (truncated or corrupt?): {e}") from None
+    except (OSError, ValueError) as e:
+        where = ("a folder without a loadable model" if os.path.isdir(path)
+                 else "no such folder, and not a hub id that can be loaded")
+        raise ModelError(f"{key} {name}: {where} ({str(e).splitlines()[0]})") from None
+
+
 def load_tokenizer(cfg):
-    return AutoTokenizer.from_pretrained(resolve(cfg.model.tokenizer or cfg.model.teacher))
+    key = "model.tokenizer" if cfg.model.tokenizer else "model.teacher"
+    return load_pretrained(AutoTokenizer, cfg.model.tokenizer or cfg.model.teacher, key)
+
+
+def load_classifier(name: str, task: Task, key: str, **kw) -> nn.Module:
+    """A classifier fine-tuned on ``task``: every weight, the head included, must come from ``name`` (a
+    pre-trained encoder would get a new, untrained head) and its labels must be the task's."""
+    model, info = load_pretrained(AutoModelForSequenceClassification, name, key, output_loading_info=True, **kw)
+    missing = sorted(info["missing_keys"])
+    if missing:
+        raise ModelError(f"{key} {name} is not fine-tuned on {task.name}: it has no trained weights for "
+                         f"{', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''} (a pre-trained encoder "
+                         "gets an untrained head); fine-tune it with `lrcbert finetune` and give its model/ folder")
+    check_labels(model.config, task, f"{key} {name}")
+    return model
 
 
 def _head_kwargs(task: Task | None) -> dict:
@@ -71,21 +110,18 @@ def check_labels(model_config, task: Task, source: str) -> None:
 def build_teacher(cfg, task: Task | None, finetuned: bool) -> nn.Module:
     """The teacher: a checkpoint (hub id or path) or, with ``model.teacher_random_init``, its config with
     random weights. ``task=None`` gives the bare encoder (general distillation). A fine-tuned teacher must
-    match the task's labels; a pre-trained one gets a new head."""
+    hold a trained head (no weight missing) matching the task's labels; a pre-trained one gets a new head."""
     m = cfg.model
     kw = _head_kwargs(task)
     if m.teacher_random_init:
-        conf = AutoConfig.from_pretrained(resolve(m.teacher), **kw)
+        conf = load_pretrained(AutoConfig, m.teacher, "model.teacher", **kw)
         for k, v in m.teacher_overrides.items():
             setattr(conf, k, v)
         conf._attn_implementation = m.attn_implementation
         return _auto(task).from_config(conf)
     if task is not None and finetuned:
-        model = AutoModelForSequenceClassification.from_pretrained(
-            resolve(m.teacher), attn_implementation=m.attn_implementation)
-        check_labels(model.config, task, f"teacher {m.teacher}")
-        return model
-    return _auto(task).from_pretrained(resolve(m.teacher), attn_implementation=m.attn_implementation, **kw)
+        return load_classifier(m.teacher, task, "model.teacher", attn_implementation=m.attn_implementation)
+    return load_pretrained(_auto(task), m.teacher, "model.teacher", attn_implementation=m.attn_implementation, **kw)
 
 
 def build_student(cfg, task: Task | None, teacher_config, teacher: nn.Module | None = None) -> nn.Module:
@@ -96,7 +132,7 @@ def build_student(cfg, task: Task | None, teacher_config, teacher: nn.Module | N
     m = cfg.model
     kw = _head_kwargs(task)
     if m.student:
-        return _auto(task).from_pretrained(resolve(m.student), attn_implementation=m.attn_implementation, **kw)
+        return load_pretrained(_auto(task), m.student, "model.student", attn_implementation=m.attn_implementation, **kw)
     if m.student_init == "teacher_layers":
         return student_from_teacher_layers(teacher, task, m.student_arch, m.student_layers, m.attn_implementation)
     conf = BertConfig(vocab_size=teacher_config.vocab_size,

@@ -4,7 +4,8 @@ weights hold at a step and what each term is worth for a batch; it never knows w
 
 Terms (weights come from ``method.stage1`` / ``method.stage2``):
   layer  sum over student layers i of the layer loss between h_i^S W and h_phi(i)^T (eq. 3), COS-NCE
-         with in-batch negatives, or MSE for BERT_M;
+         with in-batch negatives (or, ``method.negatives: sampled``, K negatives sampled from the whole
+         training set out of a memory of teacher vectors, ``lrcbert/memory.py``), or MSE for BERT_M;
   soft   eq. (4) on the logits (MSE for regression);
   hard   eq. (5) against the gold label (MSE for regression).
 Other methods (the baselines in the top-level ``baselines`` package) register their own terms with
@@ -21,6 +22,7 @@ import torch
 from torch import nn
 
 from . import losses
+from .memory import Memory
 from .models import layer_map
 from .tasks import Task
 
@@ -70,6 +72,37 @@ def global_in_batch_cos_nce(s_vec: torch.Tensor, t_vec: torch.Tensor, gather: bo
     return losses.in_batch_cos_nce(s_vec, torch.cat(parts), offset=rank * rows[0])
 
 
+def _vector_width(obj: "Objective", d: int) -> int:
+    """Width of a layer vector of width-d hidden states: flatten pads to data.max_length tokens."""
+    return d * obj.max_length if obj.method.representation == "flatten" else d
+
+
+def _padded(v: torch.Tensor, width: int) -> torch.Tensor:
+    """A flattened layer vector zero-padded to the memory's width (zeros change no cosine)."""
+    if v.shape[1] > width:
+        raise ValueError(f"layer vector of width {v.shape[1]} exceeds the memory's {width} (data.max_length)")
+    return torch.nn.functional.pad(v, (0, width - v.shape[1]))
+
+
+def sampled_cos_nce(obj: "Objective", k: int, s_vec: torch.Tensor, t_vec: torch.Tensor, idx: torch.Tensor):
+    """COS-NCE of mapped layer ``k`` with ``method.num_negatives`` negatives per example sampled from the whole
+    training set (``method.negatives: sampled``): the teacher vectors of this batch (of every process) are
+    written into the teacher memory first, then each example's K negatives are drawn among the OTHER examples
+    whose teacher vectors the memory holds (all of them after the first epoch; before, those seen so far)."""
+    memory = obj.teacher_memory[k]
+    width = memory.vectors.shape[1]
+    s_vec, t_vec = _padded(s_vec, width), _padded(t_vec.detach(), width)
+    memory.update(idx, t_vec)
+    # the two forwards of a perturbed step (eq. 7-8) see the same loss: the same batch keeps its draw
+    last = obj.negative_draws.get(k)
+    if last is not None and torch.equal(last[0], idx):
+        rows = last[1]
+    else:
+        rows = memory.sample(idx, obj.method.num_negatives)
+        obj.negative_draws[k] = (idx.clone(), rows)
+    return losses.cos_nce(s_vec, t_vec, memory.vectors[rows])
+
+
 def _layer_term(obj: "Objective", s_out, t_out, batch) -> torch.Tensor:
     mask = batch["attention_mask"]
     total = 0.0
@@ -78,17 +111,41 @@ def _layer_term(obj: "Objective", s_out, t_out, batch) -> torch.Tensor:
         h_t = t_out.hidden_states[j].float()
         if obj.method.layer_loss == "mse":
             total = total + losses.masked_mse(h_s, h_t, mask)
+            continue
+        rep = obj.method.representation
+        s_vec, t_vec = losses.layer_vectors(h_s, mask, rep), losses.layer_vectors(h_t, mask, rep)
+        if obj.method.negatives == "sampled":
+            total = total + sampled_cos_nce(obj, i, s_vec, t_vec, batch["idx"])
         else:
-            rep = obj.method.representation
-            total = total + global_in_batch_cos_nce(losses.layer_vectors(h_s, mask, rep),
-                                                    losses.layer_vectors(h_t, mask, rep),
-                                                    obj.method.gather_negatives)
+            total = total + global_in_batch_cos_nce(s_vec, t_vec, obj.method.gather_negatives)
     return total
+
+
+def _bind_layer(obj: "Objective", ids, labels) -> None:
+    """``method.negatives: sampled``: a memory of teacher layer vectors, one entry per training example and mapped
+    layer, filled as examples are seen (a frozen teacher's vectors never change: plain overwrite)."""
+    m = obj.method
+    if m.layer_loss == "mse" or m.negatives != "sampled":
+        return
+    width = _vector_width(obj, obj.teacher_width)
+    need = 4 * len(ids) * width * len(obj.phi)
+    if need > m.memory_max_bytes:
+        raise ValueError(f"method.negatives=sampled: the teacher memory needs {need / 1e9:.2f} GB "
+                         f"({len(ids)} examples x {len(obj.phi)} layers x {width} floats), above "
+                         f"method.memory_max_bytes={m.memory_max_bytes}; use method.representation=cls or mean, "
+                         "or raise the limit")
+    obj.teacher_memory = nn.ModuleList(Memory(ids, (width,), 0.0, init="empty", normalize=False)
+                                       for _ in obj.phi)
+    obj.negative_draws = {}        # layer -> (idx, rows) of the last draw (not state: a step redraws after resume)
+    obj._ddp_params_and_buffers_to_ignore = [
+        *getattr(obj, "_ddp_params_and_buffers_to_ignore", []),
+        *(n for k, mem in enumerate(obj.teacher_memory) for n in mem.ddp_ignore(f"teacher_memory.{k}"))]
 
 
 def _soft_term(obj: "Objective", s_out, t_out, batch) -> torch.Tensor:
     m = obj.method
-    return losses.soft_loss(s_out.logits.float(), t_out.logits.float(), m.temperature, m.soft_t2, obj.regression)
+    return losses.soft_loss(s_out.logits.float(), t_out.logits.float(), m.temperature, m.soft_t2, obj.regression,
+                            m.soft_reduction)
 
 
 def _hard_term(obj: "Objective", s_out, t_out, batch) -> torch.Tensor:
@@ -99,17 +156,19 @@ def _hard_term(obj: "Objective", s_out, t_out, batch) -> torch.Tensor:
 class Term(NamedTuple):
     """A loss term: ``fn(objective, s_out, t_out, batch)``, what the model calls must return for it, and an
     optional ``setup(objective, student_config, teacher_config)`` that adds the trainable modules or state
-    (buffers, saved with the objective in checkpoints) the term needs."""
+    (buffers, saved with the objective in checkpoints) the term needs, and an optional ``bind(objective, ids,
+    labels)`` that adds state sized by the training set (``Objective.bind_data``)."""
     fn: Callable
     needs_teacher: bool
     needs_hidden: bool
     needs_attentions: bool = False
     needs_logits: bool = True          # False: usable without a task (general distillation)
     setup: Callable | None = None
+    bind: Callable | None = None       # bind(objective, ids, labels): state sized by the training set (memories)
 
 
 TERMS: dict[str, Term] = {
-    "layer": Term(_layer_term, True, True, needs_logits=False),
+    "layer": Term(_layer_term, True, True, needs_logits=False, bind=_bind_layer),
     "soft": Term(_soft_term, True, False),
     "hard": Term(_hard_term, False, False),
 }
@@ -160,16 +219,19 @@ def read_projection(path) -> list[torch.Tensor]:
     """The W matrices (out x in) saved with a run's objective (``objective.safetensors``), in layer order."""
     from safetensors.torch import load_file
     state = load_file(str(path))
-    return [state[k] for k in sorted((k for k in state if k.startswith("proj.")), key=lambda k: int(k.split(".")[1]))]
+    keys = (k for k in state if k.startswith("proj.") and k.endswith(".weight"))
+    return [state[k] for k in sorted(keys, key=lambda k: int(k.split(".")[1]))]
 
 
 class Objective(nn.Module):
     """The loss of one method for one task; holds W so that it trains with the student."""
 
-    def __init__(self, method, task: Task | None, student_config, teacher_config=None):
+    def __init__(self, method, task: Task | None, student_config, teacher_config=None, max_length: int = 128):
         super().__init__()
         load_plugins()
         self.method = method
+        self.max_length = max_length       # data.max_length: the width of a flattened layer vector in a memory
+        self.teacher_width = teacher_config.hidden_size if teacher_config is not None else None
         self.regression = bool(task and task.is_regression)
         for stage in ("stage1", "stage2"):
             unknown = set(getattr(method, stage)) - set(TERMS)
@@ -192,13 +254,20 @@ class Objective(nn.Module):
             if TERMS[t].setup is not None:
                 TERMS[t].setup(self, student_config, teacher_config)
 
+    def bind_data(self, ids, labels=None) -> None:
+        """Give the terms that keep per-example state (memories) the training set: its example ``idx`` values
+        and labels (None for a corpus). Called once, before training and before a checkpoint is loaded."""
+        for t in self.used:
+            if TERMS[t].bind is not None:
+                TERMS[t].bind(self, list(ids), None if labels is None else list(labels))
+
     def add_projection(self, student_config, teacher_config) -> None:
         """W (eq. 3): student width -> teacher width, shared by all mapped layers or one per layer."""
         if hasattr(self, "proj"):
             return
         n = 1 if self.method.projection == "shared" else len(self.phi)
-        self.proj = nn.ModuleList(nn.Linear(student_config.hidden_size, teacher_config.hidden_size, bias=False)
-                                  for _ in range(n))
+        self.proj = nn.ModuleList(nn.Linear(student_config.hidden_size, teacher_config.hidden_size,
+                                            bias=self.method.projection_bias) for _ in range(n))
 
     def load_projection(self, path) -> None:
         """Start W from the one saved with an earlier run (``method.projection_init: student``; ``path`` is that
@@ -214,9 +283,17 @@ class Objective(nn.Module):
         if have != need:
             raise ValueError(f"method.projection_init=student: W in {path} has shapes {have}, this run needs "
                              f"{need} (method.projection and the student/teacher widths must match)")
+        from safetensors.torch import load_file
+        state = load_file(str(path))
+        biases = [state.get(f"proj.{k}.bias") for k in range(len(saved))]
+        if any((b is None) != (lin.bias is None) for b, lin in zip(biases, self.proj)):
+            raise ValueError(f"method.projection_init=student: W in {path} and this run disagree on a bias "
+                             "(method.projection_bias must match the run W comes from)")
         with torch.no_grad():
-            for lin, w in zip(self.proj, saved):
+            for lin, w, b in zip(self.proj, saved, biases):
                 lin.weight.copy_(w)
+                if b is not None:
+                    lin.bias.copy_(b)
 
     def _weight(self, stage: str, term: str) -> float:
         return float(getattr(self.method, stage).get(term, 0.0))

@@ -7,7 +7,12 @@ A run folder holds ``config.yaml``, ``losses.csv``, ``checkpoints/``, ``model/``
 """
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import shutil
+import signal
+import socket
 import time
 from pathlib import Path
 
@@ -19,7 +24,8 @@ from safetensors.torch import save_model
 from . import data as D
 from .engine import Trainer
 from .evaluation import compute_metrics, predict, to_predictions, write_submission
-from .models import build_student, build_teacher, check_labels, count_parameters, load_tokenizer, resolve
+from .models import (build_student, build_teacher, check_labels, count_parameters, load_classifier, load_pretrained,
+                     load_tokenizer, resolve)
 from .objective import Objective, load_plugins
 from .runinfo import atomic_write_json, atomic_write_text, device_name, git_commit, peak_memory_mb, versions
 from .tasks import EVAL_SPLITS, TASKS, get_task
@@ -32,7 +38,72 @@ class RunError(RuntimeError):
 
 
 class Preempted(RuntimeError):
-    """The run was asked to stop (SIGTERM / SIGUSR1) and saved a checkpoint; run it again to resume."""
+    """The run was asked to stop (SIGTERM / SIGUSR1 / SIGINT) and saved a checkpoint; run it again to resume."""
+
+
+LOCK = ".lock"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def lock_folder(out: Path) -> int | None:
+    """Make this process the one owner of run folder ``out``; returns the lock's file descriptor.
+
+    A POSIX lock (``fcntl.lockf``: NFS and Lustre pass it to the server) on ``out/.lock``, which names the holder
+    (host, PID, start). A second process stops at once naming the holder; it never waits. The system drops the
+    lock of a process that died, so a note left by a dead holder is reported and taken over. Only the first
+    process of a distributed launch (RANK 0) locks: the others follow it."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        return None
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / LOCK
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    note = os.read(fd, 4096).decode("utf-8", "replace").strip()
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        try:
+            holder = json.loads(note)
+        except ValueError:
+            raise RunError(f"run folder {out} is in use by another process (lock {path}); "
+                           "wait for it to finish or stop it") from None
+        who = f"PID {holder.get('pid')} on {holder.get('host')} (since {holder.get('since')})"
+        if holder.get("host") == socket.gethostname() and not _pid_alive(int(holder.get("pid", -1))):
+            raise RunError(f"run folder {out} is locked by {who}, which is no longer running, yet the lock {path} "
+                           "is still held (a stale lock of the file system); delete it if no process uses the folder")
+        raise RunError(f"run folder {out} is in use by {who}; wait for it to finish or stop it") from None
+    if note:
+        print(f"{out}: the previous holder of this run folder ({note}) is gone; taking it over")
+    me = {"host": socket.gethostname(), "pid": os.getpid(), "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, json.dumps(me).encode(), 0)
+    os.fsync(fd)
+    return fd
+
+
+def unlock_folder(fd: int | None) -> None:
+    """Release the lock of ``lock_folder`` (its note emptied: a clean exit leaves no holder behind)."""
+    if fd is not None:
+        os.ftruncate(fd, 0)
+        os.close(fd)
+
+
+def _clean_stale(out: Path) -> None:
+    """Remove what interrupted atomic writes left in ``out`` (temporary files of a killed process)."""
+    for tmp in [*out.glob(".*.tmp"), *(out / "checkpoints").glob(".tmp-*")]:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
 
 
 def _prepare_folder(cfg, out: Path) -> bool:
@@ -51,21 +122,21 @@ def _prepare_folder(cfg, out: Path) -> bool:
     return False
 
 
-def evaluate_model(cfg, model, tokenizer, train_task: str, out: Path) -> dict:
-    """Dev metrics for every evaluation split of ``train_task`` and test-set submission files."""
+def evaluate_model(cfg, model, tokenizer, train_task: str, out: Path, splits: dict | None = None) -> dict:
+    """Dev metrics for every evaluation split of ``train_task`` and test-set submission files (``splits``: the
+    data sets ``data.validate`` read, or None to read them here)."""
+    splits = D.validate(cfg, get_task(train_task), train=False) if splits is None else splits
     collate = D.Collator(tokenizer, cfg.data.max_length, cfg.data.pad_to_max_length)
     results = {}
     for name in EVAL_SPLITS[train_task]:
         task = TASKS[name]
-        dev = D.tokenize(D.load_split(cfg, task, "dev"), tokenizer, cfg.data.max_length)
+        dev = D.tokenize(splits[(name, "dev")], tokenizer, cfg.data.max_length)
         logits, labels, _ = predict(model, dev, collate, cfg.train.eval_batch_size)
         results[name] = {"split": "dev", "n": len(dev), **compute_metrics(task, to_predictions(task, logits), labels)}
-        try:
-            test = D.load_split(cfg, task, "test")
-        except D.DataError as e:
-            results[name]["test_predictions"] = f"not written: {e}"
+        if (name, "test") not in splits:
+            results[name]["test_predictions"] = "not written: no test file"
             continue
-        test = D.tokenize(test, tokenizer, cfg.data.max_length)
+        test = D.tokenize(splits[(name, "test")], tokenizer, cfg.data.max_length)
         logits, _, idx = predict(model, test, collate, cfg.train.eval_batch_size)
         write_submission(task, to_predictions(task, logits), idx, out / "predictions" / task.submission)
         results[name]["test_predictions"] = f"predictions/{task.submission}"
@@ -77,9 +148,18 @@ def run(cfg, out_dir: str | Path, kind: str) -> dict:
     if kind not in KINDS:
         raise RunError(f"unknown run kind {kind!r}; known: {', '.join(KINDS)}")
     out = Path(out_dir)
+    lock = lock_folder(out)
+    try:        # Ctrl-C during training is a preemption (Trainer.fit); elsewhere the CLI reports it (exit 130)
+        return _run(cfg, out, kind)
+    finally:
+        unlock_folder(lock)
+
+
+def _run(cfg, out: Path, kind: str) -> dict:
     if _prepare_folder(cfg, out):
         print(f"{out}: already finished with this configuration; nothing to do")
         return json.loads((out / "metrics.json").read_text())
+    _clean_stale(out)
     start = time.time()
     load_plugins()                  # baseline terms and attention implementations, before any model is built
     set_seed(cfg.train.seed)        # model initialisation (student, W, new heads) is seeded too
@@ -94,21 +174,27 @@ def run(cfg, out_dir: str | Path, kind: str) -> dict:
         student = build_student(cfg, task, teacher.config, teacher)
         if task is not None:
             check_labels(student.config, task, f"student {cfg.model.student or '(new)'}")
-    objective = Objective(cfg.method, task, student.config, teacher.config if teacher is not None else None)
+    objective = Objective(cfg.method, task, student.config, teacher.config if teacher is not None else None,
+                          cfg.data.max_length)
     if cfg.method.projection_init == "student":
         try:
             objective.load_projection(Path(resolve(cfg.model.student)) / "objective.safetensors")
         except ValueError as e:
             raise RunError(str(e)) from None
         print(f"W starts from {cfg.model.student}/objective.safetensors (method.projection_init=student)")
-    train_raw = D.load_corpus(cfg) if task is None else D.load_split(cfg, task, "train")
-    train_set = D.tokenize(train_raw, tokenizer, cfg.data.max_length)
+    splits = D.validate(cfg, task)     # every split the run reads, before the first step
+    source = D.data_source(cfg, general=task is None)
+    train_set = D.tokenize(splits[(task.name if task else "general", "train")], tokenizer, cfg.data.max_length)
     collate = D.Collator(tokenizer, cfg.data.max_length, cfg.data.pad_to_max_length)
+    try:         # per-example state of the objective (memories), before a checkpoint may be loaded into it
+        objective.bind_data(train_set["idx"], None if task is None else train_set["label"])
+    except ValueError as e:
+        raise RunError(str(e)) from None
 
     trainer = Trainer(cfg, out, student, objective, train_set, collate, teacher)
     status = trainer.fit()
     if status == "preempted":
-        raise Preempted(f"interrupted by signal {trainer.signal} at step {trainer.step}/{trainer.total_steps}; "
+        raise Preempted(f"interrupted by {signal.Signals(trainer.signal).name} at step {trainer.step}/{trainer.total_steps}; "
                         f"checkpoint written to {out / 'checkpoints'}; run the same command again to resume")
     if status != "finished":
         return {"status": status, "step": trainer.step}
@@ -121,9 +207,9 @@ def run(cfg, out_dir: str | Path, kind: str) -> dict:
     tokenizer.save_pretrained(model_dir)
     if any(True for _ in objective.parameters()):
         save_model(objective, str(model_dir / "objective.safetensors"))
-    metrics = {} if task is None else evaluate_model(cfg, student, tokenizer, task.train_task, out)
+    metrics = {} if task is None else evaluate_model(cfg, student, tokenizer, task.train_task, out, splits)
     device = trainer.accelerator.device
-    record = {"kind": kind, "task": cfg.task if task else "general", "method": cfg.method.name,
+    record = {"kind": kind, "task": cfg.task if task else "general", "data_source": source, "method": cfg.method.name,
               "config_hash": cfg.hash(), "seed": cfg.train.seed, "steps": trainer.step,
               "bad_steps_skipped": trainer.bad_steps,
               "params": count_parameters(student), "params_without_embeddings": count_parameters(student, False),
@@ -131,22 +217,23 @@ def run(cfg, out_dir: str | Path, kind: str) -> dict:
               "device": device_name(device), "processes": trainer.accelerator.num_processes, "teacher_cache": trainer.cache_choice,
               "git_commit": git_commit(), "versions": versions(), "status": "finished"}
     atomic_write_json(out / "run.json", record)
-    result = {"task": record["task"], "kind": kind, "config_hash": cfg.hash(), "seed": cfg.train.seed,
-              "splits": metrics}
+    result = {"task": record["task"], "kind": kind, "data_source": source, "config_hash": cfg.hash(),
+              "seed": cfg.train.seed, "splits": metrics}
     atomic_write_json(out / "metrics.json", result)     # last: its presence means the run is whole
     return result
 
 
 def evaluate_checkpoint(cfg, model_path: str, out_dir: str | Path) -> dict:
     """Evaluate a saved classifier (``save_pretrained`` folder or hub id) on ``cfg.task``."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoTokenizer
     task = get_task(cfg.task)
-    model = AutoModelForSequenceClassification.from_pretrained(resolve(model_path))
-    check_labels(model.config, task, f"model {model_path}")
-    tokenizer = AutoTokenizer.from_pretrained(resolve(cfg.model.tokenizer or model_path))
+    model = load_classifier(model_path, task, "--model")
+    tokenizer = load_pretrained(AutoTokenizer, cfg.model.tokenizer or model_path,
+                                "model.tokenizer" if cfg.model.tokenizer else "--model")
     out = Path(out_dir)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     metrics = evaluate_model(cfg, model.to(device), tokenizer, task.train_task, out)
-    result = {"task": cfg.task, "kind": "evaluate", "model": model_path, "splits": metrics}
+    result = {"task": cfg.task, "kind": "evaluate", "model": model_path, "data_source": D.data_source(cfg),
+              "splits": metrics}
     atomic_write_json(out / "metrics.json", result)
     return result

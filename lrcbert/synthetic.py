@@ -2,7 +2,9 @@
 
 ``make_synthetic(out_dir)`` writes CoLA, SST-2, MRPC, STS-B, QQP, MNLI, QNLI and RTE folders that a
 reader driven by ``lrcbert.tasks`` parses like the real data, plus ``corpus.txt`` (one sentence or short
-paragraph per line, for general distillation) and ``README.txt``. Sentences come from a small English-like
+paragraph per line, for general distillation) and ``README.txt``, the marker written last (readers check it, so
+generated data is never taken for GLUE; ``make_synthetic`` writes only into a folder that does not exist, holds
+no files, or carries this marker). Sentences come from a small English-like
 grammar (a few hundred words); every label is a deterministic function of the generated content, chosen so
 that a model must read word order and scope, not just count words:
 
@@ -52,6 +54,7 @@ import os
 import tempfile
 import zlib
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -668,6 +671,39 @@ def _tsv(header, rows):
     return "".join("\t".join(r) + "\n" for r in ([header] if header else []) + rows)
 
 
+# The file that marks a folder as made by make_synthetic (written last, so its presence also says the folder is
+# complete). Generation writes only into a folder that does not exist, holds no files, or holds it; readers
+# (lrcbert.data) and the workflow refuse any other data.path for generated data, and run records and tables say
+# when data were generated.
+MARKER = "README.txt"
+MARKER_FIRST_LINE = "GENERATED DATA, NOT GLUE."
+
+
+def is_generated(folder) -> bool:
+    """Whether ``folder`` was made by ``make_synthetic`` (its marker is there and says so)."""
+    path = os.path.join(folder, MARKER)
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.readline().startswith(MARKER_FIRST_LINE)
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return False
+
+
+def check_target(out_dir) -> None:
+    """Refuse (DataError, one line) to generate into a folder that holds files ``make_synthetic`` did not make."""
+    from .data import DataError
+    out = Path(out_dir)
+    if not out.exists() or is_generated(out):
+        return
+    if not out.is_dir():
+        raise DataError(f"{out} (data.path) is a file, not a folder; generated data needs a new folder")
+    found = next((p for p in sorted(out.rglob("*")) if not p.is_dir()), None)
+    if found is not None:
+        raise DataError(f"{out} (data.path) holds files that lrcbert make-synthetic did not write (e.g. "
+                        f"{found.relative_to(out)}; no {MARKER} marker): refusing to write generated data "
+                        "there; give a new folder (for a GLUE folder use data.source=tsv)")
+
+
 def make_synthetic(out_dir, seed=0, sizes=None, corpus_lines=2000) -> dict:
     """Write synthetic GLUE folders, ``corpus.txt`` and ``README.txt`` under ``out_dir``.
 
@@ -680,6 +716,7 @@ def make_synthetic(out_dir, seed=0, sizes=None, corpus_lines=2000) -> dict:
     """
     if int(seed) != seed or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    check_target(out_dir)
     written, lines = {}, []
     for folder, (task, files) in _layout().items():
         counts = _sizes(folder, sizes)
@@ -700,8 +737,8 @@ def make_synthetic(out_dir, seed=0, sizes=None, corpus_lines=2000) -> dict:
     path = os.path.join(out_dir, "corpus.txt")
     _write_atomic(path, "".join(_corpus_line(rng) + "\n" for _ in range(int(corpus_lines))))
     written[path] = int(corpus_lines)
-    _write_atomic(os.path.join(out_dir, "README.txt"),
-                  "GENERATED DATA, NOT GLUE. Synthetic stand-ins in the GLUE TSV layout, written by\n"
+    _write_atomic(os.path.join(out_dir, MARKER),
+                  f"{MARKER_FIRST_LINE} Synthetic stand-ins in the GLUE TSV layout, written by\n"
                   f"lrcbert.synthetic.make_synthetic(seed={int(seed)}). Rows per file:\n" + "\n".join(lines) +
                   f"\n  corpus.txt: {int(corpus_lines)} lines\n\nRules:\n" + __doc__)
     return written

@@ -82,6 +82,7 @@ def test_pkd_loss_hand_computed_and_reductions():
     assert pkd.pkd_loss(s, t, "sum").item() == pytest.approx(0.8)
     assert pkd.pkd_loss(s, t, "mean").item() == pytest.approx(0.4)
     assert pkd.pkd_loss(s * 2, t * 2, "sum").item() == pytest.approx(1.6)      # summed over layer pairs
+    assert pkd.pkd_loss(s * 2, t * 2, "mean").item() == pytest.approx(0.4)     # averaged over them (released)
 
 
 def test_pkd_loss_is_scale_invariant_and_agrees_with_textbrewer():
@@ -172,48 +173,16 @@ def test_tinybert_terms_share_one_projection_and_refuse_other_attention():
 
 
 # ---------------------------------------------------------------------------------------------- CoDIR
+# (the released CRD objective, its memory and its negatives: tests/test_fidelity.py)
 def test_info_nce_hand_computed():
     a = torch.tensor([[1.0, 0.0]])
     p = torch.tensor([[1.0, 0.0]])
-    n = torch.tensor([[0.0, 1.0], [-1.0, 0.0]])
+    n = torch.tensor([[[0.0, 1.0], [-1.0, 0.0]]])
     tau = 0.5
     want = -math.log(math.exp(2) / (math.exp(2) + math.exp(0) + math.exp(-2)))
-    assert codir.info_nce(a, p, n, torch.ones(1, 2, dtype=torch.bool), tau).item() == pytest.approx(want, rel=1e-6)
-    only_first = torch.tensor([[True, False]])
+    assert codir.info_nce(a, p, n, tau).item() == pytest.approx(want, rel=1e-6)
     want = -math.log(math.exp(2) / (math.exp(2) + 1.0))
-    assert codir.info_nce(a, p, n, only_first, tau).item() == pytest.approx(want, rel=1e-6)
-    assert codir.info_nce(a, p, n, torch.zeros(1, 2, dtype=torch.bool), tau).item() == pytest.approx(0.0, abs=1e-7)
-
-
-def test_codir_negatives_never_hold_the_anchor_nor_in_label_aware_mode_its_label():
-    g = torch.Generator().manual_seed(4)
-    bank = codir.MemoryBank(size=32, layers=1, dim=4, momentum=0.5)
-    for step in range(6):                                  # samples come back: ids 0..19, 8 per batch
-        ids = (torch.arange(8) + 8 * step) % 20
-        bank.update(F.normalize(torch.randn(8, 1, 4, generator=g), dim=-1), ids, ids % 3)
-    ids = torch.arange(20)
-    labels = ids % 3
-    for aware in (False, True):
-        mask = codir.negative_mask(ids, labels, bank.ids, bank.labels, aware)
-        for b in range(20):
-            chosen = bank.ids[mask[b]]
-            assert b not in chosen.tolist() and (chosen >= 0).all()
-            if aware:
-                assert (bank.labels[mask[b]] != labels[b]).all()
-            else:
-                assert len(chosen) == int((bank.ids >= 0).sum()) - 1   # every other filled entry
-    assert sorted(bank.ids[bank.ids >= 0].tolist()) == list(range(20))  # each sample once: updated, not duplicated
-
-
-def test_codir_bank_momentum_update_and_ring_buffer():
-    bank = codir.MemoryBank(size=3, layers=1, dim=2, momentum=0.5)
-    e1, e2 = torch.tensor([[[1.0, 0.0]]]), torch.tensor([[[0.0, 1.0]]])
-    bank.update(e1, torch.tensor([7]), torch.tensor([1]))
-    bank.update(e2, torch.tensor([7]), torch.tensor([1]))         # seen again: normalise(0.5 e1 + 0.5 e2)
-    assert torch.allclose(bank.vectors[0, 0], torch.tensor([1.0, 1.0]) / math.sqrt(2))
-    bank.update(torch.ones(3, 1, 2), torch.tensor([1, 2, 3]), torch.tensor([0, 0, 0]))   # wraps around: 7 evicted
-    assert sorted(bank.ids.tolist()) == [1, 2, 3] and int(bank.pointer) == 1
-    assert {"vectors", "ids", "labels", "pointer"} <= set(bank.state_dict())              # saved in checkpoints
+    assert codir.info_nce(a, p, n[:, :1], tau).item() == pytest.approx(want, rel=1e-6)
 
 
 # ---------------------------------------------------------------------------------------------- ACKD
@@ -278,7 +247,7 @@ def test_parameter_counts_of_the_table_rows():
 def test_every_baseline_is_a_registered_method_the_cli_accepts():
     from lrcbert.cli import build_parser
     assert set(baselines.BASELINES) == {"distilbert", "pkd", "tinybert_general", "tinybert_intermediate",
-                                        "tinybert", "codir", "ackd"}
+                                        "tinybert", "codir", "codir_pooled", "ackd"}
     parser = build_parser()
     for name in ("distilbert", "pkd", "tinybert", "tinybert_intermediate", "codir", "ackd"):
         assert parser.parse_args(["distill", "--method", name, "--out", "x"]).method == name
@@ -310,7 +279,8 @@ WIDE = {"student_arch": {**TEACHER, "num_hidden_layers": 2}}
     ("pkd", {"model": {**WIDE, "student_layers": [1, 2]}}),
     ("tinybert_intermediate", {"method": {"projection_init": "new"}}),   # a random student: no W to continue
     ("tinybert", {}),
-    ("codir", {"method": {"bank_size": 16}}),
+    ("codir", {}),
+    ("codir_pooled", {}),
     ("ackd", {}),
 ])
 def test_each_baseline_runs_end_to_end(glue_dir, teacher_run, tmp_path, name, sections):
@@ -364,15 +334,3 @@ def test_projection_init_student_refuses_what_it_cannot_continue(glue_dir, teach
                        model={"student": str(general / "model"), "student_init": "path"})
     with pytest.raises(RunError, match="W in .* has shapes"):
         run(cfg, tmp_path / "shape", "distill")
-
-
-def test_codir_resume_restores_the_memory_bank(glue_dir, teacher_run, tmp_path):
-    """The bank is part of the checkpoint: a run stopped and resumed logs the same losses as an uninterrupted one."""
-    def cfg(**train):
-        return baseline_cfg(glue_dir, teacher_run, "codir", train={"max_steps": 8, "checkpoint_every": 3, **train},
-                            method={"bank_size": 64})
-    run(cfg(), tmp_path / "whole", "distill")
-    assert run(cfg(stop_after_steps=5), tmp_path / "cut", "distill")["status"] == "stopped"
-    run(cfg(), tmp_path / "cut", "distill")
-    col = lambda p: [r.split(",")[3] for r in (p / "losses.csv").read_text().splitlines()[1:]]  # noqa: E731
-    assert col(tmp_path / "cut") == col(tmp_path / "whole")

@@ -13,7 +13,7 @@ def cfg_for(path, **data):
 
 def write(path, text):
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
 
 
 def test_tsv_layouts(tmp_path):
@@ -38,13 +38,31 @@ def test_tsv_layouts(tmp_path):
 @pytest.mark.parametrize("files, task, split, message", [
     ({}, "rte", "train", "data file not found: {root}/RTE/train.tsv"),
     ({"RTE/train.tsv": "index\tsentence1\tlabel\n0\ta\tentailment\n"}, "rte", "train",
-     "RTE/train.tsv: missing column(s) ['sentence2']"),
-    ({"RTE/dev.tsv": "index\tsentence1\tsentence2\tlabel\n0\ta\tb\tmaybe\n"}, "rte", "dev",
-     "label(s) ['maybe'] outside the label set ['entailment', 'not_entailment'] of rte"),
+     "RTE/train.tsv: line 1 (header): missing column(s) ['sentence2']"),
+    ({"RTE/dev.tsv": "index\tsentence1\tsentence2\tlabel\n0\ta\tb\tentailment\n1\ta\tb\tmaybe\n"}, "rte", "dev",
+     "RTE/dev.tsv: line 3, column 4 (label): label 'maybe' is outside the label set "
+     "['entailment', 'not_entailment'] of rte"),
     ({"SST-2/test.tsv": "index\tsentence\tlabel\n0\tgood\t1\n"}, "sst2", "test",
      "the test split carries labels in column 'label'"),
     ({"STS-B/train.tsv": "index\tsentence1\tsentence2\tscore\n0\ta\tb\tnan\n"}, "stsb", "train",
-     "row 1: score 'nan' is not a number"),
+     "STS-B/train.tsv: line 2, column 4 (score): score 'nan' is not a number in [0, 5]"),
+    # finding 7: STS-B scores outside [0, 5]
+    ({"STS-B/train.tsv": "index\tsentence1\tsentence2\tscore\n0\ta\tb\t4.5\n1\ta\tb\t7.5\n"}, "stsb", "train",
+     "STS-B/train.tsv: line 3, column 4 (score): score '7.5' is not a number in [0, 5]"),
+    ({"STS-B/dev.tsv": "index\tsentence1\tsentence2\tscore\n0\ta\tb\t-2\n"}, "stsb", "dev",
+     "STS-B/dev.tsv: line 2, column 4 (score): score '-2' is not a number in [0, 5]"),
+    # finding 9: empty, non-UTF-8, extra column, short row
+    ({"RTE/train.tsv": ""}, "rte", "train", "RTE/train.tsv: empty file (0 bytes)"),
+    ({"RTE/train.tsv": b"index\tsentence1\tsentence2\tlabel\n0\ta\tcaf\xe9\tentailment\n"}, "rte", "train",
+     "RTE/train.tsv: line 2, byte 8: 0xe9 is not UTF-8"),
+    ({"RTE/train.tsv": "index\tsentence1\tsentence2\tlabel\n0\ta\tb\tentailment\textra\n"}, "rte", "train",
+     "RTE/train.tsv: line 2: 5 tab-separated fields, expected 4 (index, sentence1, sentence2, label)"),
+    ({"RTE/train.tsv": "index\tsentence1\tsentence2\tlabel\n0\ta\tb\tentailment\n1\ta\tb\n"}, "rte", "train",
+     "RTE/train.tsv: line 3: 3 tab-separated fields, expected 4"),
+    ({"CoLA/train.tsv": "gj04\t1\t\tok .\ngj04\t1\tok\n"}, "cola", "train",
+     "CoLA/train.tsv: line 2: 3 tab-separated fields, expected 4 (source, label, original_label, sentence)"),
+    ({"SST-2/test.tsv": "index\tsentence\n0\tgood\nx1\tbad\n"}, "sst2", "test",
+     "SST-2/test.tsv: line 3, column 1 (index): 'x1' is not an integer id"),
 ])
 @pytest.mark.faults
 def test_bad_data_named_in_one_line(tmp_path, files, task, split, message):

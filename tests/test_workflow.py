@@ -128,13 +128,15 @@ def test_default_dry_run_lists_every_ablation_job_sweep_and_analysis(wf):
         assert listed == expected, system
     counts = job_counts(res.stdout)
     sw = cfg["analyses"]["sweeps"]
-    # 20 stage splits + 10 weight settings (one weight at a time around 1:1:3 over {1, 2, 3, 4}), x seeds x lrs
-    assert counts["sweep_distill"] == (20 + 10) * len(sw["seeds"]) * len(lrs)
-    assert counts["sweep_table"] == 2 and counts["robustness_eval"] == 2 and counts["case_stats"] == 1
+    # 20 stage splits + 10 weight settings (one weight at a time around 1:1:3 over {1, 2, 3, 4}) + in-batch and
+    # three sampled K, x seeds x lrs
+    assert counts["sweep_distill"] == (20 + 10 + 1 + len(sw["negatives"]["values"])) * len(sw["seeds"]) * len(lrs)
+    assert counts["sweep_table"] == 3 and counts["robustness_eval"] == 2 and counts["case_stats"] == 1
     for rule in ("table3", "table4", "table5", "figure5", "robustness_table"):
         assert counts[rule] == 1
     assert "runs/sweep/weights/w1-1-3/mnli/seed1/lr0.0001/metrics.json" in res.stdout
     assert "runs/sweep/stage_split/split0.95/mnli/seed1/lr5e-05/metrics.json" in res.stdout
+    assert "runs/sweep/negatives/k256/rte/seed1/lr5e-05/metrics.json" in res.stdout
 
 
 def test_sweep_runs_change_only_their_method_key(wf):
@@ -150,10 +152,12 @@ def test_sweep_runs_change_only_their_method_key(wf):
     base = sets("runs/lrcbert/mnli/seed1/lr0.001/metrics.json")
     split = sets("runs/sweep/stage_split/split0.5/mnli/seed1/lr0.001/metrics.json")
     weights = sets("runs/sweep/weights/w1-3-3/mnli/seed1/lr0.001/metrics.json")
+    sampled = sets("runs/sweep/negatives/k32/mnli/seed1/lr0.001/metrics.json")
     assert split["method"]["stage_split"] == 0.5 and weights["method"]["stage2"] == {"layer": 1.0, "soft": 3.0,
                                                                                        "hard": 3.0}
-    for other, key in ((split, "stage_split"), (weights, "stage2")):
-        assert {k for k in base["method"] if base["method"][k] != other["method"][k]} == {key}
+    assert sampled["method"]["negatives"] == "sampled" and sampled["method"]["num_negatives"] == 32
+    for other, keys in ((split, {"stage_split"}), (weights, {"stage2"}), (sampled, {"negatives", "num_negatives"})):
+        assert {k for k in base["method"] if base["method"][k] != other["method"][k]} == keys
         assert {k: v for k, v in other.items() if k != "method"} == {k: v for k, v in base.items() if k != "method"}
 
 
@@ -169,7 +173,8 @@ def test_dry_run_smoke_config_exercises_every_rule_but_the_downloads(wf):
     # one seed; LRC-BERT1's 2-value lr grid and LRC-BERT on 8 tasks, the five baselines on RTE and STS-B, the
     # ablations on the tasks of their tables (C, S, H: MNLI, MRPC, CoLA; g, 2, BERT_M: MNLI)
     assert counts["task_distill"] == 8 * 3 + 2 * 5 + 3 * 3 + 3
-    assert counts["sweep_distill"] == 3 + 4                  # stage split {0, .5, .95}; weights {1, 3} one at a time
+    # stage split {0, .5, .95}; weights {1, 3} one at a time; negatives: in-batch, K = 4 and 32
+    assert counts["sweep_distill"] == 3 + 4 + 3
     assert counts["submission"] == 1 + 1 + 1                  # the systems that run every task: teacher, LRC-BERT(1)
     assert counts["collect_dev"] == 8 + 6                      # Table 1: all eight systems; the six ablations
     # LRC-BERT's RTE and CoLA (LRC-BERT_C, _S and _H start from that CoLA run too); TinyBERT: RTE only

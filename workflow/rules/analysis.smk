@@ -1,6 +1,6 @@
 """Analyses: the loss ablation (Table 3), the two-stage ablation (Table 4), the BERT_M case study (Table 5), the
-training loss with and without gradient perturbation (Figure 5), the stage-split and loss-weight sweeps, and the
-robustness check under embedding perturbations.
+training loss with and without gradient perturbation (Figure 5), the stage-split, loss-weight and negatives (K)
+sweeps, and the robustness check under embedding perturbations.
 
 The ablations are ordinary systems of the grid (``systems:``, method presets of lrcbert/objective.py), trained by
 ``task_distill`` and read through ``collect_dev`` (lr chosen on dev, as for Table 1). Sweep runs are generated
@@ -9,7 +9,7 @@ from ``analyses.sweeps``: the reference system with one method key changed, unde
 
 
 wildcard_constraints:
-    sweep="stage_split|weights",
+    sweep="stage_split|weights|negatives",
     point=r"[A-Za-z0-9_.-]+",
 
 
@@ -42,9 +42,9 @@ rule sweep_distill:
 
 rule sweep_table:
     input:
-        runs=lambda wildcards: [f"{sweep_run(wildcards.sweep, p, SWEEP_TASK, s, lr)}/metrics.json"
+        runs=lambda wildcards: [f"{sweep_run(wildcards.sweep, p, sweep_task(wildcards.sweep), s, lr)}/metrics.json"
                                 for p in SWEEPS[wildcards.sweep] for s in SWEEP_SEEDS for lr in SWEEP_LRS],
-        teacher=f"{RUNS}/teacher/{SWEEP_TASK}/selected.json",
+        teacher=lambda wildcards: f"{RUNS}/teacher/{sweep_task(wildcards.sweep)}/selected.json",
     output:
         md=f"{RESULTS}/sweep_{{sweep}}.md",
         png=f"{RESULTS}/sweep_{{sweep}}.png",
@@ -54,7 +54,7 @@ rule sweep_table:
     params:
         layout=lambda wildcards: sweep_layout(wildcards.sweep),
         points=lambda wildcards: SWEEPS[wildcards.sweep],
-        splits=list(EVAL_SPLITS[SWEEP_TASK]),
+        splits=lambda wildcards: list(EVAL_SPLITS[sweep_task(wildcards.sweep)]),
         reference=REFERENCE,
         weights=SW.get("weights", {}),
         data_source=D["source"],

@@ -57,6 +57,10 @@ def sweep_points(sweep):
     """{point name: {dotted lrcbert key: value}} of a sweep, in the configured order."""
     if sweep == "stage_split":
         return {f"split{_w(v)}": {"method.stage_split": float(v)} for v in SW.get("stage_split", [])}
+    if sweep == "negatives":     # the suite's reading (in-batch, K = B - 1) beside K sampled from the training set
+        ks = (SW.get("negatives") or {}).get("values", [])
+        return {"inbatch": {"method.negatives": "in_batch"},
+                **{f"k{int(k)}": {"method.negatives": "sampled", "method.num_negatives": int(k)} for k in ks}} if ks else {}
     w = SW.get("weights") or {}
     values, base = [float(v) for v in w.get("values", [])], w.get("base", {"layer": 1, "soft": 1, "hard": 3})
     terms = ("layer", "soft", "hard")
@@ -72,8 +76,14 @@ def sweep_points(sweep):
     return {f"w{_w(a)}-{_w(b)}-{_w(c)}": {"method.stage2": {"layer": a, "soft": b, "hard": c}} for a, b, c in combos}
 
 
-SWEEPS = {s: sweep_points(s) for s in ("stage_split", "weights")} if AN_ENABLED else {}
+SWEEPS = {s: sweep_points(s) for s in ("stage_split", "weights", "negatives")} if AN_ENABLED else {}
 SWEEP_TASK = SW.get("task", "mnli")
+
+
+def sweep_task(sweep):
+    """The task a sweep runs on: ``analyses.sweeps.task``, or the negatives sweep's own (its memory of flattened
+    teacher layers grows with the training set)."""
+    return ((SW.get("negatives") or {}).get("task") or SWEEP_TASK) if sweep == "negatives" else SWEEP_TASK
 SWEEP_SEEDS = list(SW.get("seeds") or (system_seeds(REFERENCE) if REFERENCE in SYSTEMS else SEEDS))
 SWEEP_LRS = [lr_token(x) for x in SW["lr"]] if SW.get("lr") else (system_lrs(REFERENCE) if REFERENCE in SYSTEMS else [])
 
@@ -93,18 +103,19 @@ def sweep_inputs(wildcards):
 def sweep_layout(sweep):
     """point -> lr -> seed -> run folder, and (under ``expect``) the lrcbert command the current configuration
     implies for each run, so that a run of an older configuration is left out (as collect_dev does)."""
-    runs = {p: {lr: {str(s): sweep_run(sweep, p, SWEEP_TASK, s, lr) for s in SWEEP_SEEDS} for lr in SWEEP_LRS}
+    task = sweep_task(sweep)
+    runs = {p: {lr: {str(s): sweep_run(sweep, p, task, s, lr) for s in SWEEP_SEEDS} for lr in SWEEP_LRS}
             for p in SWEEPS[sweep]}
-    expect = {run: {"command": "distill", "method": SYSTEMS[REFERENCE]["method"], "task": SWEEP_TASK,
-                    "sets": overrides(sweep_sets(sweep, p, SWEEP_TASK, int(seed), lr)),
-                    "teacher_from": f"{RUNS}/teacher/{SWEEP_TASK}/selected.json"}
+    expect = {run: {"command": "distill", "method": SYSTEMS[REFERENCE]["method"], "task": task,
+                    "sets": overrides(sweep_sets(sweep, p, task, int(seed), lr)),
+                    "teacher_from": f"{RUNS}/teacher/{task}/selected.json"}
               for p, lrs in runs.items() for lr, seeds in lrs.items() for seed, run in seeds.items()}
     return {"points": runs, "expect": expect}
 
 
 for _sweep, _points in SWEEPS.items():
     for _point in _points:
-        check_lrcbert_keys([sweep_sets(_sweep, _point, SWEEP_TASK, SWEEP_SEEDS[0], SWEEP_LRS[0])],
+        check_lrcbert_keys([sweep_sets(_sweep, _point, sweep_task(_sweep), SWEEP_SEEDS[0], SWEEP_LRS[0])],
                            f"analyses.sweeps.{_sweep}")
 
 

@@ -20,7 +20,8 @@ rule table1:
         f"{LOGS}/tables/table1.log",
     params:
         systems={s: {"label": SYSTEMS[s]["label"], "paper": SYSTEMS[s]["paper"],
-                     "reconstruction": SYSTEMS[s].get("reconstruction", False)} for s in TABLE1_SYSTEMS},
+                     "reconstruction": SYSTEMS[s].get("reconstruction", False),
+                     "variant": SYSTEMS[s].get("variant")} for s in TABLE1_SYSTEMS},
         teacher=TABLES["table1"]["teacher"],
         compare=TABLES["table1"]["compare"],
         splits=list(PAPER_SPLITS),

@@ -1,7 +1,9 @@
 """The hyper-parameter sweeps of the paper's setup section, run on one task from the reference system (LRC-BERT)
 with one method key changed: the stage split (share of steps in stage 1, paper: {0, 5, ..., 95}%, chose 80%) and
 the stage-2 weights alpha:beta:gamma of the layer, soft and hard terms (paper: each over {1, 2, 3, 4}, chose
-1:1:3; read here as one weight varied at a time with the other two at 1:1:3, or the full grid with mode: grid).
+1:1:3; read here as one weight varied at a time with the other two at 1:1:3, or the full grid with mode: grid),
+and the COS-NCE negatives (the suite's in-batch reading, K = B - 1, beside K negatives sampled from the whole
+training set, ``method.negatives: sampled``; the paper says only "randomly sample K negative samples").
 
 For every point the learning rate is chosen on dev (best mean over seeds of the selection score, i.e. the mean of
 the task's evaluation splits), as for the tables. Outputs ``results/sweep_{sweep}.md/.png/.csv``.
@@ -19,7 +21,9 @@ from results_lib import (best_lr, header, mean, run_problem, save_figure, select
 from table1 import SPLITS, ours_text, stats  # noqa: E402
 
 TERMS = ("layer", "soft", "hard")
-PAPER_CHOICE = {"stage_split": "split0.8", "weights": "w1-1-3"}
+PAPER_CHOICE = {"stage_split": "split0.8", "weights": "w1-1-3", "negatives": "inbatch"}
+CHOICE_NOTE = {"stage_split": "paper's choice", "weights": "paper's choice", "negatives": "the suite's default reading"}
+IN_BATCH = "in-batch (K = B - 1)"
 
 
 def current_runs(layout: dict, expect: dict | None, excluded: dict) -> dict:
@@ -54,6 +58,9 @@ def point_result(layout: dict, splits: list[str]) -> dict:
 
 
 def describe(sweep: str, sets: dict) -> dict:
+    if sweep == "negatives":
+        k = sets.get("method.num_negatives") if sets["method.negatives"] == "sampled" else None
+        return {"negatives": IN_BATCH if k is None else f"sampled, K = {k}", "K": k}
     if sweep == "stage_split":
         return {"stage split (% of steps in stage 1)": round(100 * sets["method.stage_split"], 2)}
     w = sets["method.stage2"]
@@ -69,8 +76,10 @@ def build(sweep: str, layout: dict, points: dict, splits: list[str], reference: 
     rows, long = [], []
     for p, sets in points.items():
         r = results[p]
-        mark = " (paper's choice)" if p == PAPER_CHOICE[sweep] else ""
-        row = {**{k: f"{v:g}{mark}" if i == 0 else f"{v:g}" for i, (k, v) in enumerate(describe(sweep, sets).items())}}
+        mark = f" ({CHOICE_NOTE[sweep]})" if p == PAPER_CHOICE[sweep] else ""
+        shown = {k: v for k, v in describe(sweep, sets).items() if k != "K"}
+        row = {k: (v if isinstance(v, str) else f"{v:g}") + (mark if i == 0 else "")
+               for i, (k, v) in enumerate(shown.items())}
         for s in splits:
             row[f"{SPLITS[s][0]} ({SPLITS[s][1]})"] = ours_text(r[s])
         row["mean of splits"] = ("**" if p == best else "") + ours_text(r["selection_stats"]) + ("**" if p == best else "")
@@ -81,13 +90,17 @@ def build(sweep: str, layout: dict, points: dict, splits: list[str], reference: 
                      **{f"{s}_mean": r[s]["mean"] for s in splits}, **{f"{s}_std": r[s]["std"] for s in splits}})
     frame = pd.DataFrame(long)
     base_text = ":".join(f"{float(weights.get('base', {}).get(t, 0)):g}" for t in TERMS)
-    what = ("the share of optimisation steps in stage 1 (layer term only; stage 2 adds soft and hard at 1:1:3)"
+    what = ("the COS-NCE negatives: the other samples of the batch (the suite's reading of the paper) or K "
+            "negatives per sample drawn from the whole training set, their teacher vectors from a memory "
+            "(method.negatives: sampled, method.num_negatives: K)" if sweep == "negatives" else
+            "the share of optimisation steps in stage 1 (layer term only; stage 2 adds soft and hard at 1:1:3)"
             if sweep == "stage_split" else
             f"the stage-2 weights alpha:beta:gamma ({weights.get('mode', 'one_at_a_time').replace('_', ' ')}: "
             + (f"each weight over the values with the other two at {base_text}" if
                weights.get("mode", "one_at_a_time") == "one_at_a_time" else "every combination of the values")
             + "; stage split as configured)")
-    title = "Sweep of the stage split" if sweep == "stage_split" else "Sweep of the stage-2 loss weights"
+    title = {"stage_split": "Sweep of the stage split", "weights": "Sweep of the stage-2 loss weights",
+             "negatives": "Sweep of the number of negatives K"}[sweep]
     lines = header(title, data_source) + [
         f"Runs of the reference system ({reference}) with one change: {what}. Cells: dev score, mean ± standard "
         f"deviation over seeds (n) at the learning rate chosen on dev for that point; **bold**: the best point by "
@@ -101,7 +114,19 @@ def build(sweep: str, layout: dict, points: dict, splits: list[str], reference: 
 
 def plot(sweep: str, frame: pd.DataFrame, splits: list[str], weights: dict, data_source: str, path: str):
     fig, ax = plt.subplots(figsize=(7, 4))
-    if sweep == "stage_split":
+    if sweep == "negatives":
+        sampled = frame[frame["K"].notna()].sort_values("K")
+        for i, s in enumerate(splits):
+            color = f"C{i}"
+            ax.errorbar(sampled["K"], sampled[f"{s}_mean"], yerr=sampled[f"{s}_std"].fillna(0), marker="o",
+                        capsize=3, color=color, label=f"{SPLITS[s][0]}, sampled")
+            base = frame[frame["K"].isna()]
+            if len(base) and pd.notna(base[f"{s}_mean"].iloc[0]):
+                ax.axhline(base[f"{s}_mean"].iloc[0], color=color, linestyle="--", linewidth=1,
+                           label=f"{SPLITS[s][0]}, {IN_BATCH}")
+        ax.set_xscale("log")
+        ax.set_xlabel("negatives per sample K (sampled from the training set)")
+    elif sweep == "stage_split":
         x = frame["stage split (% of steps in stage 1)"]
         for s in splits:
             ax.errorbar(x, frame[f"{s}_mean"], yerr=frame[f"{s}_std"].fillna(0), marker="o", capsize=3,
@@ -125,8 +150,8 @@ def plot(sweep: str, frame: pd.DataFrame, splits: list[str], weights: dict, data
         ax.set_xticks(range(len(frame)), labels, rotation=90, fontsize=6)
         ax.set_xlabel("alpha:beta:gamma")
     ax.set_ylabel("dev score" + (" (mean of " + ", ".join(SPLITS[s][0] for s in splits) + ")"
-                                 if sweep != "stage_split" else ""))
-    title = "Stage-split sweep" if sweep == "stage_split" else "Stage-2 weight sweep"
+                                 if sweep == "weights" else ""))
+    title = {"stage_split": "Stage-split sweep", "weights": "Stage-2 weight sweep", "negatives": "Negatives sweep"}[sweep]
     if data_source == "synthetic":
         title += " (smoke test on generated data: meaningless numbers)"
     ax.set_title(title, fontsize=10)

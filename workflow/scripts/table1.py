@@ -57,8 +57,10 @@ def system_row(dev: dict, splits: list[str]) -> dict:
 
 
 def label(info: dict) -> str:
-    """A system's row label; a reconstructed method (e.g. ACKD, rebuilt from its abstract) says so."""
-    return f"{info['label']} (reconstruction)" if info.get("reconstruction") else info["label"]
+    """A system's row label, with the variant that ran (e.g. "CoDIR-4 (released code)"); a reconstructed method
+    (e.g. ACKD, rebuilt from its abstract) says so."""
+    notes = [n for n in (info.get("variant"), "reconstruction" if info.get("reconstruction") else None) if n]
+    return f"{info['label']} ({', '.join(notes)})" if notes else info["label"]
 
 
 def ours_text(c: dict) -> str:
