@@ -22,6 +22,7 @@ alpha = 0.7, beta = 500 (``src/argument_parser.py``, ``kd.cls``). A grid point i
 import torch
 import torch.nn.functional as F
 
+from lrcbert.config import ConfigError
 from lrcbert.objective import Term
 
 GRID = {"temperature": (5, 10, 20), "alpha": (0.2, 0.5, 0.7), "beta": (10, 100, 500, 1000)}
@@ -45,8 +46,8 @@ def _pkd_term(obj, s_out, t_out, batch) -> torch.Tensor:
 
 def _setup(obj, student_config, teacher_config):
     if student_config.hidden_size != teacher_config.hidden_size:
-        raise ValueError(f"the pkd term compares [CLS] vectors directly: student width {student_config.hidden_size} "
-                         f"!= teacher width {teacher_config.hidden_size}")
+        raise ConfigError(f"the pkd term compares [CLS] vectors directly: student width {student_config.hidden_size} "
+                          f"!= teacher width {teacher_config.hidden_size}")
 
 
 TERMS = {"pkd": Term(_pkd_term, True, True, needs_logits=False, setup=_setup)}

@@ -38,6 +38,7 @@ from transformers import AttentionInterface
 from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface
 
 from lrcbert import losses
+from lrcbert.config import ConfigError
 from lrcbert.objective import Term
 
 ATTN = "eager_scores"
@@ -115,7 +116,7 @@ def _hidden_term(obj, s_out, t_out, batch):
 
 def _attention_term(obj, s_out, t_out, batch):
     if s_out.attentions is None or t_out.attentions is None:
-        raise ValueError(f"the attention term needs attention weights: set model.attn_implementation={ATTN}")
+        raise ConfigError(f"the attention term needs attention weights: set model.attn_implementation={ATTN}")
     total = 0.0
     for i, j in enumerate(obj.phi):
         total = total + attention_loss(s_out.attentions[i], t_out.attentions[j - 1], batch["attention_mask"],
@@ -137,11 +138,11 @@ def _setup_projection(obj, student_config, teacher_config):
 def _setup_attention(obj, student_config, teacher_config):
     for who, conf in (("student", student_config), ("teacher", teacher_config)):
         if getattr(conf, "_attn_implementation", None) != ATTN:
-            raise ValueError(f"the attention term needs model.attn_implementation={ATTN} (the {who} uses "
-                             f"{getattr(conf, '_attn_implementation', None)!r})")
+            raise ConfigError(f"the attention term needs model.attn_implementation={ATTN} (the {who} uses "
+                              f"{getattr(conf, '_attn_implementation', None)!r})")
     if student_config.num_attention_heads != teacher_config.num_attention_heads:
-        raise ValueError(f"the attention term compares heads one to one: student has "
-                         f"{student_config.num_attention_heads}, teacher {teacher_config.num_attention_heads}")
+        raise ConfigError(f"the attention term compares heads one to one: student has "
+                          f"{student_config.num_attention_heads}, teacher {teacher_config.num_attention_heads}")
 
 
 TERMS = {

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .config import ConfigError
 from .data import load_split
 from .models import resolve
 from .runinfo import atomic_write_text
@@ -56,15 +57,15 @@ class AugmentConfig:
 
 def check(aug: AugmentConfig) -> None:
     if not 0.0 <= aug.p <= 1.0:
-        raise ValueError(f"augment: p must lie in [0, 1], got {aug.p}")
+        raise ConfigError(f"augment: p must lie in [0, 1], got {aug.p}")
     if aug.n_aug < 0:
-        raise ValueError(f"augment: n_aug must be >= 0, got {aug.n_aug}")
+        raise ConfigError(f"augment: n_aug must be >= 0, got {aug.n_aug}")
     if aug.top_k < 1:
-        raise ValueError(f"augment: top_k must be >= 1, got {aug.top_k}")
+        raise ConfigError(f"augment: top_k must be >= 1, got {aug.top_k}")
     if aug.batch_size < 1:
-        raise ValueError(f"augment: batch_size must be >= 1, got {aug.batch_size}")
+        raise ConfigError(f"augment: batch_size must be >= 1, got {aug.batch_size}")
     if aug.glove and not Path(aug.glove).is_file():
-        raise ValueError(f"augment: GloVe file not found: {aug.glove}")
+        raise ConfigError(f"augment: GloVe file not found: {aug.glove}")
 
 
 def word_slots(text: str) -> list[tuple[int, int, str]]:

@@ -3,18 +3,32 @@ robustness, bench}``.
 
 Every training command takes ``--config FILE`` (repeatable, later files win) and ``--set key=value``
 overrides (dotted keys of ``lrcbert.config``), and writes a run folder ``--out``.
+
+Errors a user can cause (configuration, data, model files, the file system, Ctrl-C) end the command with one
+line ``lrcbert: error: ...`` naming the culprit and exit status 2 (Ctrl-C outside training: 130); any other
+exception is a bug and shows its traceback. ``lrcbert --debug ...`` shows the traceback of every error.
+Parsing the command line and loading the configuration import neither torch nor transformers.
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import math
 import os
 import sys
 
 from .config import ConfigError, load_config
-from .objective import METHODS, get_method, load_plugins
+from .presets import METHODS, get_method, load_plugins
 
+EXIT_USER_ERROR = 2
 EXIT_PREEMPTED = 75    # EX_TEMPFAIL: try again (Snakemake retries, SLURM requeues); the run resumes
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+# error classes a user causes (module, class); a module not imported yet cannot have raised its error
+USER_ERRORS = (("lrcbert.config", "ConfigError"), ("lrcbert.data", "DataError"), ("lrcbert.models", "ModelError"),
+               ("lrcbert.run", "RunError"), ("lrcbert.engine", "TrainingDiverged"),
+               ("lrcbert.analysis", "AnalysisError"), ("yaml", "YAMLError"), ("safetensors", "SafetensorError"),
+               ("builtins", "OSError"))
 
 
 def _add_common(p: argparse.ArgumentParser, task: bool = True, out_help: str = "run folder",
@@ -26,50 +40,112 @@ def _add_common(p: argparse.ArgumentParser, task: bool = True, out_help: str = "
     p.add_argument("--out", required=True, help=out_help)
 
 
+class _Formatter(argparse.HelpFormatter):
+    def _expand_help(self, action):
+        if isinstance(action.choices, Presets):     # listing them would load the plug-ins (torch) for --help
+            return action.help
+        return super()._expand_help(action)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a command-line mistake on one line (and exit status 2, as argparse does)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **{"formatter_class": _Formatter, **kwargs})
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _number(kind: type, low: float, high: float = float("inf"), low_open: bool = False):
+    """An argparse type: a finite ``kind`` in [low, high] (or (low, high] with ``low_open``)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if not math.isfinite(value) or not (low < value if low_open else low <= value) or not value <= high:
+            bounds = f"{'(' if low_open else '['}{low:g}, {high:g}]"
+            raise argparse.ArgumentTypeError(f"{text} is not in {bounds}")
+        return value
+    parse.__name__ = kind.__name__
+    return parse
+
+
+COUNT, POSITIVE_INT = _number(int, 0), _number(int, 1)
+
+
+class Presets:
+    """The method presets a command accepts, as argparse ``choices``: LRC-BERT's own are known without torch; the
+    plug-ins' (the baselines, which import torch) are loaded only for a name that is not one of LRC-BERT's, or when
+    the whole list is read (an error message, ``sorted(choices)``)."""
+
+    def __init__(self, general: bool):
+        self.general = general
+
+    def names(self) -> list[str]:
+        return sorted(m for m in METHODS if m != "finetune" and m.endswith("general") == self.general)
+
+    def __contains__(self, name) -> bool:
+        if name not in METHODS:
+            load_plugins()
+        return name in self.names()
+
+    def __iter__(self):
+        load_plugins()
+        return iter(self.names())
+
+
 def build_parser() -> argparse.ArgumentParser:
-    load_plugins()          # the baselines register their methods
-    ap = argparse.ArgumentParser(prog="lrcbert", description="LRC-BERT distillation and its baselines")
-    sub = ap.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("make-synthetic", help="write a generated GLUE-format data set")
+    ap = _Parser(prog="lrcbert", description="LRC-BERT distillation and its baselines")
+    ap.add_argument("--debug", action="store_true", help="show the full traceback of any error")
+    debug = argparse.ArgumentParser(add_help=False)     # --debug after the command works too
+    debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    sub = ap.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    command = functools.partial(sub.add_parser, parents=[debug])
+    p = command("make-synthetic", help="write a generated GLUE-format data set")
     p.add_argument("--out", required=True)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--train", type=int, default=None, help="training examples per task")
-    p.add_argument("--dev", type=int, default=None, help="dev examples per task (and MNLI split)")
-    p.add_argument("--test", type=int, default=None, help="test examples per task (and MNLI split)")
-    p.add_argument("--corpus-lines", type=int, default=2000)
-    _add_common(sub.add_parser("finetune", help="fine-tune a teacher (model.teacher) on a task"))
-    p = sub.add_parser("distill", help="distil a student from a fine-tuned teacher")
+    p.add_argument("--seed", type=COUNT, default=0)
+    p.add_argument("--train", type=COUNT, default=None, help="training examples per task")
+    p.add_argument("--dev", type=COUNT, default=None, help="dev examples per task (and MNLI split)")
+    p.add_argument("--test", type=COUNT, default=None, help="test examples per task (and MNLI split)")
+    p.add_argument("--corpus-lines", type=COUNT, default=2000)
+    _add_common(command("finetune", help="fine-tune a teacher (model.teacher) on a task"))
+    p = command("distill", help="distil a student from a fine-tuned teacher")
     _add_common(p)
-    p.add_argument("--method", default="lrcbert", choices=sorted(m for m in METHODS if m != "finetune" and not m.endswith("general")),
-                   help="method preset applied before the config files")
-    p = sub.add_parser("general-distill", help="general distillation on a text corpus")
+    p.add_argument("--method", default="lrcbert", metavar="NAME", choices=Presets(general=False),
+                   help=f"method preset applied before the config files: LRC-BERT's "
+                        f"({', '.join(Presets(general=False).names())}) or a baseline's (e.g. distilbert, pkd, "
+                        "tinybert, codir, ackd; an unknown name lists them all); default lrcbert")
+    p = command("general-distill", help="general distillation on a text corpus")
     _add_common(p, task=False)
-    p.add_argument("--method", default="general", choices=sorted(m for m in METHODS if m.endswith("general")),
-                   help="general-distillation method preset (lrcbert's 'general', or a baseline's)")
-    p = sub.add_parser("augment", help="TinyBERT-style augmentation of a task's training set (a TSV)")
+    p.add_argument("--method", default="general", metavar="NAME", choices=Presets(general=True),
+                   help="general-distillation method preset: LRC-BERT's 'general' or a baseline's (tinybert_general); "
+                        "default general")
+    p = command("augment", help="TinyBERT-style augmentation of a task's training set (a TSV)")
     _add_common(p, out_help="output TSV (the task's train layout)", task_required=True)
-    p.add_argument("--n-aug", type=int, default=20, help="augmented copies per example")
-    p.add_argument("--p", type=float, default=0.4, help="probability of replacing a non-stopword word")
-    p.add_argument("--top-k", type=int, default=15, help="candidates per word")
+    p.add_argument("--n-aug", type=COUNT, default=20, help="augmented copies per example")
+    p.add_argument("--p", type=_number(float, 0, 1), default=0.4, help="probability of replacing a non-stopword word")
+    p.add_argument("--top-k", type=POSITIVE_INT, default=15, help="candidates per word")
     p.add_argument("--mlm", default="bert-base-uncased", help="masked LM for candidates (hub id, path)")
     p.add_argument("--glove", default=None, help="GloVe text file for multi-piece words")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-examples", type=int, default=None)
-    p = sub.add_parser("evaluate", help="dev metrics and test predictions of a saved classifier")
+    p.add_argument("--seed", type=COUNT, default=0)
+    p.add_argument("--max-examples", type=POSITIVE_INT, default=None)
+    p = command("evaluate", help="dev metrics and test predictions of a saved classifier")
     _add_common(p)
     p.add_argument("--model", required=True, help="save_pretrained folder or hub id")
-    p = sub.add_parser("case-stats", help="per-example predictions and layer MSE / angular distance to the "
-                                          "teacher (model.teacher) of finished runs (Table 5)")
+    p = command("case-stats", help="per-example predictions and layer MSE / angular distance to the "
+                                   "teacher (model.teacher) of finished runs (Table 5)")
     _add_common(p, out_help="output JSON", task_required=True)
     p.add_argument("--run", action="append", required=True, metavar="NAME=FOLDER", help="a finished run (repeatable)")
-    p = sub.add_parser("robustness", help="dev accuracy of finished runs under embedding-output perturbations")
+    p = command("robustness", help="dev accuracy of finished runs under embedding-output perturbations")
     _add_common(p, out_help="output JSON", task_required=True)
     p.add_argument("--run", action="append", required=True, metavar="NAME=FOLDER", help="a finished run (repeatable)")
-    p.add_argument("--eps", type=float, nargs="+", required=True, help="perturbation sizes (L2, per example)")
+    p.add_argument("--eps", type=_number(float, 0), nargs="+", required=True, help="perturbation sizes (L2, per example)")
     p.add_argument("--directions", nargs="+", default=["random", "gradient"], choices=["random", "gradient"])
     p.add_argument("--norm", default="per_example", choices=["per_example", "batch"])
-    p.add_argument("--seed", type=int, default=0, help="seed of the random directions")
-    p = sub.add_parser("bench", help="speed benchmark: step vs floor, padding, inference, ONNX, teacher cache")
+    p.add_argument("--seed", type=COUNT, default=0, help="seed of the random directions")
+    p = command("bench", help="speed benchmark: step vs floor, padding, inference, ONNX, teacher cache")
     p.add_argument("--config", action="append", default=[], help="YAML config file (task and data of the ONNX dev set)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     p.add_argument("--out", default="results/bench.json", help="figures as JSON")
@@ -77,70 +153,108 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--work", default="runs/bench", help="folder for the trained student, ONNX files and caches")
     p.add_argument("--quick", action="store_true", help="tiny models and workloads (smoke runs)")
     p.add_argument("--student", default=None, help="a trained student (save_pretrained folder) for the ONNX section")
-    p.add_argument("--repeats", type=int, default=None, help="timed repeats per measurement")
+    p.add_argument("--repeats", type=POSITIVE_INT, default=None, help="timed repeats per measurement")
     p.add_argument("--sections", default="step,padding,inference,onnx,cache", help="comma-separated subset")
     p.add_argument("--no-bf16", action="store_true", help="do not measure bf16 autocast")
     p.add_argument("--compile", action="store_true", help="also measure torch.compile (slow to compile on CPU)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--threads", type=POSITIVE_INT, default=None, help="torch CPU threads")
     return ap
 
 
 KINDS = {"finetune": "finetune", "distill": "distill", "general-distill": "general"}
 
 
+def check_method(command: str, name: str) -> None:
+    """Refuse a ``--method`` preset that does not exist or does not fit ``command`` (ConfigError naming it)."""
+    get_method(name)                                    # unknown: ConfigError listing the known presets
+    general = name.endswith("general")
+    if (command == "general-distill" and not general) or (command == "distill" and (general or name == "finetune")):
+        known = Presets(general=command != "distill")
+        raise ConfigError(f"--method {name!r} is not a preset for '{command}'; choose from: {', '.join(known)}")
+
+
 def command_config(command: str, method: str | None, task: str | None, files=(), overrides=()):
     """The configuration a ``lrcbert <command>`` call runs with: defaults <- the method preset (``--method``, or
     the command's own: finetune, general) with the sections it sets <- config files <- ``--set`` overrides <- the
-    task. The workflow uses it too, to know the config hash a run of the current configuration must carry."""
-    load_plugins()
+    task. The workflow uses it too, to know the config hash a run of the current configuration must carry.
+    Imports neither torch nor transformers unless the preset is a plug-in's (a baseline's)."""
+    if method is not None:
+        check_method(command, method)
     name = method or KINDS.get(command) or command
-    base = get_method(name) if name in METHODS else {"method": {"name": name}}
-    return load_config(files, list(overrides) + ([f"task={task}"] if task else []), base=base)
+    base = get_method(name) if method is not None or command in KINDS else {"method": {"name": name}}
+    return load_config(files, list(overrides) + ([f"task={task}"] if task else []), base=base,
+                       base_source=f"method preset {name!r}")
+
+
+def _user_error(e: BaseException) -> bool:
+    return any(isinstance(e, getattr(sys.modules.get(module), name, ())) for module, name in USER_ERRORS)
+
+
+def one_line(e: BaseException) -> str:
+    """An error's message on one line; an OSError names its file."""
+    if isinstance(e, OSError) and e.strerror and e.filename and type(e).__str__ is OSError.__str__:
+        text = f"{e.filename}: {e.strerror}" + (f" (and {e.filename2})" if e.filename2 else "")
+    else:
+        text = str(e) or type(e).__name__
+    if type(e).__module__.startswith("safetensors"):
+        text = f"cannot read a safetensors file: {text}"
+    return " ".join(text.split())
 
 
 def main(argv=None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    args = build_parser().parse_args(argv)
-    if args.command == "make-synthetic":
-        from .data import DataError
-        from .synthetic import make_synthetic
-        sizes = {k: v for k, v in (("train", args.train), ("dev", args.dev), ("test", args.test)) if v}
-        try:
-            out = make_synthetic(args.out, seed=args.seed, sizes=sizes or None, corpus_lines=args.corpus_lines)
-        except (DataError, ValueError, OSError) as e:
-            print(f"lrcbert: error: {e}", file=sys.stderr)
-            return 2
-        print(f"wrote generated GLUE data to {args.out}")
-        return 0 if out else 1
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:                 # --help, or a command-line mistake (already reported on one line)
+        return e.code
+    try:
+        return _command(args)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("lrcbert: interrupted (Ctrl-C)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as e:
+        preempted = getattr(sys.modules.get("lrcbert.run"), "Preempted", ())
+        if isinstance(e, preempted):
+            print(f"lrcbert: {one_line(e)}", file=sys.stderr)
+            return EXIT_PREEMPTED
+        if args.debug or not _user_error(e):
+            raise
+        print(f"lrcbert: error: {one_line(e)}", file=sys.stderr)
+        return EXIT_USER_ERROR
+
+
+def _quiet_libraries() -> None:
     import datasets
     import transformers
     datasets.disable_progress_bars()                 # keep logs to the training bar and real messages
     transformers.utils.logging.disable_progress_bar()
+
+
+def _command(args) -> int:
+    if args.command == "make-synthetic":
+        from .synthetic import make_synthetic       # a folder it did not make: DataError, one line (main)
+        sizes = {k: v for k, v in (("train", args.train), ("dev", args.dev), ("test", args.test)) if v}
+        out = make_synthetic(args.out, seed=args.seed, sizes=sizes or None, corpus_lines=args.corpus_lines)
+        print(f"wrote generated GLUE data to {args.out}")
+        return 0 if out else 1
     if args.command == "bench":
+        _quiet_libraries()
         return _bench(args)
-    from .data import DataError
-    from .engine import TrainingDiverged
-    from .models import ModelError
-    from .analysis import AnalysisError
-    from .run import Preempted, RunError, evaluate_checkpoint, run
     kind = KINDS.get(args.command)
-    try:
-        cfg = command_config(args.command, getattr(args, "method", None), getattr(args, "task", None),
-                             args.config, args.set)
-        if args.command == "evaluate":
-            result = evaluate_checkpoint(cfg, args.model, args.out)
-        elif args.command == "augment":
-            result = _augment(cfg, args)
-        elif args.command in ("case-stats", "robustness"):
-            result = _analysis(cfg, args)
-        else:
-            result = run(cfg, args.out, kind)
-    except Preempted as e:
-        print(f"lrcbert: {e}", file=sys.stderr)
-        return EXIT_PREEMPTED
-    except (ConfigError, DataError, ModelError, RunError, TrainingDiverged, AnalysisError, ValueError, OSError) as e:
-        print(f"lrcbert: error: {e}", file=sys.stderr)
-        return 2
+    cfg = command_config(args.command, getattr(args, "method", None), getattr(args, "task", None),
+                         args.config, args.set)
+    _quiet_libraries()
+    from .run import evaluate_checkpoint, run
+    if args.command == "evaluate":
+        result = evaluate_checkpoint(cfg, args.model, args.out)
+    elif args.command == "augment":
+        result = _augment(cfg, args)
+    elif args.command in ("case-stats", "robustness"):
+        result = _analysis(cfg, args)
+    else:
+        result = run(cfg, args.out, kind)
     print(json.dumps(result, indent=2))
     return 0
 
@@ -148,21 +262,15 @@ def main(argv=None) -> int:
 def _bench(args) -> int:
     import torch
     from .bench import SECTIONS, bench
-    from .data import DataError
-    from .models import ModelError
     if args.threads:
         torch.set_num_threads(args.threads)
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
     unknown = sorted(set(sections) - set(SECTIONS))
-    try:
-        if unknown:
-            raise ValueError(f"--sections: unknown section(s) {unknown}; known: {', '.join(SECTIONS)}")
-        result = bench(args.out, args.md, sections=sections, cfg_files=args.config, overrides=args.set,
-                       quick=args.quick, student=args.student, repeats=args.repeats, work=args.work,
-                       bf16=not args.no_bf16, compile=args.compile)
-    except (ConfigError, DataError, ModelError, ValueError, OSError) as e:
-        print(f"lrcbert: error: {e}", file=sys.stderr)
-        return 2
+    if unknown:
+        raise ConfigError(f"--sections: unknown section(s) {unknown}; known: {', '.join(SECTIONS)}")
+    result = bench(args.out, args.md, sections=sections, cfg_files=args.config, overrides=args.set,
+                   quick=args.quick, student=args.student, repeats=args.repeats, work=args.work,
+                   bf16=not args.no_bf16, compile=args.compile)
     print(json.dumps({k: v for k, v in result.items() if not isinstance(v, dict)}, indent=2))
     return 0
 
@@ -180,7 +288,7 @@ def _runs(items: list[str]) -> dict:
     for item in items:
         name, sep, folder = item.partition("=")
         if not sep or not name or not folder:
-            raise ValueError(f"--run {item!r} is not of the form NAME=FOLDER")
+            raise ConfigError(f"--run {item!r} is not of the form NAME=FOLDER")
         runs[name] = folder
     return runs
 

@@ -1,125 +1,187 @@
-"""Run configuration: typed defaults, YAML files and ``key=value`` overrides, strict about unknown keys.
+"""Run configuration: typed defaults, YAML files and ``key=value`` overrides, strict about everything.
 
-Every ambiguity of the paper is a key here (see README "Configuration"). A config is a tree of dataclasses;
-``load_config`` merges, in order, the defaults, each YAML file, then dotted overrides such as
-``train.lr=1e-4``, and refuses any key or value it does not know with a one-line error naming it.
+Every ambiguity of the paper is a key here (see config/README.md). A config is a tree of dataclasses;
+``load_config`` merges, in order, the defaults, a method preset (``base``), each YAML file, then dotted overrides
+such as ``train.lr=1e-4``. Files and overrides merge key by key at any depth: ``method.stage2.hard=5`` (or a
+file giving ``method: {stage2: {hard: 5}}``) changes that weight and keeps the others. A preset (``base``)
+replaces each key it names wholesale: its stage maps are complete (a term it leaves out weighs 0).
+
+Anything not understood stops loading with one line naming the key, the value, and the file and line or the
+``--set`` that gave it: unknown keys (also inside ``method.stage1/2``, ``model.student_arch`` and
+``model.teacher_overrides``), wrong types (no silent casts: ``1.5`` is not an int, ``"yes"`` is not a bool),
+values outside their range (every number has one; NaN and infinities are refused), repeated YAML keys and
+YAML syntax errors.
+
+Types and ranges are checked by pydantic (v2) dataclasses in strict mode: the declarations below stay plain
+dataclass fields (``seed: Seed = 42``), ``asdict``/``replace`` keep working, and the range of each key is written
+next to it rather than in a hand-grown checker. This module imports neither torch nor transformers, so a
+config error is reported in a fraction of a second.
 """
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, fields
+import re
+from dataclasses import asdict, field, fields
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Annotated, Any, Literal, get_args, get_origin, get_type_hints
 
 import yaml
+from pydantic import ConfigDict, Field, ValidationError
+from pydantic.dataclasses import dataclass
+from typing_extensions import TypedDict, is_typeddict
 
 
 class ConfigError(ValueError):
     """A bad key or value in a run configuration (message names it)."""
 
 
-@dataclass
+STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+# ranges; every float is also finite (allow_inf_nan=False)
+PosInt = Annotated[int, Field(ge=1)]
+Count = Annotated[int, Field(ge=0)]
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]          # numpy's seeds are 32-bit
+Positive = Annotated[float, Field(gt=0)]
+NonNeg = Annotated[float, Field(ge=0)]
+Fraction = Annotated[float, Field(ge=0, le=1)]
+Share = Annotated[float, Field(ge=0, lt=1)]                # a fraction short of the whole
+Number = int | float                                       # kept as written (the config hash sees 1 vs 1.0)
+Weight = Annotated[Number, Field(ge=0)]                    # a loss term's weight
+Prob = Annotated[Number, Field(ge=0, le=1)]
+
+
+class BertArch(TypedDict, total=False):
+    """The fields of transformers' ``BertConfig`` that ``model.student_arch`` and ``model.teacher_overrides`` may
+    set (tests/test_config.py checks this list against transformers)."""
+    __pydantic_config__ = STRICT
+    vocab_size: PosInt
+    hidden_size: PosInt
+    num_hidden_layers: PosInt
+    num_attention_heads: PosInt
+    intermediate_size: PosInt
+    hidden_act: str
+    hidden_dropout_prob: Prob
+    attention_probs_dropout_prob: Prob
+    max_position_embeddings: PosInt
+    type_vocab_size: PosInt
+    initializer_range: Annotated[Number, Field(ge=0)]
+    layer_norm_eps: Annotated[Number, Field(gt=0)]
+    pad_token_id: Count | None
+    use_cache: bool
+    classifier_dropout: Prob | None
+    is_decoder: bool
+    add_cross_attention: bool
+    bos_token_id: Count | None
+    eos_token_id: Count | list[Count] | None
+    tie_word_embeddings: bool
+
+
+@dataclass(config=STRICT)
 class DataConfig:
-    source: str = "synthetic"          # hub | tsv | synthetic
+    source: Literal["hub", "tsv", "synthetic"] = "synthetic"
     path: str | None = None            # GLUE folder (tsv, synthetic) ; synthetic data is generated there if absent
     hub_id: str = "nyu-mll/glue"       # data set id for source=hub
-    synthetic_seed: int = 0            # seed of generated data (source=synthetic)
-    max_length: int = 128              # tokens per example (pair tasks: both sentences together)
+    synthetic_seed: Seed = 0           # seed of generated data (source=synthetic)
+    max_length: Annotated[int, Field(ge=8, le=512)] = 128   # tokens per example (pair tasks: both sentences)
     pad_to_max_length: bool = False    # False = pad each batch to its longest example
-    max_train_examples: int | None = None   # keep only the first N training examples (smoke runs)
-    max_eval_examples: int | None = None    # keep only the first N dev/test examples
+    max_train_examples: PosInt | None = None   # keep only the first N training examples (smoke runs)
+    max_eval_examples: PosInt | None = None    # keep only the first N dev/test examples
     train_file: str | None = None      # a TSV in the task's train layout used instead of train.tsv (augmented data)
     corpus: str | None = None          # general distillation: a text file (one passage a line) or hub:ID[:CONFIG]
     corpus_text_column: str = "text"   # column of the hub corpus holding the text
-    max_corpus_lines: int | None = None
+    max_corpus_lines: PosInt | None = None
 
 
-@dataclass
+@dataclass(config=STRICT)
 class ModelConfig:
     teacher: str = "bert-base-uncased"      # hub id or local path (fine-tuned for distill, pre-trained otherwise)
     teacher_random_init: bool = False       # build the teacher from its config with random weights (tests)
-    teacher_overrides: dict = field(default_factory=dict)   # BertConfig fields applied with random init
+    teacher_overrides: BertArch = field(default_factory=dict)   # BertConfig fields applied with random init
     tokenizer: str | None = None            # default: the teacher's own tokenizer
     student: str | None = None              # checkpoint to start the student from (e.g. general-distilled)
-    student_init: str = "random"            # random | path | teacher_layers (copy teacher layers: DistilBERT, PKD)
-    student_layers: list | None = None      # teacher_layers: teacher layers (1..N) copied; None = i * N / M
-    student_arch: dict = field(default_factory=lambda: dict(
+    student_init: Literal["random", "path", "teacher_layers"] = "random"   # teacher_layers: DistilBERT, PKD
+    student_layers: list[PosInt] | None = None   # teacher_layers: teacher layers (1..N) copied; None = i * N / M
+    student_arch: BertArch = field(default_factory=lambda: dict(
         num_hidden_layers=4, hidden_size=312, intermediate_size=1200, num_attention_heads=12))
-    attn_implementation: str = "sdpa"       # sdpa | eager | eager_scores (TinyBERT's attention loss)
+    attn_implementation: Literal["sdpa", "eager", "eager_scores"] = "sdpa"   # eager_scores: TinyBERT's loss
 
 
-@dataclass
+@dataclass(config=STRICT)
 class MethodConfig:
     """The distillation objective: which terms, their weights over time, and the training procedure."""
     name: str = "lrcbert"
-    layer_loss: str = "cos_nce"             # cos_nce | mse (BERT_M)
-    representation: str = "flatten"         # flatten | cls | mean : how a layer's l x d output becomes a vector
-    negatives: str = "in_batch"             # in_batch (K = B - 1) | sampled (K = num_negatives from the training set)
-    projection: str = "shared"              # shared | per_layer : one W for all mapped layers, or one each
-    projection_init: str = "new"            # new | student : W starts random, or is the W saved with model.student
-    layer_map: list | None = None           # teacher layer for student layers 1..M; None = i * N / M
-    temperature: float = 1.1
+    layer_loss: Literal["cos_nce", "mse"] = "cos_nce"                  # mse: BERT_M
+    representation: Literal["flatten", "cls", "mean"] = "flatten"      # how a layer's l x d output becomes a vector
+    # in_batch (K = B - 1) | sampled (K = num_negatives from the training set)
+    negatives: Literal["in_batch", "sampled"] = "in_batch"
+    projection: Literal["shared", "per_layer"] = "shared"              # one W for all mapped layers, or one each
+    projection_init: Literal["new", "student"] = "new"   # W starts random, or is the W saved with model.student
+    layer_map: list[PosInt] | None = None   # teacher layer for student layers 1..M; None = i * N / M
+    temperature: Positive = 1.1
     soft_t2: bool = False                   # multiply the soft loss by tau^2
-    hard_target: str = "one_hot"            # one_hot | tempered (softmax(one_hot / tau), eq. 5 as printed)
-    stage_split: float = 0.8                # fraction of steps in stage 1
-    stage1: dict = field(default_factory=lambda: {"layer": 1.0, "soft": 0.0, "hard": 0.0})
-    stage2: dict = field(default_factory=lambda: {"layer": 1.0, "soft": 1.0, "hard": 3.0})
+    hard_target: Literal["one_hot", "tempered"] = "one_hot"   # tempered: softmax(one_hot / tau), eq. 5 as printed
+    stage_split: Fraction = 0.8             # fraction of steps in stage 1
+    # term weights per stage; keys: the registered loss terms (lrcbert.presets.TERM_NAMES)
+    stage1: dict[str, Weight] = field(default_factory=lambda: {"layer": 1.0, "soft": 0.0, "hard": 0.0})
+    stage2: dict[str, Weight] = field(default_factory=lambda: {"layer": 1.0, "soft": 1.0, "hard": 3.0})
     perturb: bool = True                    # gradient perturbation of the embedding output (eq. 7-8)
-    perturb_norm: str = "per_example"       # per_example | batch : over which slice |g|_2 is taken
-    perturb_eps: float = 1.0                # step size multiplying g / |g|_2 (printed: 1)
+    perturb_norm: Literal["per_example", "batch"] = "per_example"   # over which slice |g|_2 is taken
+    perturb_eps: NonNeg = 1.0               # step size multiplying g / |g|_2 (printed: 1)
+    perturb_dropout: Literal["fresh", "same"] = "fresh"   # dropout masks of the second (perturbed) pass
+    perturb_grad: Literal["constant"] = "constant"   # g / |g|_2 enters pass 2 as a constant (no gradient through it)
     gather_negatives: bool = True           # data parallel: COS-NCE negatives from the global batch (K = B_global - 1)
     # baselines (see baselines/): keys their terms read; LRC-BERT ignores them
-    pkd_reduction: str = "mean"             # mean | sum : PKD's [CLS] MSE averaged over elements, or summed over d
-    attention_target: str = "probs"         # probs | scores : TinyBERT's attention loss on softmax output or logits
-    contrast_temperature: float = 0.07      # CoDIR / ACKD InfoNCE temperature
-    bank_momentum: float = 0.5              # CoDIR memory: an entry becomes normalise(m * old + (1 - m) * new)
+    pkd_reduction: Literal["mean", "sum"] = "mean"   # PKD's [CLS] MSE averaged over elements, or summed over d
+    attention_target: Literal["probs", "scores"] = "probs"   # TinyBERT's attention loss on softmax output or logits
+    contrast_temperature: Positive = 0.07   # CoDIR / ACKD InfoNCE temperature
+    bank_momentum: Share = 0.5              # CoDIR memory: an entry becomes normalise(m * old + (1 - m) * new)
     label_aware: bool = True                # CoDIR: negatives only from samples of other labels
-    head: str = "linear"                    # linear | mlp : CoDIR's projection heads
-    head_dim: int = 128                     # CoDIR: width of the projected representations
+    head: Literal["linear", "mlp"] = "linear"   # CoDIR's projection heads
+    head_dim: PosInt = 128                  # CoDIR: width of the projected representations
     # fidelity (docs/fidelity.md): memories of per-example vectors (lrcbert/memory.py)
-    num_negatives: int = 15                 # negatives=sampled: K per example, may exceed the batch
-    memory_max_bytes: int = 8_000_000_000   # negatives=sampled: refuse a teacher memory larger than this
-    nce_k: int = 100                        # CoDIR: negatives sampled per example from the memory
-    codir_layers: str = "all"               # all | mapped : [CLS] of all layers concatenated, or per mapped pair
-    codir_pool: str = "cls"                 # cls | mean : CoDIR's vector of a layer
-    codir_loss: str = "nce"                 # nce | info_nce : CRD's NCE loss (eq. 18) or InfoNCE
-    codir_sides: str = "two"                # two | one : student and teacher anchors, or the student anchor only
+    num_negatives: PosInt = 15              # negatives=sampled: K per example, may exceed the batch
+    memory_max_bytes: PosInt = 8_000_000_000   # negatives=sampled: refuse a teacher memory larger than this
+    nce_k: PosInt = 100                     # CoDIR: negatives sampled per example from the memory
+    codir_layers: Literal["all", "mapped"] = "all"   # [CLS] of all layers concatenated, or per mapped pair
+    codir_pool: Literal["cls", "mean"] = "cls"       # CoDIR's vector of a layer
+    codir_loss: Literal["nce", "info_nce"] = "nce"   # CRD's NCE loss (eq. 18) or InfoNCE
+    codir_sides: Literal["two", "one"] = "two"       # student and teacher anchors, or the student anchor only
     crd_batch_scale: bool = True            # CoDIR: divide the CRD term by the batch size, as the release does
-    soft_reduction: str = "batchmean"       # batchmean | mean : KD averaged over examples, or over examples x classes
+    soft_reduction: Literal["batchmean", "mean"] = "batchmean"   # KD averaged over examples, or examples x classes
     projection_bias: bool = False           # W with a bias (TinyBERT's released fit_dense has one)
-    tinybert_padding: str = "masked"        # masked | all : TinyBERT's MSEs over real tokens, or every padded position
-    sar_temperature: float = 1.0            # ACKD: sharpness of sample adaptive reweighting (weights ~ exp(h / t))
+    tinybert_padding: Literal["masked", "all"] = "masked"   # TinyBERT's MSEs over real tokens, or every padded position
+    sar_temperature: Positive = 1.0         # ACKD: sharpness of sample adaptive reweighting (weights ~ exp(h / t))
 
 
-@dataclass
+@dataclass(config=STRICT)
 class TrainConfig:
-    seed: int = 42
-    epochs: float = 3.0
-    max_steps: int | None = None            # overrides epochs when set
-    batch_size: int = 16
-    eval_batch_size: int = 64
-    lr: float = 5e-5
-    weight_decay: float = 0.01
-    warmup: float = 0.1                     # fraction of steps of linear warm-up
-    lr_schedule: str = "linear"             # linear | constant | linear_per_stage (paper: not stated)
-    grad_clip: float = 1.0                  # 0 = off
-    max_bad_steps: int = 0                  # non-finite steps skipped (no update) before the run stops; 0 = stop
-    mixed_precision: str = "no"             # no | bf16 | fp16 (GPU)
-    checkpoint_every: int = 500             # steps; 0 = only at the end
-    keep_checkpoints: int = 2
-    log_every: int = 1                      # steps between rows of losses.csv
-    num_workers: int = 0
-    stop_after_steps: int | None = None     # leave the run unfinished after N steps (tests of resume)
-    teacher_cache: str = "auto"             # auto | on | off : teacher outputs computed once, memory-mapped fp16
-    teacher_cache_max_bytes: int = 20_000_000_000   # auto: cache when the size estimate is below this
+    seed: Seed = 42
+    epochs: Positive = 3.0
+    max_steps: PosInt | None = None         # overrides epochs when set
+    batch_size: PosInt = 16
+    eval_batch_size: PosInt = 64
+    lr: Positive = 5e-5
+    weight_decay: NonNeg = 0.01
+    warmup: Share = 0.1                     # fraction of steps of linear warm-up
+    lr_schedule: Literal["linear", "constant", "linear_per_stage"] = "linear"   # paper: not stated
+    grad_clip: NonNeg = 1.0                 # 0 = off
+    max_bad_steps: Count = 0                # non-finite steps skipped (no update) before the run stops; 0 = stop
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"   # bf16, fp16: GPU
+    checkpoint_every: Count = 500           # steps; 0 = only at the end
+    keep_checkpoints: PosInt = 2
+    log_every: PosInt = 1                   # steps between rows of losses.csv
+    num_workers: Count = 0
+    stop_after_steps: PosInt | None = None  # leave the run unfinished after N steps (tests of resume)
+    teacher_cache: Literal["auto", "on", "off"] = "auto"   # teacher outputs computed once, memory-mapped fp16
+    teacher_cache_max_bytes: Count = 20_000_000_000   # auto: cache when the size estimate is below this
     length_grouped: bool = False            # batches of similar lengths (shuffled mega-batches sorted by length)
-    length_group_size: int = 50             # batches per mega-batch sorted by length (length_grouped)
+    length_group_size: PosInt = 50          # batches per mega-batch sorted by length (length_grouped)
     compile: bool = False                   # torch.compile the student and teacher forward passes
 
 
-@dataclass
+@dataclass(config=STRICT)
 class Config:
     task: str = "sst2"
     data: DataConfig = field(default_factory=DataConfig)
@@ -146,158 +208,333 @@ class Config:
         return hashlib.sha256(blob).hexdigest()[:12]
 
 
-CHOICES = {
-    "data.source": ("hub", "tsv", "synthetic"),
-    "model.student_init": ("random", "path", "teacher_layers"),
-    "model.attn_implementation": ("sdpa", "eager", "eager_scores"),   # eager_scores: baselines/tinybert.py
-    "method.layer_loss": ("cos_nce", "mse"),
-    "method.representation": ("flatten", "cls", "mean"),
-    "method.negatives": ("in_batch", "sampled"),
-    "method.codir_layers": ("all", "mapped"),
-    "method.codir_pool": ("cls", "mean"),
-    "method.codir_loss": ("nce", "info_nce"),
-    "method.codir_sides": ("two", "one"),
-    "method.soft_reduction": ("batchmean", "mean"),
-    "method.tinybert_padding": ("masked", "all"),
-    "method.projection": ("shared", "per_layer"),
-    "method.projection_init": ("new", "student"),
-    "method.hard_target": ("one_hot", "tempered"),
-    "method.perturb_norm": ("per_example", "batch"),
-    "method.pkd_reduction": ("mean", "sum"),
-    "method.attention_target": ("probs", "scores"),
-    "method.head": ("linear", "mlp"),
-    "train.mixed_precision": ("no", "bf16", "fp16"),
-    "train.lr_schedule": ("linear", "constant", "linear_per_stage"),
-    "train.teacher_cache": ("auto", "on", "off"),
-}
 NOT_HASHED = ("train.checkpoint_every", "train.keep_checkpoints", "train.log_every", "train.num_workers",
               "train.stop_after_steps", "train.eval_batch_size")
+TERM_MAPS = ("method.stage1", "method.stage2")     # mappings whose keys are loss-term names
 
 
-_TYPES = {"bool": (bool,), "int": (int,), "float": (int, float), "str": (str,), "dict": (dict,),
-          "list": (list,)}
+# ---------------------------------------------------------------------------------------------- the schema
+def _strip_optional(typ: Any) -> Any:
+    """``X | None`` -> X, and ``Annotated[X, ...]`` -> X."""
+    if get_origin(typ) is Annotated:
+        typ = get_args(typ)[0]
+    args = [a for a in get_args(typ) if a is not type(None)]
+    if type(None) in get_args(typ) and len(args) == 1:
+        return _strip_optional(args[0])
+    return typ
 
 
-def _coerce(path: str, value: Any, typ: Any) -> Any:
-    """Check ``value`` against the annotated type ``typ`` (``int | None`` etc.); ints are taken for floats."""
-    parts = [p.strip() for p in str(typ).split("|")]
-    base = next(p for p in parts if p != "None")
-    base = getattr(typ, "__name__", base) if len(parts) == 1 else base
-    if value is None:
-        if "None" in parts:
-            return None
-        raise ConfigError(f"config key '{path}' must not be null")
-    if base == "float" and isinstance(value, str):   # YAML 1.1 reads "1e-4" as a string
-        try:
-            value = float(value)
-        except ValueError:
-            pass
-    ok = isinstance(value, _TYPES[base]) and (base == "bool" or not isinstance(value, bool))
-    if not ok:
-        raise ConfigError(f"config key '{path}' must be of type {base}, got {value!r}")
-    return float(value) if base == "float" else value
-
-
-def _merge(obj: Any, updates: dict, prefix: str = "") -> None:
-    hints = get_type_hints(type(obj))
-    known = {f.name for f in fields(obj)}
-    for key, value in updates.items():
-        path = f"{prefix}{key}"
-        if key not in known:
-            raise ConfigError(f"unknown config key '{path}' (known here: {', '.join(sorted(known))})")
-        current = getattr(obj, key)
-        if dataclasses.is_dataclass(current):
-            if not isinstance(value, dict):
-                raise ConfigError(f"config key '{path}' must be a mapping, got {value!r}")
-            _merge(current, value, prefix=f"{path}.")
+def _schema(cls) -> dict[str, tuple[str, Any]]:
+    """field name -> (kind, type); kind: ``section`` (a nested dataclass), ``map`` (a mapping merged key by key)
+    or ``value``."""
+    out = {}
+    hints = get_type_hints(cls, include_extras=True)
+    for f in fields(cls):
+        typ = _strip_optional(hints[f.name])
+        if dataclasses.is_dataclass(typ):
+            out[f.name] = ("section", typ)
+        elif is_typeddict(typ) or typ is dict or get_origin(typ) is dict:
+            out[f.name] = ("map", typ)
         else:
-            setattr(obj, key, _coerce(path, value, hints[key]))
+            out[f.name] = ("value", hints[f.name])
+    return out
 
 
-def _dotted(overrides: list[str]) -> dict:
-    tree: dict = {}
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"override {item!r} is not of the form key=value")
-        key, raw = item.split("=", 1)
-        node = tree
-        parts = key.strip().split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = yaml.safe_load(raw) if raw != "" else None
+def _choices(cls, prefix: str = "") -> dict[str, tuple]:
+    out = {}
+    for name, (kind, typ) in _schema(cls).items():
+        if kind == "section":
+            out.update(_choices(typ, f"{prefix}{name}."))
+        elif get_origin(_strip_optional(typ)) is Literal:
+            out[f"{prefix}{name}"] = get_args(_strip_optional(typ))
+    return out
+
+
+# the allowed values of every enumerated key, e.g. CHOICES["method.layer_loss"] == ("cos_nce", "mse"): the Literal
+# types above (a key declared ``str`` may be listed here by hand too; ``validate`` checks every entry)
+CHOICES: dict[str, tuple] = {**_choices(Config)}
+
+
+def _map_keys(path: str, typ: Any, key: str) -> set[str] | None:
+    """The keys a mapping key may hold (None: any)."""
+    if is_typeddict(typ):
+        return set(get_type_hints(typ))
+    if path in TERM_MAPS:
+        from .presets import term_names         # light; plug-in terms are loaded only for a name not yet known
+        return term_names(key)
+    return None
+
+
+# ---------------------------------------------------------------------------------------------- YAML
+class _Mapping(dict):
+    """A YAML mapping that remembers the line of each key."""
+    lines: dict
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses a repeated key (YAML keeps the last one silently), reads ``1e-4`` as a
+    number (YAML 1.2; YAML 1.1 reads it as a string) and remembers the line of each key."""
+    source = "<text>"
+
+    def where(self, mark) -> str:
+        if mark is None or self.source.startswith("--set"):
+            return self.source
+        return f"{self.source}:{mark.line + 1}"
+
+    def construct_mapping(self, node, deep=False):
+        lines = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = lines.get(key)
+            except TypeError:               # an unhashable key: SafeLoader's own error says so
+                break
+            if first is not None:
+                raise ConfigError(f"{self.where(key_node.start_mark)}: key {key!r} is given twice (first on line "
+                                  f"{first}); YAML would silently keep only the last")
+            lines[key] = key_node.start_mark.line + 1
+        data = _Mapping(super().construct_mapping(node, deep=deep))
+        data.lines = {} if self.source.startswith("--set") else lines
+        return data
+
+
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float",
+                              re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
+_Loader.add_constructor("tag:yaml.org,2002:map", _Loader.construct_mapping)
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """YAML text -> Python objects; errors (syntax, repeated keys) are one line naming ``source``, line, column."""
+    loader = _Loader(text)
+    loader.source = source
+    try:
+        return loader.get_single_data()
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        at = loader.where(mark) + (f":{mark.column + 1}" if mark and not source.startswith("--set") else "")
+        what = "; ".join(str(x) for x in (e.context, e.problem) if x)
+        raise ConfigError(f"{at}: YAML syntax error: {what}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{source}: YAML error: {' '.join(str(e).split())}") from None
+    finally:
+        loader.dispose()
+
+
+def read_yaml(path: str | Path) -> Any:
+    """A YAML file (see ``parse_yaml``); a missing or unreadable file is a ConfigError naming it."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {p}")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{p}: not UTF-8 text (byte {e.start})") from None
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot read: {e.strerror}") from None
+    return parse_yaml(text, str(p))
+
+
+# ---------------------------------------------------------------------------------------------- merging
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _at(source: str, updates: dict, key) -> str:
+    lines = getattr(updates, "lines", None)
+    return f"{source}:{lines[key]}" if lines and key in lines else source
+
+
+def _known(key, known) -> str:
+    close = difflib.get_close_matches(str(key), [str(k) for k in known], n=1)
+    return (f"; did you mean '{close[0]}'?" if close else "") + f" (known here: {', '.join(sorted(known))})"
+
+
+def _merge(tree: dict, updates: Any, cls, origin: dict, source: str, replace: bool, prefix: str = "") -> None:
+    """Merge ``updates`` into ``tree`` (a dict shaped like ``cls``), noting in ``origin`` where each key came
+    from. Sections always merge; mappings merge key by key, or with ``replace`` are replaced wholesale."""
+    if not isinstance(updates, dict):
+        raise ConfigError(f"{source}: config key '{prefix[:-1]}' must be a mapping, got {updates!r}")
+    schema = _schema(cls)
+    for key, value in updates.items():
+        path, where = f"{prefix}{key}", _at(source, updates, key)
+        if key not in schema:
+            raise ConfigError(f"{where}: unknown config key '{path}'{_known(key, schema)}")
+        kind, typ = schema[key]
+        if kind == "section":
+            _merge(tree[key], value, typ, origin, source, replace, f"{path}.")
+            continue
+        origin[path] = where
+        if kind == "map" and isinstance(value, dict):
+            for sub in value:
+                allowed = _map_keys(path, typ, sub)
+                if allowed is not None and sub not in allowed:
+                    raise ConfigError(f"{_at(source, value, sub)}: unknown config key '{path}.{sub}'"
+                                      f"{_known(sub, allowed)}")
+                origin[f"{path}.{sub}"] = _at(source, value, sub)
+            keep = tree.get(key) if not replace and isinstance(tree.get(key), dict) else {}
+            tree[key] = {**keep, **_plain(value)}
+        else:
+            tree[key] = _plain(value)
+
+
+def _field_type(path: list[str]) -> Any:
+    """The annotation of the field at a dotted path (None past a mapping or for an unknown key)."""
+    cls = Config
+    for i, part in enumerate(path):
+        entry = _schema(cls).get(part)
+        if entry is None:
+            return None
+        kind, typ = entry
+        if kind != "section":
+            return typ if kind == "value" and i == len(path) - 1 else None
+        cls = typ
+    return None
+
+
+def _override(item: str) -> dict:
+    """``a.b.c=value`` -> ``{a: {b: {c: value}}}``; the value is read as YAML (``key=`` is null). A YAML scalar
+    given to a text key is taken as the text written (``data.path=2024`` is the folder '2024')."""
+    source = f"--set {item}"
+    key, sep, raw = item.partition("=")
+    parts = key.strip().split(".")
+    if not sep or not all(parts):
+        raise ConfigError(f"{source}: not of the form key=value (dotted key, e.g. train.lr=1e-4)")
+    value = parse_yaml(raw, source) if raw.strip() else None
+    typ = _field_type(parts)
+    if isinstance(value, (bool, int, float)) and typ is not None:
+        accepted = {a for a in get_args(typ) or (typ,)}
+        if str in accepted and not accepted & {bool, int, float}:
+            value = raw.strip()
+    tree = value
+    for part in reversed(parts):
+        tree = {part: tree}
     return tree
 
 
-def validate(cfg: Config) -> Config:
+# ---------------------------------------------------------------------------------------------- checking
+_TYPE_WORDS = {"int_type": "an integer", "float_type": "a number", "bool_type": "true or false",
+               "string_type": "a string", "dict_type": "a mapping", "list_type": "a list",
+               "finite_number": "a finite number", "none_required": "null"}
+_BOUNDS = {"greater_than_equal": ("ge", ">="), "greater_than": ("gt", ">"), "less_than_equal": ("le", "<="),
+           "less_than": ("lt", "<")}
+_UNION_TAGS = re.compile(r"^(int|float|str|bool|none|nullable|list\[.*\]|dict\[.*\]|function-.*|constrained-.*)$")
+
+
+def _where(origin: dict, path: str) -> str | None:
+    """The file and line or ``--set`` that gave ``path`` (or a key above it); None: the default."""
+    parts = path.split(".")
+    for n in range(len(parts), 0, -1):
+        if ".".join(parts[:n]) in origin:
+            return origin[".".join(parts[:n])]
+    return None
+
+
+def _fail(origin: dict, path: str, message: str) -> ConfigError:
+    where = _where(origin, path)
+    return ConfigError(f"{where}: {message}" if where else message)
+
+
+def _explain(e: ValidationError, prefix: str, origin: dict) -> ConfigError:
+    """pydantic's first error as one line naming the key, the value and where it came from."""
+    errors = e.errors()
+    clean = [str(x) for x in errors[0]["loc"] if not _UNION_TAGS.match(str(x))]
+    group = [x for x in errors if [str(y) for y in x["loc"] if not _UNION_TAGS.match(str(y))] == clean]
+    path = prefix + ".".join(clean)
+    err = next((x for x in group if not x["type"].endswith("_type")), group[0])
+    kind, value = err["type"], err["input"]
+    if kind in ("extra_forbidden", "unexpected_keyword_argument"):
+        message = f"unknown config key '{path}'"
+    elif kind == "literal_error":
+        message = f"config key '{path}' is {value!r}; allowed: {', '.join(map(str, CHOICES.get(path, ())))}"
+    elif kind in _BOUNDS:
+        name, sign = _BOUNDS[kind]
+        message = f"config key '{path}' must be {sign} {err['ctx'][name]}, got {value!r}"
+    elif kind in _TYPE_WORDS:
+        types = {x["type"] for x in group}
+        word = "a number" if types >= {"int_type", "float_type"} else _TYPE_WORDS[kind]
+        message = f"config key '{path}' must be {word}, got {value!r}"
+    else:
+        message = f"config key '{path}': {err['msg']}, got {value!r}"
+    return _fail(origin, path, message)
+
+
+def _build(cls, tree: dict, origin: dict, prefix: str = ""):
+    """The dataclass ``cls`` from ``tree``, nested sections first; pydantic checks types and ranges."""
+    kwargs = {}
+    for name, (kind, typ) in _schema(cls).items():
+        kwargs[name] = _build(typ, tree[name], origin, f"{prefix}{name}.") if kind == "section" else tree[name]
+    try:
+        return cls(**kwargs)
+    except ValidationError as e:
+        raise _explain(e, prefix, origin) from None
+
+
+def validate(cfg: Config, origin: dict | None = None) -> Config:
+    """The checks that involve more than one key (each key's own type and range is checked on construction)."""
+    origin = origin or {}
+    from .tasks import TASKS                   # light: no torch
+    m, t, model = cfg.method, cfg.train, cfg.model
     d = cfg.to_dict()
     for path, allowed in CHOICES.items():
         section, key = path.split(".")
         if d[section][key] not in allowed:
-            raise ConfigError(f"config key '{path}' is {d[section][key]!r}; allowed: {', '.join(allowed)}")
-    m, t = cfg.method, cfg.train
-    if not 0.0 <= m.stage_split <= 1.0:
-        raise ConfigError(f"config key 'method.stage_split' must lie in [0, 1], got {m.stage_split}")
-    for stage in ("stage1", "stage2"):
-        for term, w in getattr(m, stage).items():
-            if not isinstance(w, (int, float)) or isinstance(w, bool) or w < 0:
-                raise ConfigError(f"config key 'method.{stage}.{term}' must be a number >= 0, got {w!r}")
-    if m.temperature <= 0:
-        raise ConfigError(f"config key 'method.temperature' must be > 0, got {m.temperature}")
-    if m.contrast_temperature <= 0 or m.sar_temperature <= 0:
-        raise ConfigError("config keys 'method.contrast_temperature' and 'method.sar_temperature' must be > 0")
-    if m.head_dim < 1 or not 0.0 <= m.bank_momentum < 1.0:
-        raise ConfigError("config key 'method.head_dim' must be >= 1 and 'method.bank_momentum' in [0, 1); "
-                          f"got {m.head_dim}, {m.bank_momentum}")
-    for key in ("num_negatives", "nce_k", "memory_max_bytes"):
-        if getattr(m, key) < 1:
-            raise ConfigError(f"config key 'method.{key}' must be >= 1, got {getattr(m, key)}")
-    if m.perturb_eps < 0:
-        raise ConfigError(f"config key 'method.perturb_eps' must be >= 0, got {m.perturb_eps}")
-    for key in ("batch_size", "eval_batch_size", "keep_checkpoints", "log_every", "length_group_size"):
-        if getattr(t, key) < 1:
-            raise ConfigError(f"config key 'train.{key}' must be >= 1, got {getattr(t, key)}")
-    if t.max_bad_steps < 0:
-        raise ConfigError(f"config key 'train.max_bad_steps' must be >= 0, got {t.max_bad_steps}")
+            raise _fail(origin, path, f"config key '{path}' is {d[section][key]!r}; allowed: {', '.join(allowed)}")
+    if cfg.task not in TASKS and cfg.task != "mnli":
+        raise _fail(origin, "task", f"config key 'task': unknown task {cfg.task!r}; known: "
+                                    f"{', '.join(sorted(set(TASKS) | {'mnli'}))}")
     if t.batch_size < 2 and m.layer_loss == "cos_nce":
-        raise ConfigError("config key 'train.batch_size' must be >= 2: COS-NCE needs other examples as negatives")
-    if t.lr <= 0 or t.epochs <= 0:
-        raise ConfigError("config keys 'train.lr' and 'train.epochs' must be > 0")
-    if not 0.0 <= t.warmup < 1.0:
-        raise ConfigError(f"config key 'train.warmup' must lie in [0, 1), got {t.warmup}")
-    if cfg.data.max_length < 8 or cfg.data.max_length > 512:
-        raise ConfigError(f"config key 'data.max_length' must lie in [8, 512], got {cfg.data.max_length}")
+        raise _fail(origin, "train.batch_size", f"config key 'train.batch_size' must be >= 2 (COS-NCE needs other "
+                                                f"examples as negatives), got {t.batch_size}")
+    for key in ("student_arch", "teacher_overrides"):
+        arch = getattr(model, key)
+        if "hidden_size" in arch and "num_attention_heads" in arch and arch["hidden_size"] % arch["num_attention_heads"]:
+            raise _fail(origin, f"model.{key}.hidden_size",
+                        f"config key 'model.{key}.hidden_size' ({arch['hidden_size']}) must be a multiple of "
+                        f"num_attention_heads ({arch['num_attention_heads']})")
     if cfg.data.source in ("tsv",) and not cfg.data.path:
-        raise ConfigError("config key 'data.path' is required when data.source is 'tsv'")
-    if cfg.model.student_init == "path" and not cfg.model.student:
-        raise ConfigError("config key 'model.student' is required when model.student_init is 'path'")
-    if m.projection_init == "student" and cfg.model.student_init != "path":
-        raise ConfigError("config key 'method.projection_init' is 'student', which takes W from the run in "
-                          f"model.student, but model.student_init is {cfg.model.student_init!r}, not 'path'; "
-                          "set method.projection_init=new")
+        raise _fail(origin, "data.source", "config key 'data.path' is required when data.source is 'tsv'")
+    if model.student_init == "path" and not model.student:
+        raise _fail(origin, "model.student_init",
+                    "config key 'model.student' is required when model.student_init is 'path'")
+    if m.projection_init == "student" and model.student_init != "path":
+        raise _fail(origin, "method.projection_init",
+                    "config key 'method.projection_init' is 'student', which takes W from the run in "
+                    f"model.student, but model.student_init is {model.student_init!r}, not 'path'; "
+                    "set method.projection_init=new")
     return cfg
 
 
-def load_config(files: list[str | Path] = (), overrides: list[str] = (), base: dict | None = None) -> Config:
-    """Defaults <- ``base`` <- each YAML file <- ``key=value`` overrides, validated."""
-    cfg = Config()
-    if base:
-        _merge(cfg, base)
+def _load(layers: list[tuple[Any, str, bool]]) -> Config:
+    """Merge (updates, source, replace) layers over the defaults, then check."""
+    tree, origin = Config().to_dict(), {}
+    for updates, source, replace in layers:
+        _merge(tree, updates, Config, origin, source, replace)
+    return validate(_build(Config, tree, origin), origin)
+
+
+def load_config(files: list[str | Path] = (), overrides: list[str] = (), base: dict | None = None,
+                base_source: str = "base configuration") -> Config:
+    """Defaults <- ``base`` (a preset: each key it names replaces the default) <- each YAML file <- ``key=value``
+    overrides (files and overrides merge key by key at any depth), checked."""
+    layers = [(base, base_source, True)] if base else []
     for f in files:
-        p = Path(f)
-        if not p.is_file():
-            raise ConfigError(f"config file not found: {p}")
-        data = yaml.safe_load(p.read_text()) or {}
+        data = read_yaml(f)
+        if data is None:
+            continue
         if not isinstance(data, dict):
-            raise ConfigError(f"config file {p} must hold a mapping")
-        try:
-            _merge(cfg, data)
-        except ConfigError as e:
-            raise ConfigError(f"{p}: {e}") from None
-    _merge(cfg, _dotted(list(overrides)))
-    return validate(cfg)
+            raise ConfigError(f"{f}: a config file must hold a mapping, got {type(data).__name__}")
+        layers.append((data, str(f), False))
+    layers += [(_override(item), f"--set {item}", False) for item in overrides]
+    return _load(layers)
 
 
 def config_from_dict(d: dict) -> Config:
-    cfg = Config()
-    _merge(cfg, d)
-    return validate(cfg)
+    """A config written out by ``Config.to_dict`` (e.g. a run's run.json), checked; each key replaces the
+    default."""
+    return _load([(d, "config", True)])

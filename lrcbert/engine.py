@@ -24,6 +24,7 @@ from accelerate.utils import DistributedDataParallelKwargs, gather_object, set_s
 from tqdm.auto import tqdm
 
 from . import checkpoint
+from .config import ConfigError
 from .data import EpochSampler, LengthGroupedSampler, lengths
 from .models import embedding_module
 from .objective import TERMS, Objective, combine
@@ -67,6 +68,17 @@ def perturbation(grad: torch.Tensor, norm: str = "per_example", eps: float = 1.0
     else:
         n = g.norm()
     return (eps * g / n.clamp_min(1e-12)).to(grad.dtype)
+
+
+def _rng_state(device: torch.device):
+    """The RNG state that dropout on ``device`` draws from (with the CPU's), for pass 2 to repeat pass 1's masks."""
+    return torch.get_rng_state(), (torch.cuda.get_rng_state(device) if device.type == "cuda" else None)
+
+
+def _set_rng_state(state, device: torch.device) -> None:
+    torch.set_rng_state(state[0])
+    if state[1] is not None:
+        torch.cuda.set_rng_state(state[1], device)
 
 
 def lr_factor(step: int, total: int, warmup: float, schedule: str = "linear", boundary: int = 0) -> float:
@@ -122,8 +134,8 @@ class Trainer:
         set_seed(t.seed)
         world = self.accelerator.num_processes
         if len(train_set) < t.batch_size * world:
-            raise ValueError(f"training set has {len(train_set)} examples, fewer than one global batch "
-                             f"({t.batch_size} x {world} processes)")
+            raise ConfigError(f"training set has {len(train_set)} examples, fewer than one global batch "
+                              f"(train.batch_size {t.batch_size} x {world} processes)")
         if t.length_grouped:
             self.sampler = LengthGroupedSampler(lengths(train_set), t.batch_size, t.seed, t.length_group_size)
         else:
@@ -233,13 +245,18 @@ class Trainer:
         with self.accelerator.autocast():
             if m.perturb:
                 # pass 1 (outside any DDP wrapper): L_total and g = dL_total / d emb^S, no parameter gradients
+                rng = _rng_state(self.accelerator.device) if m.perturb_dropout == "same" else None
                 self.tap.leaf = True
                 terms, total = self._losses(self.accelerator.unwrap_model(self.student), self.objective_module,
                                             batch, weights, t_out)
                 self.tap.leaf = False
                 (grad,) = torch.autograd.grad(total, self.tap.input)
                 record["loss_clean"] = total.item()
-                # pass 2: the transformer layers and head again from emb^S + g / |g|; only L'_total updates
+                # pass 2: the transformer layers and head again from emb^S + g / |g|; only L'_total updates.
+                # method.perturb_grad=constant: the step is detached, no gradient flows through g / |g|.
+                # method.perturb_dropout: fresh dropout masks (the RNG runs on) or pass 1's (RNG rewound)
+                if rng is not None:
+                    _set_rng_state(rng, self.accelerator.device)
                 self.tap.replace = self.tap.output + perturbation(grad, m.perturb_norm, m.perturb_eps).detach()
                 try:
                     terms, total = self._losses(self.student, self.objective, batch, weights, t_out)

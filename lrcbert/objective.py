@@ -9,12 +9,11 @@ Terms (weights come from ``method.stage1`` / ``method.stage2``):
   soft   eq. (4) on the logits (MSE for regression);
   hard   eq. (5) against the gold label (MSE for regression).
 Other methods (the baselines in the top-level ``baselines`` package) register their own terms with
-``register_term`` and their presets with ``register_method``; ``get_method`` loads those plug-ins on first use,
-so lrcbert never imports them at module import time.
+``register_term`` and their presets with ``register_method`` (``lrcbert.presets``, which holds the presets without
+importing torch); ``get_method`` loads those plug-ins on first use, so lrcbert never imports them at module import time.
 """
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Callable, NamedTuple
 
@@ -22,29 +21,11 @@ import torch
 from torch import nn
 
 from . import losses
+from .config import ConfigError
 from .memory import Memory
 from .models import layer_map
+from .presets import METHODS, PRESETS, TERM_NAMES, get_method, load_plugins, register_method  # noqa: F401
 from .tasks import Task
-
-# Method presets: each is a diff of ``method`` keys against LRC-BERT's defaults.
-METHODS: dict[str, dict] = {
-    "lrcbert": {},
-    # fine-tuning a teacher: gold labels only, no teacher, no perturbation
-    "finetune": {"stage_split": 0.0, "stage1": {"hard": 1.0}, "stage2": {"hard": 1.0}, "perturb": False},
-    # general distillation: transformer-layer COS-NCE only, the whole time
-    "general": {"stage_split": 1.0, "stage1": {"layer": 1.0}, "stage2": {"layer": 1.0}},
-    # augmented-data (intermediate) distillation for RTE / CoLA, before task distillation
-    "intermediate": {"stage_split": 1.0, "stage1": {"layer": 1.0}, "stage2": {"layer": 1.0}},
-    # ablations (paper Tables 3-5, Fig. 5): each differs from "lrcbert" in exactly one term or switch
-    # _C: no COS-NCE; stage 1 would train nothing, so soft + hard at 1:3 for all steps
-    "lrcbert_c": {"stage_split": 0.0, "stage1": {"layer": 0.0, "soft": 1.0, "hard": 3.0},
-                  "stage2": {"layer": 0.0, "soft": 1.0, "hard": 3.0}},
-    "lrcbert_s": {"stage2": {"layer": 1.0, "soft": 0.0, "hard": 3.0}},      # no soft loss
-    "lrcbert_h": {"stage2": {"layer": 1.0, "soft": 1.0, "hard": 0.0}},      # no hard loss
-    "lrcbert_g": {"perturb": False},                                        # no gradient perturbation
-    "lrcbert_2": {"stage_split": 0.0},                                      # 1:1:3 from the first step
-    "bert_m": {"layer_loss": "mse"},                                        # MSE instead of COS-NCE
-}
 
 
 def global_in_batch_cos_nce(s_vec: torch.Tensor, t_vec: torch.Tensor, gather: bool = True) -> torch.Tensor:
@@ -172,47 +153,13 @@ TERMS: dict[str, Term] = {
     "soft": Term(_soft_term, True, False),
     "hard": Term(_hard_term, False, False),
 }
-# presets of other config sections that a method brings along (e.g. a baseline's student initialisation)
-PRESETS: dict[str, dict] = {}
-PLUGINS = ("baselines",)               # modules that register further methods and terms when first needed
-_loaded = False
 
 
 def register_term(name: str, term: Term) -> None:
     if name in TERMS and TERMS[name] is not term:
         raise ValueError(f"loss term {name!r} is already registered")
     TERMS[name] = term
-
-
-def register_method(name: str, method: dict, **sections) -> None:
-    """A named preset: a diff of ``method`` keys, plus optional diffs of other sections (``model=...``)."""
-    if name in METHODS and METHODS[name] != method:
-        raise ValueError(f"method {name!r} is already registered")
-    METHODS[name] = method
-    if sections:
-        PRESETS[name] = sections
-
-
-def load_plugins() -> None:
-    """Import the plug-in packages (once); a missing one is skipped."""
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    for name in PLUGINS:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name != name:
-                raise
-
-
-def get_method(name: str) -> dict:
-    """The config diff (``{"method": {...}, other sections}``) of a named method, plug-ins included."""
-    load_plugins()
-    if name not in METHODS:
-        raise ValueError(f"unknown method {name!r}; known: {', '.join(sorted(METHODS))}")
-    return {**PRESETS.get(name, {}), "method": {"name": name, **METHODS[name]}}
+    TERM_NAMES.add(name)
 
 
 def read_projection(path) -> list[torch.Tensor]:
@@ -236,10 +183,10 @@ class Objective(nn.Module):
         for stage in ("stage1", "stage2"):
             unknown = set(getattr(method, stage)) - set(TERMS)
             if unknown:
-                raise ValueError(f"config key 'method.{stage}' names unknown term(s) {sorted(unknown)}; "
+                raise ConfigError(f"config key 'method.{stage}' names unknown term(s) {sorted(unknown)}; "
                                  f"known: {sorted(TERMS)}")
             if task is None and any(w and TERMS[t].needs_logits for t, w in getattr(method, stage).items()):
-                raise ValueError(f"method.{stage}: general distillation has no labels or logits; only terms "
+                raise ConfigError(f"method.{stage}: general distillation has no labels or logits; only terms "
                                  f"without them may be weighted ({sorted(t for t in TERMS if not TERMS[t].needs_logits)})")
         stages = [s for s, used in (("stage1", method.stage_split > 0), ("stage2", method.stage_split < 1)) if used]
         self.used = [t for t in TERMS if any(self._weight(s, t) for s in stages)]
@@ -274,20 +221,20 @@ class Objective(nn.Module):
         run's ``objective.safetensors``). TinyBERT's task stage 1 goes on with the projection of its general
         distillation; a W of another shape, or none at all, is refused."""
         if not hasattr(self, "proj"):
-            raise ValueError(f"method.projection_init=student, but method {self.method.name!r} has no W to load")
+            raise ConfigError(f"method.projection_init=student, but method {self.method.name!r} has no W to load")
         if not Path(path).is_file():
-            raise ValueError(f"method.projection_init=student: no saved W at {path} (the run in model.student "
+            raise ConfigError(f"method.projection_init=student: no saved W at {path} (the run in model.student "
                              "trained none); set method.projection_init=new")
         saved = read_projection(path)
         have, need = [tuple(w.shape) for w in saved], [tuple(lin.weight.shape) for lin in self.proj]
         if have != need:
-            raise ValueError(f"method.projection_init=student: W in {path} has shapes {have}, this run needs "
+            raise ConfigError(f"method.projection_init=student: W in {path} has shapes {have}, this run needs "
                              f"{need} (method.projection and the student/teacher widths must match)")
         from safetensors.torch import load_file
         state = load_file(str(path))
         biases = [state.get(f"proj.{k}.bias") for k in range(len(saved))]
         if any((b is None) != (lin.bias is None) for b, lin in zip(biases, self.proj)):
-            raise ValueError(f"method.projection_init=student: W in {path} and this run disagree on a bias "
+            raise ConfigError(f"method.projection_init=student: W in {path} and this run disagree on a bias "
                              "(method.projection_bias must match the run W comes from)")
         with torch.no_grad():
             for lin, w, b in zip(self.proj, saved, biases):

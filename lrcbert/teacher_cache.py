@@ -25,6 +25,8 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
+from .config import ConfigError
+
 # terms whose teacher inputs the cache holds; a method weighting any other teacher term runs uncached
 CACHEABLE_TERMS = {"layer", "soft", "hard"}
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -54,8 +56,8 @@ def decide(cfg, train_lengths: list[int], teacher_config, layers: list[int], num
         return {"use": False, "reason": "train.teacher_cache is off", "estimate_bytes": est}
     if other:
         if mode == "on":
-            raise ValueError(f"config key 'train.teacher_cache' is 'on' but term(s) {other} need teacher outputs "
-                             "the cache does not hold")
+            raise ConfigError(f"config key 'train.teacher_cache' is 'on' but term(s) {other} need teacher outputs "
+                              "the cache does not hold")
         return {"use": False, "reason": f"term(s) {other} need uncached teacher outputs", "estimate_bytes": est}
     if mode == "on":
         return {"use": True, "reason": "train.teacher_cache is on", "estimate_bytes": est}

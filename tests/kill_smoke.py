@@ -9,7 +9,7 @@ until the number of finished runs (``metrics.json`` under runs/) reaches k/(kill
 count and a training run is in flight (a checkpoint without a metrics.json), then SIGKILLs Snakemake and every
 job it started. Each restart is ``snakemake --unlock`` then ``snakemake --rerun-incomplete``. At the end every
 table and result file must equal the undisturbed run's, except the timing outputs (Table 2, the inference
-timing, the benchmark) and images (their CSVs are compared). Exit status 0 when all match; the differences are
+timing, the benchmark, the deployment report) and images (their CSVs are compared). Exit status 0 when all match; the differences are
 printed otherwise.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = shutil.which("snakemake") or str(Path(sys.executable).parent / "snakemake")
-TIMING = {"table2.md", "inference_time.json", "bench.md", "bench.json"}
+TIMING = {"table2.md", "inference_time.json", "bench.md", "bench.json", "deployment.md", "deployment.json"}
 
 
 def workflow_copy(dest: Path) -> Path:

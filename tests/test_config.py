@@ -28,21 +28,135 @@ def test_yaml_file_then_overrides(tmp_path):
     cfg = load_config([f], ["train.epochs=5", "method.stage2={layer: 1, soft: 2, hard: 4}"])
     assert cfg.train.lr == 1e-4 and cfg.train.epochs == 5.0 and cfg.method.perturb is False
     assert cfg.method.stage2 == {"layer": 1, "soft": 2, "hard": 4}
+    assert type(cfg.train.epochs) is float and type(cfg.method.stage2["soft"]) is int     # weights kept as written
+
+
+def test_dotted_overrides_merge_into_mappings(tmp_path):
+    """Finding 2: a dotted key inside a mapping changes that entry only (the student stays 312 wide, stage 2 keeps
+    its layer and soft terms); a file, a whole mapping given by --set and a later override merge the same way."""
+    arch = dict(num_hidden_layers=1, hidden_size=312, intermediate_size=1200, num_attention_heads=12)
+    assert load_config(overrides=["model.student_arch.num_hidden_layers=1"]).model.student_arch == arch
+    assert load_config(overrides=["model.student_arch={num_hidden_layers: 1}"]).model.student_arch == arch
+    assert load_config(overrides=["method.stage2.hard=5"]).method.stage2 == {"layer": 1.0, "soft": 1.0, "hard": 5}
+    f = tmp_path / "c.yaml"
+    f.write_text("model: {student_arch: {num_hidden_layers: 1}}\nmethod:\n  stage2: {hard: 5}\n")
+    cfg = load_config([f], ["method.stage2.soft=0"])
+    assert cfg.model.student_arch == arch and cfg.method.stage2 == {"layer": 1.0, "soft": 0, "hard": 5}
+    # a preset is complete: the terms it leaves out weigh nothing, and overrides merge over the preset
+    general = load_config(overrides=["method.stage2.layer=2"], base={"method": METHODS["general"]}).method
+    assert general.stage1 == {"layer": 1.0} and general.stage2 == {"layer": 2}
+    # a run's saved config reads back as it was written (no merging with the defaults)
+    from lrcbert.config import config_from_dict
+    assert config_from_dict(load_config(base={"method": METHODS["general"]}).to_dict()).method.stage2 == {"layer": 1.0}
+
+
+def test_unknown_keys_inside_mappings():
+    with pytest.raises(ConfigError, match=r"unknown config key 'model.student_arch.num_hidden_layer'; did you mean 'num_hidden_layers'\? \(known here: "):
+        load_config(overrides=["model.student_arch.num_hidden_layer=1"])
+    with pytest.raises(ConfigError, match=r"unknown config key 'model.teacher_overrides.hidden'"):
+        load_config(base={"model": {"teacher_overrides": {"hidden": 3}}})
+    with pytest.raises(ConfigError, match=r"unknown config key 'method.stage2.hrad'; did you mean 'hard'\?.*hard, layer"):
+        load_config(overrides=["method.stage2.hrad=5"])
+    load_plugins()
+    assert load_config(overrides=["method.stage2.pkd=100"]).method.stage2["pkd"] == 100    # a plug-in's term
+
+
+def test_bert_arch_keys_are_bertconfigs_own():
+    import inspect
+    from typing import get_type_hints
+
+    from transformers import BertConfig
+
+    from lrcbert.config import BertArch
+    own = {n for n, p in inspect.signature(BertConfig.__init__).parameters.items() if p.kind is p.KEYWORD_ONLY}
+    assert set(get_type_hints(BertArch)) == own
+
+
+def test_term_names_are_the_registered_terms():
+    from lrcbert.objective import TERMS
+    from lrcbert.presets import TERM_NAMES
+    load_plugins()
+    assert TERM_NAMES == set(TERMS)
+
+
+def _numeric_keys():
+    """Every int or float key of the config (dotted), with its Python type, found by walking the dataclasses."""
+    import dataclasses
+    import typing
+
+    from lrcbert.config import Config
+
+    def walk(cls, prefix):
+        for f in dataclasses.fields(cls):
+            typ = typing.get_type_hints(cls)[f.name]
+            if dataclasses.is_dataclass(typ):
+                yield from walk(typ, f"{prefix}{f.name}.")
+            elif {int, float} & set(typing.get_args(typ) or (typ,)):
+                yield f"{prefix}{f.name}", float if float in (typing.get_args(typ) or (typ,)) else int
+    return list(walk(Config, ""))
+
+
+def test_numeric_keys_are_found():
+    keys = dict(_numeric_keys())
+    assert keys["train.seed"] is int and keys["train.lr"] is float and keys["train.max_steps"] is int
+    assert len(keys) >= 30
+
+
+@pytest.mark.parametrize("key, typ", _numeric_keys())
+def test_every_number_has_a_range(key, typ):
+    """Findings 7 and 9: no numeric key takes a negative value, and no float key takes NaN or infinity."""
+    bad = ["-1", "-0.5"] + ([".nan", ".inf", "-.inf"] if typ is float else ["1.5", "true"])
+    for value in bad:
+        with pytest.raises(ConfigError) as e:
+            load_config(overrides=[f"{key}={value}"])
+        assert f"config key '{key}'" in str(e.value) and f"--set {key}={value}" in str(e.value)
+        assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("override, message", [
+    (["train.max_steps=-1"], "config key 'train.max_steps' must be >= 1, got -1"),
+    (["train.epochs=.inf"], "config key 'train.epochs' must be a finite number, got inf"),
+    (["train.lr=nan"], "config key 'train.lr' must be a number, got 'nan'"),
+    (["train.lr=.nan"], "config key 'train.lr' must be a finite number, got nan"),
+    (["train.seed=-1"], "config key 'train.seed' must be >= 0, got -1"),
+    (["train.seed=4294967296"], "config key 'train.seed' must be <= 4294967295"),
+    (["model.student_arch.hidden_dropout_prob=1.5"], "'model.student_arch.hidden_dropout_prob' must be <= 1, got 1.5"),
+    (["model.student_arch.hidden_size=100"], "'model.student_arch.hidden_size' (100) must be a multiple of "
+                                             "num_attention_heads (12)"),
+    (["model.student_layers=[1, 0]"], "config key 'model.student_layers.1' must be >= 1, got 0"),
+    (["task=sst3"], "config key 'task': unknown task 'sst3'; known: cola, mnli,"),
+    (["method.stage2=5"], "config key 'method.stage2' must be a mapping, got 5"),
+    (["train=5"], "config key 'train' must be a mapping, got 5"),
+])
+def test_out_of_range_values_name_the_key_and_the_override(override, message):
+    with pytest.raises(ConfigError) as e:
+        load_config(overrides=override)
+    assert str(e.value).startswith(f"--set {override[0]}: ") and message in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_text_keys_take_numbers_as_written():
+    cfg = load_config(overrides=["data.path=2024", "model.teacher=1e-4", "task=rte"])
+    assert cfg.data.path == "2024" and cfg.model.teacher == "1e-4"
 
 
 @pytest.mark.parametrize("override, message", [
     (["train.lrr=1"], "unknown config key 'train.lrr'"),
     (["nosuch.key=1"], "unknown config key 'nosuch'"),
-    (["train.epochs=many"], "config key 'train.epochs' must be of type float"),
-    (["train.batch_size=1.5"], "config key 'train.batch_size' must be of type int"),
-    (["method.perturb=maybe"], "config key 'method.perturb' must be of type bool"),
+    (["train.epochs=many"], "config key 'train.epochs' must be a number, got 'many'"),
+    (["train.batch_size=1.5"], "config key 'train.batch_size' must be an integer, got 1.5"),
+    (["method.perturb=maybe"], "config key 'method.perturb' must be true or false, got 'maybe'"),
+    (["method.perturb=1"], "config key 'method.perturb' must be true or false, got 1"),
     (["method.layer_loss=l1"], "config key 'method.layer_loss' is 'l1'; allowed: cos_nce, mse"),
-    (["method.stage_split=1.5"], "config key 'method.stage_split' must lie in [0, 1]"),
-    (["method.stage2={soft: -1}"], "config key 'method.stage2.soft' must be a number >= 0"),
+    (["method.stage_split=1.5"], "config key 'method.stage_split' must be <= 1.0, got 1.5"),
+    (["method.stage2={soft: -1}"], "config key 'method.stage2.soft' must be >= 0, got -1"),
+    (["method.stage2={soft: .inf}"], "config key 'method.stage2.soft' must be a finite number, got inf"),
     (["train.batch_size=1"], "must be >= 2"),
     (["data.source=tsv"], "config key 'data.path' is required"),
     (["model.student_init=path"], "config key 'model.student' is required"),
-    (["train.lr"], "is not of the form key=value"),
+    (["train.lr"], "--set train.lr: not of the form key=value"),
+    (["train..lr=1"], "not of the form key=value"),
+    (["method.stage2={hard: 1"], "--set method.stage2={hard: 1: YAML syntax error"),
 ])
 def test_bad_values_name_the_key(override, message):
     with pytest.raises(ConfigError) as e:
@@ -50,13 +164,57 @@ def test_bad_values_name_the_key(override, message):
     assert message in str(e.value) and "\n" not in str(e.value)
 
 
-def test_bad_file_key_names_the_file(tmp_path):
+def test_bad_file_key_names_the_file_and_line(tmp_path):
     f = tmp_path / "bad.yaml"
     f.write_text("method:\n  temprature: 2\n")
-    with pytest.raises(ConfigError, match=r"bad.yaml: unknown config key 'method.temprature'"):
+    with pytest.raises(ConfigError, match=r"bad.yaml:2: unknown config key 'method.temprature'"):
+        load_config([f])
+    f.write_text("# lr\ntrain:\n  seed: 1\n  lr: -1e-4\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml:4: config key 'train.lr' must be > 0.0, got -0.0001$"):
         load_config([f])
     with pytest.raises(ConfigError, match="config file not found"):
         load_config([tmp_path / "missing.yaml"])
+    f.write_bytes(b"train: {lr: 1}\n# caf\xe9\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: not UTF-8 text"):
+        load_config([f])
+    f.write_text("- train\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: a config file must hold a mapping, got list"):
+        load_config([f])
+
+
+def test_repeated_yaml_keys_are_refused(tmp_path):
+    """Finding 7: a second ``train:`` block used to replace the first silently (its lr was lost)."""
+    f = tmp_path / "dup.yaml"
+    f.write_text("train:\n  lr: 1.0e-4\nmethod: {perturb: false}\ntrain:\n  epochs: 2\n")
+    with pytest.raises(ConfigError) as e:
+        load_config([f])
+    assert str(e.value) == (f"{f}:4: key 'train' is given twice (first on line 1); "
+                            "YAML would silently keep only the last")
+    f.write_text("method:\n  stage2: {layer: 1, soft: 1, layer: 2}\n")
+    with pytest.raises(ConfigError, match=r"dup.yaml:2: key 'layer' is given twice \(first on line 2\)"):
+        load_config([f])
+    from lrcbert.config import parse_yaml           # an anchor merged, then a key overridden, is no repeat
+    assert parse_yaml("a: &b {x: 1, y: 2}\nc: {<<: *b, x: 3}\n", "t")["c"] == {"x": 3, "y": 2}
+
+
+def test_yaml_syntax_errors_name_file_line_and_column(tmp_path):
+    f = tmp_path / "syntax.yaml"
+    f.write_text("train:\n  lr: 1e-4\n  epochs: [1, 2\n")
+    with pytest.raises(ConfigError) as e:
+        load_config([f])
+    assert str(e.value).startswith(f"{f}:4:1: YAML syntax error: ") and "\n" not in str(e.value)
+    f.write_text("train:\n  lr: 1e-4\n epochs: 2\n")
+    with pytest.raises(ConfigError, match=r"syntax.yaml:3:\d+: YAML syntax error: .*"):
+        load_config([f])
+
+
+def test_yaml_reads_exponents_as_numbers(tmp_path):
+    """YAML 1.1 reads 1e-4 as text; lrcbert reads it as the number it means, in files and overrides alike."""
+    f = tmp_path / "c.yaml"
+    f.write_text("train: {lr: 1e-4}\nmodel: {teacher_overrides: {layer_norm_eps: 1e-12}}\n")
+    cfg = load_config([f])
+    assert cfg.train.lr == 1e-4 and cfg.model.teacher_overrides == {"layer_norm_eps": 1e-12}
+    assert cfg.hash() == load_config([], ["train.lr=1.0e-4", "model.teacher_overrides.layer_norm_eps=1.0e-12"]).hash()
 
 
 def test_hash_changes_with_any_key():

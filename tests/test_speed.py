@@ -1,6 +1,6 @@
 """Correctness of the speed features (their speed is measured by ``lrcbert bench``, never tested):
-length-grouped sampling, padding invariance of training and evaluation, the teacher-output cache and
-COS-NCE negatives gathered across processes."""
+length-grouped sampling, padding invariance of training and evaluation, the teacher-output cache,
+COS-NCE negatives gathered across processes, and the benchmark's own statistics and floor."""
 import csv
 
 import numpy as np
@@ -197,3 +197,64 @@ def test_in_batch_cos_nce_offset_equals_explicit_negatives():
     negatives = torch.stack([torch.cat([t[:2 + b], t[3 + b:]]) for b in range(3)])
     torch.testing.assert_close(losses.in_batch_cos_nce(s, t, offset=2),
                                losses.cos_nce(s, t[2:5], negatives))
+
+
+# ------------------------------------------------------------------------------------- lrcbert bench's statistics
+def test_ratio_of_medians_with_bootstrap_interval_by_hand():
+    from lrcbert.bench import ratio
+    r = ratio([2.0, 4.0, 6.0], [1.0, 2.0, 2.0])
+    assert r["ratio"] == 4.0 / 2.0 and (r["round_min"], r["round_max"], r["rounds"]) == (2.0, 3.0, 3)
+    lo, hi = r["ci95"]
+    # every resample's ratio of medians lies between the smallest and largest such ratio of 3 pairs
+    assert 1.0 <= lo <= r["ratio"] <= hi <= 6.0
+    assert ratio([3.0] * 4, [1.5] * 4)["ci95"] == [2.0, 2.0]        # no spread, no interval
+    assert ratio([2.0, 4.0, 6.0], [1.0, 2.0, 2.0]) == r              # seeded: the same interval each time
+
+
+def test_timed_interleaves_and_drops_warmup():
+    from lrcbert.bench import timed
+    calls = []
+    t = timed({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, repeats=4, warmup=2)
+    assert calls == ["a", "b"] * 6 and len(t["a"]) == len(t["b"]) == 4 and min(t["a"]) >= 0.0
+
+
+def test_verdicts_use_the_interval_and_quick_mode_is_not_judged():
+    from lrcbert.bench import markdown, verdict
+    r = {"distill_step_over_floor": {"ratio": 1.02, "ci95": [1.0, 1.05]}}
+    assert verdict(r, "distill_step_over_floor") == "met"
+    r["distill_step_over_floor"]["ci95"] = [1.2, 1.3]
+    assert verdict(r, "distill_step_over_floor") == "NOT met"
+    r["distill_step_over_floor"]["ci95"] = [1.05, 1.2]
+    assert verdict(r, "distill_step_over_floor").startswith("undecided")
+    assert verdict({"cached_teacher_speedup": {"ratio": 2.0, "ci95": [1.5, 2.5]}}, "cached_teacher_speedup") == "NOT met"
+    quick = {**r, "quick": True, "device": "cpu", "threads": 1, "teacher_arch": {}, "student_arch": {}}
+    assert verdict(quick, "distill_step_over_floor") == "not judged (quick)"
+    md = markdown(quick)
+    assert "NOT met" not in md
+    assert "Quick mode: the targets are not judged" in md and "fixed per-call" in md
+
+
+def test_bench_floor_computes_the_engine_step(tokenizer, tmp_path):
+    """The floor is the same work as Trainer.train_step: the same loss and the same parameter gradients
+    (both passes, every term, W, clipping), without the engine's book-keeping."""
+    from lrcbert.bench import floor_step
+    tr = make_trainer(tokenizer, tmp_path, method={"stage_split": 0.0}, train={"grad_clip": 1.0})
+    batch = next(iter(tr.loader))
+    named = list(tr.student.named_parameters()) + [(f"obj.{n}", p) for n, p in tr.objective.named_parameters()]
+    grads = {}
+
+    class Capture:
+        def step(self):
+            grads["floor"] = {n: p.grad.clone() for n, p in named if p.grad is not None}
+
+        def zero_grad(self, set_to_none=True):
+            for _, p in named:
+                p.grad = None
+    loss = floor_step(tr, batch, Capture())()
+    tr.optimizer.step = lambda *a, **k: grads.update(engine={n: p.grad.clone() for n, p in named if p.grad is not None})
+    tr.step = tr.total_steps - 1
+    record = tr.train_step(batch)
+    assert record["total"] == pytest.approx(loss.item(), rel=1e-6)
+    assert set(grads["floor"]) == set(grads["engine"]) and any(n.startswith("obj.proj") for n in grads["floor"])
+    for n, g in grads["engine"].items():
+        torch.testing.assert_close(grads["floor"][n], g, atol=1e-7, rtol=1e-5)

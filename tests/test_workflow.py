@@ -167,7 +167,7 @@ def test_dry_run_smoke_config_exercises_every_rule_but_the_downloads(wf):
     counts = job_counts(res.stdout)
     expected = {"make_synthetic", "teacher_finetune", "teacher_select", "general_distill", "augment",
                 "intermediate_distill", "task_distill", "collect_dev", "submission", "inference_time", "table1",
-                "table2", "bench", "default", "sweep_distill", "sweep_table", "table3", "table4", "case_stats",
+                "table2", "bench", "deployment", "default", "sweep_distill", "sweep_table", "table3", "table4", "case_stats",
                 "table5", "figure5", "robustness_eval", "robustness_table"}
     assert set(counts) - {"total"} == expected
     # one seed; LRC-BERT1's 2-value lr grid and LRC-BERT on 8 tasks, the five baselines on RTE and STS-B, the
