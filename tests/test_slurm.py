@@ -128,12 +128,14 @@ def test_reduced_dag_on_slurm_survives_usr1_and_requeue_with_local_metrics(clust
     log = open(log_path, "w")
     proc = subprocess.Popen(snakemake_cmd(*slurm_args(), "--configfile", *CONFIGS, "--", TARGET), cwd=remote,
                             env=env, stdout=log, stderr=subprocess.STDOUT)
-    # meanwhile, in a workflow of its own: a job that fails for a real reason (a teacher width of 64 is not a
-    # multiple of 5 heads) must be submitted once and fail once, with its message
+    # meanwhile, in a workflow of its own: a job that fails for a real reason (its run folder holds a run of
+    # another configuration, which only the job itself can see) must be submitted once and fail once, with its message
     bad_wf = workflow_copy(tmp_path / "bad")
-    (tmp_path / "bad.yaml").write_text("teacher: {overrides: {num_attention_heads: 5}}\n")
+    foreign = bad_wf / "runs/teacher/mrpc/lr0.005"
+    (foreign / "checkpoints").mkdir(parents=True)
+    (foreign / "config.yaml").write_text("config_hash: 000000000000\n")
     bad_log = open(tmp_path / "bad.log", "w")
-    bad_proc = subprocess.Popen(snakemake_cmd(*slurm_args(), "--configfile", *CONFIGS, str(tmp_path / "bad.yaml"),
+    bad_proc = subprocess.Popen(snakemake_cmd(*slurm_args(), "--configfile", *CONFIGS,
                                               "--", "runs/teacher/mrpc/lr0.005/metrics.json"),
                                 cwd=bad_wf, env=env, stdout=bad_log, stderr=subprocess.STDOUT)
     try:
@@ -208,7 +210,7 @@ def test_reduced_dag_on_slurm_survives_usr1_and_requeue_with_local_metrics(clust
     submissions = re.findall(r"has been submitted with SLURM jobid (\d+) \(log: \S*rule_teacher_finetune", out)
     assert bad_rc != 0
     assert len(submissions) == 1, out[-4000:]
-    assert "lrcbert: error:" in out and "attention heads" in out, out[-4000:]
+    assert "lrcbert: error:" in out and "another configuration" in out, out[-4000:]
     message = next(line for line in out.splitlines() if "lrcbert: error:" in line)
     say(f"bad configuration: 1 submission (job {submissions[0]}), failed once: {message.strip()}")
     say(f"all done after {time.time() - start:.0f} s")
