@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DistributedDataParallelKwargs, set_seed
+from accelerate.utils import DistributedDataParallelKwargs, gather_object, set_seed
 from tqdm.auto import tqdm
 
 from . import checkpoint, tracking
@@ -128,9 +128,11 @@ class Trainer:
         t = cfg.train
         # some parameters get no gradient in some steps (the head during stage 1, W under the hard loss only)
         ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
+        # step_scheduler_with_optimizer=False: the schedule below counts global steps (one per step of every
+        # process); accelerate would otherwise step it once per process, decaying the lr N times too fast
         self.accelerator = Accelerator(mixed_precision=t.mixed_precision, cpu=not torch.cuda.is_available(),
-                                       kwargs_handlers=[ddp], log_with=tracking.log_with(t.report_to),
-                                       project_dir=str(self.run_dir))
+                                       kwargs_handlers=[ddp], step_scheduler_with_optimizer=False,
+                                       log_with=tracking.log_with(t.report_to), project_dir=str(self.run_dir))
         set_seed(t.seed)
         world = self.accelerator.num_processes
         if len(train_set) < t.batch_size * world:
@@ -178,9 +180,13 @@ class Trainer:
     def save_checkpoint(self) -> Path | None:
         self.accelerator.wait_for_everyone()
         path = None
+        # every process's RNG state (dropout streams differ between processes), so a resume continues each one
+        rng_ranks = gather_object([checkpoint.rng_state()]) if self.accelerator.num_processes > 1 else None
         if self.accelerator.is_main_process:
             trainer_state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                              "rng": checkpoint.rng_state()}
+            if rng_ranks is not None:
+                trainer_state["rng_ranks"] = rng_ranks
             path = checkpoint.save(self.ckpt_dir, self.step, self._modules(), trainer_state,
                                    {"total_steps": self.total_steps, "bad_steps": self.bad_steps,
                                     "train_seconds": self.train_seconds},
@@ -195,7 +201,9 @@ class Trainer:
         trainer_state, state = checkpoint.load(path, self._modules())
         self.optimizer.load_state_dict(trainer_state["optimizer"])
         self.scheduler.load_state_dict(trainer_state["scheduler"])
-        checkpoint.set_rng_state(trainer_state["rng"])
+        ranks = trainer_state.get("rng_ranks")
+        same_world = ranks is not None and len(ranks) == self.accelerator.num_processes
+        checkpoint.set_rng_state(ranks[self.accelerator.process_index] if same_world else trainer_state["rng"])
         self.step = int(state["step"])
         self.bad_steps = int(state.get("bad_steps", 0))
         self.train_seconds = float(state.get("train_seconds", 0.0))
@@ -284,10 +292,16 @@ class Trainer:
             self.optimizer.step()
             self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        record["bad_steps"] = self.bad_steps
         record.update({t: v.item() for t, v in terms.items()})
-        record.update({f"w_{t}": w for t, w in weights.items()})
         record["total"] = total.item()
+        if self.accelerator.num_processes > 1:
+            # the losses of the global batch: the mean over the processes (their local batches are equally large,
+            # so for per-example losses this is what one process on the whole global batch would log)
+            keys = list(record)
+            values = torch.tensor([record[k] for k in keys], dtype=torch.float64, device=self.accelerator.device)
+            record = dict(zip(keys, self.accelerator.reduce(values, "mean").tolist()))
+        record["bad_steps"] = self.bad_steps
+        record.update({f"w_{t}": w for t, w in weights.items()})
         return record
 
     def _diverged(self, what: str, terms: dict):

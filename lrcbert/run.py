@@ -123,7 +123,8 @@ def _prepare_folder(cfg, out: Path) -> bool:
                                f"(hash {old.get('config_hash')} vs {cfg.hash()}); use another folder or delete it")
         elif (out / "metrics.json").is_file():
             return True
-    atomic_write_text(cfg_file, yaml.safe_dump({"config_hash": cfg.hash(), **cfg.to_dict()}, sort_keys=False))
+    if int(os.environ.get("RANK", "0")) == 0:    # one writer per folder (the others of a launch only read)
+        atomic_write_text(cfg_file, yaml.safe_dump({"config_hash": cfg.hash(), **cfg.to_dict()}, sort_keys=False))
     return False
 
 
@@ -166,7 +167,8 @@ def _run(cfg, out: Path, kind: str) -> dict:
     if _prepare_folder(cfg, out):
         log.info("%s: already finished with this configuration; nothing to do", out)
         return json.loads((out / "metrics.json").read_text())
-    _clean_stale(out)
+    if int(os.environ.get("RANK", "0")) == 0:    # the other processes' writes must not be taken for stale ones
+        _clean_stale(out)
     start = time.time()
     log.info("%s run, method %s, config hash %s, seed %d: %s", kind, cfg.method.name, cfg.hash(), cfg.train.seed, out)
     load_plugins()                  # baseline terms and attention implementations, before any model is built

@@ -130,8 +130,8 @@ rule case_stats:
     threads: THREADS
     resources:
         gpu=GPU,
-        mem_mb=mem_mb("distill"),
-        runtime=lambda wildcards, attempt: int(R["runtime"].get("default", 30)) * attempt,
+        mem_mb=mem_mb("evaluate"),
+        runtime=runtime("evaluate"),
     conda:
         "../envs/lrcbert.yaml"
     shell:
@@ -209,8 +209,8 @@ rule robustness_eval:
     threads: THREADS
     resources:
         gpu=GPU,
-        mem_mb=mem_mb("distill"),
-        runtime=lambda wildcards, attempt: int(R["runtime"].get("default", 30)) * attempt,
+        mem_mb=mem_mb("evaluate"),
+        runtime=runtime("evaluate"),
     conda:
         "../envs/lrcbert.yaml"
     shell:

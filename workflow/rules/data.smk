@@ -53,7 +53,7 @@ elif D["source"] == "synthetic":
         resources:
             gpu=0,
             mem_mb=mem_mb("default"),
-            runtime=R["runtime"].get("default", 30),
+            runtime=runtime("default"),
         conda:
             "../envs/lrcbert.yaml"
         shell:

@@ -30,8 +30,8 @@ rule deployment:
         jsonget=JSONGET,
     threads: DEPLOY["threads"]
     resources:
-        mem_mb=mem_mb("timing"),
-        runtime=lambda wildcards, attempt: int(R["runtime"].get("timing", 30)) * attempt,
+        mem_mb=mem_mb("evaluate"),
+        runtime=runtime("evaluate"),
     conda:
         "../envs/lrcbert.yaml"
     shell:

@@ -19,12 +19,12 @@ rule general_distill:
         run=subpath(output[0], parent=True),
         sets=lambda wildcards: set_args(general_sets(wildcards.student)),
         method=lambda wildcards: general_method(wildcards.student),
-        launch=LAUNCH,
+        launch=TRAIN_LAUNCH,
     threads: THREADS
     resources:
-        gpu=GPU,
+        gpu=GPUS,
         mem_mb=mem_mb("general"),
-        runtime=lambda wildcards, attempt: int(R["runtime"].get("general", 60)) * attempt,
+        runtime=runtime("general"),
     conda:
         "../envs/lrcbert.yaml"
     shell:
@@ -70,11 +70,11 @@ rule intermediate_distill:
         run=subpath(output[0], parent=True),
         sets=lambda wildcards: set_args(intermediate_sets(wildcards.system, wildcards.task, int(wildcards.seed))),
         method=lambda wildcards: intermediate_method(wildcards.system),
-        launch=LAUNCH,
+        launch=TRAIN_LAUNCH,
         jsonget=JSONGET,
     threads: THREADS
     resources:
-        gpu=GPU,
+        gpu=GPUS,
         mem_mb=mem_mb("intermediate"),
         runtime=runtime("intermediate"),
     conda:
@@ -99,11 +99,11 @@ rule task_distill:
         method=lambda wildcards: SYSTEMS[wildcards.system]["method"],
         sets=lambda wildcards: set_args(distill_sets(wildcards.system, wildcards.task, int(wildcards.seed),
                                                      wildcards.lr)),
-        launch=LAUNCH,
+        launch=TRAIN_LAUNCH,
         jsonget=JSONGET,
     threads: THREADS
     resources:
-        gpu=GPU,
+        gpu=GPUS,
         mem_mb=mem_mb("distill"),
         runtime=runtime("distill"),
     conda:

@@ -34,8 +34,8 @@ rule forecast:
     threads: THREADS
     resources:
         gpu=GPU,
-        mem_mb=mem_mb("distill"),
-        runtime=lambda wildcards, attempt: int(R["runtime"].get("default", 30)) * attempt,
+        mem_mb=mem_mb("evaluate"),   # a few steps of each architecture, one at a time: no whole training set
+        runtime=runtime("evaluate"),
     conda:
         "../envs/lrcbert.yaml"
     shell:

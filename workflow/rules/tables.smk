@@ -54,8 +54,8 @@ rule inference_time:
     threads: THREADS
     resources:
         gpu=GPU,
-        mem_mb=mem_mb("timing"),
-        runtime=lambda wildcards, attempt: int(R["runtime"].get("timing", 30)) * attempt,
+        mem_mb=mem_mb("evaluate"),
+        runtime=runtime("evaluate"),
     conda:
         "../envs/lrcbert.yaml"
     shell:

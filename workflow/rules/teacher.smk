@@ -15,10 +15,10 @@ rule teacher_finetune:
     params:
         run=subpath(output[0], parent=True),
         sets=lambda wildcards: set_args(TEACHER_SETS, {"train.lr": num(wildcards.lr)}),
-        launch=LAUNCH,
+        launch=TRAIN_LAUNCH,
     threads: THREADS
     resources:
-        gpu=GPU,
+        gpu=GPUS,
         mem_mb=mem_mb("teacher"),
         runtime=runtime("teacher"),
     conda:
@@ -44,8 +44,8 @@ rule teacher_evaluate:
     threads: THREADS
     resources:
         gpu=GPU,
-        mem_mb=mem_mb("teacher"),
-        runtime=runtime("default"),
+        mem_mb=mem_mb("evaluate"),
+        runtime=runtime("evaluate"),
     conda:
         "../envs/lrcbert.yaml"
     shell:
