@@ -80,8 +80,8 @@ class BertArch(TypedDict, total=False):
 
 @dataclass(config=STRICT)
 class DataConfig:
-    source: Literal["hub", "tsv", "synthetic"] = "synthetic"
-    path: str | None = None            # GLUE folder (tsv, synthetic) ; synthetic data is generated there if absent
+    source: Literal["hub", "tsv", "synthetic"] = "hub"    # the same default as the workflow (config/config.yaml)
+    path: str | None = None            # GLUE folder (tsv) or generated folder (synthetic: made by `lrcbert make-synthetic`)
     hub_id: str = "nyu-mll/glue"       # data set id for source=hub
     synthetic_seed: Seed = 0           # seed of generated data (source=synthetic)
     max_length: Annotated[int, Field(ge=8, le=512)] = 128   # tokens per example (pair tasks: both sentences)
@@ -500,6 +500,11 @@ def validate(cfg: Config, origin: dict | None = None) -> Config:
                         f"num_attention_heads ({arch['num_attention_heads']})")
     if cfg.data.source in ("tsv",) and not cfg.data.path:
         raise _fail(origin, "data.source", "config key 'data.path' is required when data.source is 'tsv'")
+    if cfg.data.source == "hub" and cfg.data.path:
+        # a folder given with the hub source would be ignored: the run would read the hub, not the user's folder
+        raise _fail(origin, "data.path", f"config key 'data.path' is {cfg.data.path!r} but data.source is 'hub', "
+                    "which does not read it; set data.source=tsv for a GLUE folder (or synthetic for a folder "
+                    "made by lrcbert make-synthetic)")
     if model.student_init == "path" and not model.student:
         raise _fail(origin, "model.student_init",
                     "config key 'model.student' is required when model.student_init is 'path'")

@@ -136,7 +136,7 @@ def test_out_of_range_values_name_the_key_and_the_override(override, message):
 
 
 def test_text_keys_take_numbers_as_written():
-    cfg = load_config(overrides=["data.path=2024", "model.teacher=1e-4", "task=rte"])
+    cfg = load_config(overrides=["data.source=tsv", "data.path=2024", "model.teacher=1e-4", "task=rte"])
     assert cfg.data.path == "2024" and cfg.model.teacher == "1e-4"
 
 
@@ -243,3 +243,11 @@ def test_presets_are_diffs_of_known_keys():
         for k, v in diff.items():
             assert getattr(cfg.method, k) == v, (name, k)
     assert load_config(base={"method": METHODS["finetune"]}).method.perturb is False
+
+
+def test_a_folder_with_the_hub_source_is_refused_not_ignored():
+    # the package default is the hub (as the workflow's); a folder given with it would be silently not read
+    assert load_config(overrides=["task=rte"]).data.source == "hub"
+    with pytest.raises(ConfigError, match=r"--set data.path=/my/glue: config key 'data.path' .* data.source is 'hub'"):
+        load_config(overrides=["task=rte", "data.path=/my/glue"])
+    assert load_config(overrides=["task=rte", "data.source=tsv", "data.path=/my/glue"]).data.path == "/my/glue"
