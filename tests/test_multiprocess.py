@@ -17,6 +17,7 @@
 
 Slow (about a minute of CPU per 2-process run): it runs with LRCBERT_INFRA_TESTS=1 (.ci/run sets it).
 """
+
 import csv
 import json
 import os
@@ -32,15 +33,22 @@ from conftest import MINILM, STUDENT, finetune_teacher
 
 ROOT = Path(__file__).resolve().parents[1]
 WITH_GPU = ROOT / "workflow" / "scripts" / "with_gpu.py"
-WAIT = 600     # seconds: upper bound of one run, so that a hang fails the test instead of blocking CI
+WAIT = 600  # seconds: upper bound of one run, so that a hang fails the test instead of blocking CI
 
-pytestmark = pytest.mark.skipif(os.environ.get("LRCBERT_INFRA_TESTS") != "1",
-                                reason="multi-process runs: set LRCBERT_INFRA_TESTS=1 (minutes)")
+pytestmark = pytest.mark.skipif(
+    os.environ.get("LRCBERT_INFRA_TESTS") != "1", reason="multi-process runs: set LRCBERT_INFRA_TESTS=1 (minutes)"
+)
 
 
 def env():
-    e = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-         "PYTHONPATH": str(ROOT), "LRCBERT_GPU_IDS": ""}
+    e = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "PYTHONPATH": str(ROOT),
+        "LRCBERT_GPU_IDS": "",
+    }
     e.pop("SLURM_JOB_ID", None)
     return e
 
@@ -48,6 +56,7 @@ def env():
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     from lrcbert.synthetic import make_synthetic
+
     base = tmp_path_factory.mktemp("mp")
     make_synthetic(base / "glue", seed=0, sizes={"train": 64, "dev": 48, "test": 16}, corpus_lines=50)
     teacher = finetune_teacher(base / "glue", base / "teacher", task="sst2", max_steps=8)
@@ -58,10 +67,22 @@ def distill_cmd(glue, teacher, out, processes, batch, steps, dropout):
     arch = dict(STUDENT)
     if not dropout:
         arch.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-    sets = {"data.source": "tsv", "data.path": str(glue), "data.max_length": 64, "model.teacher": str(teacher),
-            "model.student_arch": json.dumps(arch), "train.batch_size": batch, "train.max_steps": steps,
-            "train.lr": 1e-3, "train.seed": 3, "train.eval_batch_size": 32, "train.checkpoint_every": 4,
-            "train.teacher_cache": '"on"', "method.perturb": "true", "method.gather_negatives": "true"}
+    sets = {
+        "data.source": "tsv",
+        "data.path": str(glue),
+        "data.max_length": 64,
+        "model.teacher": str(teacher),
+        "model.student_arch": json.dumps(arch),
+        "train.batch_size": batch,
+        "train.max_steps": steps,
+        "train.lr": 1e-3,
+        "train.seed": 3,
+        "train.eval_batch_size": 32,
+        "train.checkpoint_every": 4,
+        "train.teacher_cache": '"on"',
+        "method.perturb": "true",
+        "method.gather_negatives": "true",
+    }
     cmd = [sys.executable, "-m", "lrcbert", "distill", "--method", "lrcbert", "--task", "sst2", "--out", str(out)]
     for k, v in sets.items():
         cmd += ["--set", f"{k}={v}"]
@@ -95,7 +116,7 @@ def test_two_processes_equal_one_process_with_the_same_global_batch(setup):
     assert [r["step"] for r in a] == [r["step"] for r in b] == [str(s) for s in range(1, 13)]
     columns = ["total", "loss_clean", "layer", "soft", "hard"]
     for ra, rb in zip(a, b):
-        for c in columns:      # a term not computed in a stage is logged empty, by both
+        for c in columns:  # a term not computed in a stage is logged empty, by both
             assert (ra[c] == "") == (rb[c] == ""), (ra["step"], c, ra[c], rb[c])
             if ra[c]:
                 assert float(rb[c]) == pytest.approx(float(ra[c]), rel=1e-4, abs=1e-5), (ra["step"], c, ra[c], rb[c])
@@ -107,13 +128,16 @@ def test_two_processes_equal_one_process_with_the_same_global_batch(setup):
     assert mb["accuracy"] == pytest.approx(ma["accuracy"], abs=1e-9)
     # the trained students themselves (a stronger check than a dev accuracy of 48 examples)
     from safetensors.torch import load_file
+
     wa, wb = (load_file(str(d / "model" / "model.safetensors")) for d in (one, two))
     assert wa.keys() == wb.keys()
     for k in wa:
         torch.testing.assert_close(wb[k], wa[k], rtol=1e-4, atol=1e-5, msg=k)
-    print(f"\n[multiprocess] 12 steps, 1 x 16 vs 2 x 8: max |loss diff| "
-          f"{max(abs(float(ra[c]) - float(rb[c])) for ra, rb in zip(a, b) for c in columns if ra[c]):.2e}; "
-          f"dev accuracy {ma['accuracy']:.4f} vs {mb['accuracy']:.4f}")
+    print(
+        f"\n[multiprocess] 12 steps, 1 x 16 vs 2 x 8: max |loss diff| "
+        f"{max(abs(float(ra[c]) - float(rb[c])) for ra, rb in zip(a, b) for c in columns if ra[c]):.2e}; "
+        f"dev accuracy {ma['accuracy']:.4f} vs {mb['accuracy']:.4f}"
+    )
 
 
 def rank_pids(launcher: int) -> dict[int, int]:
@@ -158,7 +182,7 @@ def test_kill_one_rank_stops_the_job_and_the_rerun_resumes_to_the_uninterrupted_
         ranks = rank_pids(proc.pid)
         assert proc.poll() is None and set(ranks) == {0, 1}, (ranks, proc.poll())
         os.kill(ranks[1], signal.SIGKILL)
-        out, _ = proc.communicate(timeout=WAIT)     # bounded: a hang fails here
+        out, _ = proc.communicate(timeout=WAIT)  # bounded: a hang fails here
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -166,8 +190,9 @@ def test_kill_one_rank_stops_the_job_and_the_rerun_resumes_to_the_uninterrupted_
     assert proc.returncode != 0, out[-3000:]
     assert at < steps and not (killed / "metrics.json").exists()
     assert list((killed / "checkpoints").glob("step-*")), "no checkpoint before the kill"
-    print(f"\n[multiprocess] rank 1 killed (SIGKILL) at step ~{at}: the launcher stopped the job, "
-          f"exit {proc.returncode}")
+    print(
+        f"\n[multiprocess] rank 1 killed (SIGKILL) at step ~{at}: the launcher stopped the job, exit {proc.returncode}"
+    )
 
     r = run(cmd, base / "resumed.log")
     assert r.returncode == 0, r.stderr[-3000:]
@@ -177,25 +202,47 @@ def test_kill_one_rank_stops_the_job_and_the_rerun_resumes_to_the_uninterrupted_
     ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (ref, killed))
     assert ma["splits"] == mb["splits"]
     assert (ref / "model" / "model.safetensors").read_bytes() == (killed / "model" / "model.safetensors").read_bytes()
-    print(f"[multiprocess] rerun: {resumed_line.strip()}; losses.csv, metrics and model equal to the uninterrupted "
-          f"2-process run (dev accuracy {mb['splits']['sst2']['accuracy']:.4f})")
+    print(
+        f"[multiprocess] rerun: {resumed_line.strip()}; losses.csv, metrics and model equal to the uninterrupted "
+        f"2-process run (dev accuracy {mb['splits']['sst2']['accuracy']:.4f})"
+    )
 
 
 def test_workflow_launches_a_run_on_gpus_per_run_processes(tmp_path):
     sys.path.insert(0, str(ROOT / "tests"))
     from kill_smoke import workflow_copy
+
     wf = workflow_copy(tmp_path / "wf")
     over = tmp_path / "over.yaml"
     over.write_text("resources: {gpus_per_run: 2}\n")
     snakemake = Path(sys.executable).parent / "snakemake"
-    res = subprocess.run([str(snakemake), "-n", "-p", "--cores", "2", "--configfile", "config/smoke.yaml", str(over),
-                          "--", "runs/lrcbert/rte/seed1/lr0.001/metrics.json"], cwd=wf, env=env(),
-                         capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [
+            str(snakemake),
+            "-n",
+            "-p",
+            "--cores",
+            "2",
+            "--configfile",
+            "config/smoke.yaml",
+            str(over),
+            "--",
+            "runs/lrcbert/rte/seed1/lr0.001/metrics.json",
+        ],
+        cwd=wf,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     text = res.stdout
     blocks = text.split("\nrule ")
-    train = [b for b in blocks if b.startswith(("task_distill:", "general_distill:", "intermediate_distill:",
-                                                 "teacher_finetune:"))]
+    train = [
+        b
+        for b in blocks
+        if b.startswith(("task_distill:", "general_distill:", "intermediate_distill:", "teacher_finetune:"))
+    ]
     assert len(train) >= 3
     for b in train:
         assert "--processes 2 --" in b, b
@@ -204,6 +251,7 @@ def test_workflow_launches_a_run_on_gpus_per_run_processes(tmp_path):
     # with_gpu turns the command into a 2-process accelerate launch
     sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
     from with_gpu import accelerate_command
+
     cmd = accelerate_command(["python", "-m", "lrcbert", "distill", "--task", "rte"], 2)
     assert cmd[1:3] == ["-m", "accelerate.commands.launch"]
     assert cmd[cmd.index("--num_processes") + 1] == "2" and "--multi_gpu" in cmd

@@ -11,6 +11,7 @@ Where SLURM cannot be installed (no root, no apt-get) it skips, saying why, exce
 fails. Run with `pytest -s` to see the progress lines (submissions, signals, resumes, metrics). The last test (job
 sizes from dry runs, seconds) always runs.
 """
+
 import csv
 import json
 import os
@@ -29,12 +30,14 @@ CLUSTER = ROOT / "tests" / "slurm" / "cluster.sh"
 OVERLAY = ROOT / "tests" / "slurm" / "config.yaml"
 CONFIGS = ["config/smoke.yaml", str(OVERLAY)]
 TARGET = "results/table1.md"
-RUN = "runs/lrcbert/mrpc/seed1/lr0.001"          # the LRC-BERT task distillation of the overlay
+RUN = "runs/lrcbert/mrpc/seed1/lr0.001"  # the LRC-BERT task distillation of the overlay
 RUN_LOG = "logs/distill/lrcbert/mrpc/seed1/lr0.001.log"
-WAIT = 900   # seconds: an upper bound for each wait, so that a broken cluster fails the test instead of hanging it
+WAIT = 900  # seconds: an upper bound for each wait, so that a broken cluster fails the test instead of hanging it
 
-slow = pytest.mark.skipif(os.environ.get("LRCBERT_INFRA_TESTS") != "1",
-                          reason="SLURM cluster test: set LRCBERT_INFRA_TESTS=1 (needs root; minutes)")
+slow = pytest.mark.skipif(
+    os.environ.get("LRCBERT_INFRA_TESTS") != "1",
+    reason="SLURM cluster test: set LRCBERT_INFRA_TESTS=1 (needs root; minutes)",
+)
 
 
 def say(msg):
@@ -42,8 +45,14 @@ def say(msg):
 
 
 def env_for(extra=None):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-           "PYTHONPATH": str(ROOT), **(extra or {})}
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "PYTHONPATH": str(ROOT),
+        **(extra or {}),
+    }
     for var in ("LRCBERT_SLURM_ACCOUNT", "LRCBERT_SLURM_PARTITION", "LRCBERT_SLURM_GPU_PARTITION"):
         env.pop(var, None)
     return env
@@ -111,8 +120,17 @@ def wait_for(what, predicate, proc=None, log=None, poll=1.0):
 
 
 def slurm_args():
-    return ["--workflow-profile", "profiles/slurm", "--slurm-status-command", "squeue", "--slurm-no-account",
-            "--slurm-init-seconds-before-status-checks", "2", "--latency-wait", "5"]
+    return [
+        "--workflow-profile",
+        "profiles/slurm",
+        "--slurm-status-command",
+        "squeue",
+        "--slurm-no-account",
+        "--slurm-init-seconds-before-status-checks",
+        "2",
+        "--latency-wait",
+        "5",
+    ]
 
 
 @slow
@@ -122,12 +140,22 @@ def test_reduced_dag_on_slurm_survives_usr1_and_requeue_with_local_metrics(clust
     start = time.time()
     # the reference: the same target run locally, at the same time (it shares the CPUs with the cluster's jobs)
     local_log = open(tmp_path / "local.log", "w")
-    local_proc = subprocess.Popen(snakemake_cmd("--cores", "1", "--configfile", *CONFIGS, "--", TARGET),
-                                  cwd=local, env=env_for(), stdout=local_log, stderr=subprocess.STDOUT)
+    local_proc = subprocess.Popen(
+        snakemake_cmd("--cores", "1", "--configfile", *CONFIGS, "--", TARGET),
+        cwd=local,
+        env=env_for(),
+        stdout=local_log,
+        stderr=subprocess.STDOUT,
+    )
     log_path = tmp_path / "slurm.log"
     log = open(log_path, "w")
-    proc = subprocess.Popen(snakemake_cmd(*slurm_args(), "--configfile", *CONFIGS, "--", TARGET), cwd=remote,
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        snakemake_cmd(*slurm_args(), "--configfile", *CONFIGS, "--", TARGET),
+        cwd=remote,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     # meanwhile, in a workflow of its own: a job that fails for a real reason (its run folder holds a run of
     # another configuration, which only the job itself can see) must be submitted once and fail once, with its message
     bad_wf = workflow_copy(tmp_path / "bad")
@@ -135,15 +163,20 @@ def test_reduced_dag_on_slurm_survives_usr1_and_requeue_with_local_metrics(clust
     (foreign / "checkpoints").mkdir(parents=True)
     (foreign / "config.yaml").write_text("config_hash: 000000000000\n")
     bad_log = open(tmp_path / "bad.log", "w")
-    bad_proc = subprocess.Popen(snakemake_cmd(*slurm_args(), "--configfile", *CONFIGS,
-                                              "--", "runs/teacher/mrpc/lr0.005/metrics.json"),
-                                cwd=bad_wf, env=env, stdout=bad_log, stderr=subprocess.STDOUT)
+    bad_proc = subprocess.Popen(
+        snakemake_cmd(*slurm_args(), "--configfile", *CONFIGS, "--", "runs/teacher/mrpc/lr0.005/metrics.json"),
+        cwd=bad_wf,
+        env=env,
+        stdout=bad_log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         run = remote / RUN
 
         def task_job():
-            m = re.search(r"Job \d+ has been submitted with SLURM jobid (\d+) \(log: \S*task_distill",
-                          log_path.read_text())
+            m = re.search(
+                r"Job \d+ has been submitted with SLURM jobid (\d+) \(log: \S*task_distill", log_path.read_text()
+            )
             return m.group(1) if m else None
 
         job = wait_for("the submission of the task distillation", task_job, proc, log_path)
@@ -153,14 +186,20 @@ def test_reduced_dag_on_slurm_survives_usr1_and_requeue_with_local_metrics(clust
         wait_for(f"job {job} to train 20 steps", lambda: last_step(run) >= 20, proc, log_path, poll=0.5)
         at = last_step(run)
         subprocess.run(["scancel", "--signal=USR1", job], check=True, env=env)
-        say(f"sent USR1 to job {job} (time-limit warning) at step {at}: "
-            "scancel --signal=USR1 " + job)
+        say(f"sent USR1 to job {job} (time-limit warning) at step {at}: scancel --signal=USR1 " + job)
         wait_for(f"job {job} to be requeued after USR1", lambda: restarts(env, job) >= 1, proc, log_path)
-        first = wait_for("the first resume", lambda: re.search(r"resuming from \S+ at step (\d+)/(\d+)",
-                                                                read(remote / RUN_LOG)), proc, log_path, poll=0.5)
+        first = wait_for(
+            "the first resume",
+            lambda: re.search(r"resuming from \S+ at step (\d+)/(\d+)", read(remote / RUN_LOG)),
+            proc,
+            log_path,
+            poll=0.5,
+        )
         say(f"job {job} requeued by its wrapper (Restarts=1); run log: {first.group(0)}")
         resumed1 = int(first.group(1))
-        wait_for(f"job {job} to train on after the resume", lambda: last_step(run) >= resumed1 + 20, proc, log_path, poll=0.5)
+        wait_for(
+            f"job {job} to train on after the resume", lambda: last_step(run) >= resumed1 + 20, proc, log_path, poll=0.5
+        )
         at = last_step(run)
         subprocess.run(["scontrol", "requeue", job], check=True, env=env)
         say(f"preempted job {job} at step {at}: scontrol requeue {job}")
@@ -175,7 +214,7 @@ def test_reduced_dag_on_slurm_survives_usr1_and_requeue_with_local_metrics(clust
         say(f"job {job} restarted by SLURM (Restarts=2); run log: {second.group(0)}")
         rc = proc.wait(timeout=WAIT)
     except BaseException:
-        for p in (proc, local_proc, bad_proc):   # snakemake cancels its jobs (scancel) or kills them (local)
+        for p in (proc, local_proc, bad_proc):  # snakemake cancels its jobs (scancel) or kills them (local)
             if p.poll() is None:
                 p.terminate()
                 try:
@@ -198,9 +237,11 @@ def test_reduced_dag_on_slurm_survives_usr1_and_requeue_with_local_metrics(clust
     a, b = ((w / RUN / "losses.csv").read_text() for w in (remote, local))
     assert a == b
     metrics = json.loads((remote / RUN / "metrics.json").read_text())["splits"]["mrpc"]
-    say(f"equal metrics (SLURM with 2 interruptions vs local): {RUN} mrpc accuracy {metrics['accuracy']:.4f} "
+    say(
+        f"equal metrics (SLURM with 2 interruptions vs local): {RUN} mrpc accuracy {metrics['accuracy']:.4f} "
         f"f1 {metrics['f1']:.4f}; teacher and general distillation equal too; losses.csv identical at all "
-        f"{len(a.splitlines()) - 1} steps")
+        f"{len(a.splitlines()) - 1} steps"
+    )
     assert (remote / TARGET).read_text() == (local / TARGET).read_text()
 
     # the job that fails for a real reason: submitted once, failed once, with its message
@@ -219,8 +260,9 @@ def test_reduced_dag_on_slurm_survives_usr1_and_requeue_with_local_metrics(clust
 # ---------------------------------------------------------------------------------------------- job sizes
 def dry_run_resources(wf: Path, *args) -> dict:
     """{(rule, wildcards): {resource: value}} of a dry run."""
-    res = subprocess.run(snakemake_cmd("-n", "--cores", "4", *args), cwd=wf, env=env_for(), capture_output=True,
-                         text=True, timeout=300)
+    res = subprocess.run(
+        snakemake_cmd("-n", "--cores", "4", *args), cwd=wf, env=env_for(), capture_output=True, text=True, timeout=300
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     jobs = {}
     for block in res.stdout.split("\nrule ")[1:]:
@@ -235,8 +277,11 @@ def dry_run_resources(wf: Path, *args) -> dict:
 
 def test_resources_follow_model_and_data_sizes(tmp_path):
     wf = workflow_copy(tmp_path / "wf")
-    targets = ["runs/lrcbert/mnli/seed1/lr5e-05/metrics.json", "runs/lrcbert/mrpc/seed1/lr5e-05/metrics.json",
-               "runs/teacher/sst2/lr2e-05/metrics.json"]
+    targets = [
+        "runs/lrcbert/mnli/seed1/lr5e-05/metrics.json",
+        "runs/lrcbert/mrpc/seed1/lr5e-05/metrics.json",
+        "runs/teacher/sst2/lr2e-05/metrics.json",
+    ]
     paper = dry_run_resources(wf, *targets)
     mem = lambda jobs, rule, wc: int(jobs[(rule, wc)]["mem_mb"])
     minutes = lambda jobs, rule, wc: int(jobs[(rule, wc)]["runtime"])
@@ -257,8 +302,10 @@ def test_resources_follow_model_and_data_sizes(tmp_path):
     assert len(trained) > 50
     assert max(int(v["mem_mb"]) for v in trained) <= 4096
     assert max(int(v["runtime"]) for v in trained) <= 30
-    print(f"\n[resources] paper: MNLI distillation {mem(paper, 'task_distill', mnli)} MB, "
-          f"{minutes(paper, 'task_distill', mnli)} min; MRPC {mem(paper, 'task_distill', mrpc)} MB, "
-          f"{minutes(paper, 'task_distill', mrpc)} min; general distillation "
-          f"{minutes(paper, 'general_distill', 'student=tiny4')} min; smoke jobs <= "
-          f"{max(int(v['mem_mb']) for v in trained)} MB")
+    print(
+        f"\n[resources] paper: MNLI distillation {mem(paper, 'task_distill', mnli)} MB, "
+        f"{minutes(paper, 'task_distill', mnli)} min; MRPC {mem(paper, 'task_distill', mrpc)} MB, "
+        f"{minutes(paper, 'task_distill', mrpc)} min; general distillation "
+        f"{minutes(paper, 'general_distill', 'student=tiny4')} min; smoke jobs <= "
+        f"{max(int(v['mem_mb']) for v in trained)} MB"
+    )

@@ -22,6 +22,7 @@ or SIGTERM from a preemption), the wrapper asks SLURM to requeue the job (``scon
 id runs again later and the run resumes from its checkpoint. Any other exit status is passed through unchanged,
 so a run that fails for a real reason (exit 2: bad configuration or data) fails once, with its message.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -81,14 +82,27 @@ def acquire(ids: list[str], folder: Path, poll: float = 2.0, log=sys.stderr) -> 
         time.sleep(poll)
 
 
-EXIT_PREEMPTED = 75     # lrcbert's exit status after a SIGTERM / SIGUSR1 stop with a checkpoint
+EXIT_PREEMPTED = 75  # lrcbert's exit status after a SIGTERM / SIGUSR1 stop with a checkpoint
 
 
 def accelerate_command(command: list[str], processes: int) -> list[str]:
     """``python -m MODULE ARGS`` (or ``python SCRIPT ARGS``) as an ``accelerate launch`` of ``processes`` processes."""
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
-              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-              "--main_process_port", str(free_port())]
+    launch = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        str(processes),
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        str(free_port()),
+    ]
     if os.path.basename(command[0]).startswith("python") and command[1:2] == ["-m"]:
         return [*launch, "-m", *command[2:]]
     if os.path.basename(command[0]).startswith("python"):
@@ -98,6 +112,7 @@ def accelerate_command(command: list[str], processes: int) -> list[str]:
 
 def free_port() -> int:
     import socket
+
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -120,6 +135,7 @@ def run_and_requeue(command: list[str], job: str) -> int:
     """Run ``command``; on exit 75 ask SLURM to requeue batch job ``job``. Signals that reach this process
     (SLURM signals every process of the step; a preemption signals the whole job) are passed on to the command."""
     import signal
+
     proc = subprocess.Popen(command)
 
     def forward(signum, frame):
@@ -133,8 +149,12 @@ def run_and_requeue(command: list[str], job: str) -> int:
     rc = proc.wait()
     if rc == EXIT_PREEMPTED:
         restarts = os.environ.get("SLURM_RESTART_COUNT", "0")
-        print(f"with_gpu: the run stopped with a checkpoint (exit 75); requeueing SLURM job {job} "
-              f"(restarts so far: {restarts})", file=sys.stderr, flush=True)
+        print(
+            f"with_gpu: the run stopped with a checkpoint (exit 75); requeueing SLURM job {job} "
+            f"(restarts so far: {restarts})",
+            file=sys.stderr,
+            flush=True,
+        )
         res = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True)
         if res.returncode != 0:
             print(f"with_gpu: scontrol requeue {job}: {res.stderr.strip()}", file=sys.stderr, flush=True)
@@ -142,10 +162,10 @@ def run_and_requeue(command: list[str], job: str) -> int:
 
 
 def main(argv: list[str]) -> int:
-    if "--" not in argv or not argv[argv.index("--") + 1:]:
+    if "--" not in argv or not argv[argv.index("--") + 1 :]:
         print("usage: with_gpu.py [--threads N] [--offline] [--processes N] -- COMMAND [ARGS...]", file=sys.stderr)
         return 2
-    options, command = argv[:argv.index("--")], argv[argv.index("--") + 1:]
+    options, command = argv[: argv.index("--")], argv[argv.index("--") + 1 :]
     processes, threads = 1, None
     while options:
         opt = options.pop(0)
@@ -166,7 +186,7 @@ def main(argv: list[str]) -> int:
         taken = []
         for _ in range(min(processes, len(ids))):
             gid, fd = acquire([i for i in ids if i not in taken], lock_dir())
-            os.set_inheritable(fd, True)      # the command holds the lock until it exits
+            os.set_inheritable(fd, True)  # the command holds the lock until it exits
             taken.append(gid)
         os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(taken)
         print(f"with_gpu: running on GPU {','.join(taken)}", file=sys.stderr, flush=True)
@@ -176,7 +196,7 @@ def main(argv: list[str]) -> int:
     if job:
         return run_and_requeue(command, job)
     os.execvp(command[0], command)
-    return 127   # not reached
+    return 127  # not reached
 
 
 if __name__ == "__main__":
