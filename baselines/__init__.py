@@ -9,12 +9,13 @@ never knows which method runs.
 ACKD is a reconstruction from its abstract only (see ``baselines/ackd.py``); ``RECONSTRUCTIONS`` names it so
 that every table marks it.
 """
+
 from lrcbert.objective import register_method, register_term
 
 from . import ackd, codir, distilbert, pkd, tinybert
 
 MODULES = (distilbert, pkd, tinybert, codir, ackd)
-RECONSTRUCTIONS = {"ackd"}          # methods re-built from an abstract, not from a paper's full description
+RECONSTRUCTIONS = {"ackd"}  # methods re-built from an abstract, not from a paper's full description
 
 for _module in MODULES:
     for _name, _term in getattr(_module, "TERMS", {}).items():

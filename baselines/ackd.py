@@ -23,6 +23,7 @@ Our reading, as implemented:
 - full objective: adaptive CDL + KD on logits + CE (lrcbert's ``soft``/``hard``), weights 1 : 1 : 1, for the
   whole run, from the general-distilled student (as LRC-BERT).
 """
+
 import torch
 import torch.nn.functional as F
 
@@ -37,8 +38,9 @@ def sar_weights(hardness: torch.Tensor, temperature: float = 1.0) -> torch.Tenso
     return h.shape[0] * F.softmax(h / temperature, dim=0)
 
 
-def adaptive_contrastive_loss(student: torch.Tensor, teacher: torch.Tensor, tau: float = 0.1,
-                              sar_temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+def adaptive_contrastive_loss(
+    student: torch.Tensor, teacher: torch.Tensor, tau: float = 0.1, sar_temperature: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """ACKD's adaptive CDL (reconstruction) for one layer: student, teacher (B, D) features of the same samples.
     Returns (mean_b w_b l_b, w) with l_b the in-batch InfoNCE of sample b and w the SAR weights."""
     if student.shape[0] < 2:
@@ -66,6 +68,16 @@ def _setup(obj, student_config, teacher_config):
 TERMS = {"ackd": Term(_ackd_term, True, True, needs_logits=False, setup=_setup)}
 WEIGHTS = {"ackd": 1.0, "soft": 1.0, "hard": 1.0}
 METHODS = {
-    "ackd": ({"stage_split": 0.0, "stage1": dict(WEIGHTS), "stage2": dict(WEIGHTS), "temperature": 1.0,
-              "perturb": False, "representation": "mean", "contrast_temperature": 0.1}, {}),
+    "ackd": (
+        {
+            "stage_split": 0.0,
+            "stage1": dict(WEIGHTS),
+            "stage2": dict(WEIGHTS),
+            "temperature": 1.0,
+            "perturb": False,
+            "representation": "mean",
+            "contrast_temperature": 0.1,
+        },
+        {},
+    ),
 }

@@ -30,6 +30,7 @@ The memories are buffers of the objective: saved in checkpoints; under data para
 the gathered update of all processes (``lrcbert.memory``). The memory is updated once per forward in training
 mode, so gradient perturbation (two forwards per step) is refused.
 """
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -38,7 +39,7 @@ from lrcbert import losses
 from lrcbert.memory import Memory, gather
 from lrcbert.objective import Term
 
-EPS = 1e-7          # CRD's eps in eq. 18
+EPS = 1e-7  # CRD's eps in eq. 18
 
 
 def crd_nce(p: torch.Tensor, n_data: int, eps: float = EPS) -> torch.Tensor:
@@ -81,14 +82,18 @@ def layer_groups(obj, n_student: int, n_teacher: int) -> list[tuple[list[int], l
 def _setup(obj, student_config, teacher_config):
     m = obj.method
     if m.perturb:
-        raise ValueError("the codir term updates its memory once per forward; gradient perturbation runs two "
-                         "forwards per step: set method.perturb=false")
+        raise ValueError(
+            "the codir term updates its memory once per forward; gradient perturbation runs two "
+            "forwards per step: set method.perturb=false"
+        )
     obj.codir_groups = layer_groups(obj, student_config.num_hidden_layers, teacher_config.num_hidden_layers)
-    obj.codir_s = nn.ModuleList(_head(student_config.hidden_size * len(s), m.head_dim, m.head)
-                                for s, _ in obj.codir_groups)
-    obj.codir_t = nn.ModuleList(_head(teacher_config.hidden_size * len(t), m.head_dim, m.head)
-                                for _, t in obj.codir_groups)
-    obj.register_buffer("codir_z", torch.full((2, len(obj.codir_groups)), -1.0))   # Z_s, Z_t per group; -1 = unset
+    obj.codir_s = nn.ModuleList(
+        _head(student_config.hidden_size * len(s), m.head_dim, m.head) for s, _ in obj.codir_groups
+    )
+    obj.codir_t = nn.ModuleList(
+        _head(teacher_config.hidden_size * len(t), m.head_dim, m.head) for _, t in obj.codir_groups
+    )
+    obj.register_buffer("codir_z", torch.full((2, len(obj.codir_groups)), -1.0))  # Z_s, Z_t per group; -1 = unset
 
 
 def _bind(obj, ids, labels):
@@ -109,7 +114,7 @@ def _embed(heads, hidden, groups, mask, pool):
     for head, layers in zip(heads, groups):
         x = torch.cat([losses.layer_vectors(hidden[j].float(), mask, pool) for j in layers], dim=-1)
         out.append(F.normalize(head(x), dim=-1))
-    return torch.stack(out, 1)                                            # (B, G, D)
+    return torch.stack(out, 1)  # (B, G, D)
 
 
 def _z(obj, side: int, g: int, scores: torch.Tensor, n: int) -> float:
@@ -129,9 +134,9 @@ def _codir_term(obj, s_out, t_out, batch):
     t = _embed(obj.codir_t, t_out.hidden_states, [g[1] for g in obj.codir_groups], mask, m.codir_pool)
     idx, n, tau = batch["idx"], len(mem_t), m.contrast_temperature
     labels = batch["labels"] if m.label_aware and not obj.regression else None
-    neg = mem_t.sample(idx, m.nce_k, labels)                                       # (B, K)
+    neg = mem_t.sample(idx, m.nce_k, labels)  # (B, K)
     if m.codir_loss == "nce":
-        rows = torch.cat([mem_t.positions(idx).unsqueeze(1), neg], dim=1)          # (B, K+1): the positive first
+        rows = torch.cat([mem_t.positions(idx).unsqueeze(1), neg], dim=1)  # (B, K+1): the positive first
     total = 0.0
     for g in range(s.shape[1]):
         sides = [(0, s[:, g], t[:, g], mem_t)] + ([(1, t[:, g], s[:, g], mem_s)] if m.codir_sides == "two" else [])
@@ -153,16 +158,48 @@ def _codir_term(obj, s_out, t_out, batch):
     return loss
 
 
-TERMS = {"codir": Term(_codir_term, True, True, setup=_setup, bind=_bind)}   # needs labels: a task
-RELEASED = {"hard": 0.5, "soft": 0.5, "codir": 1.0}           # (1 - beta) CE + beta KD T^2 + w_crd CRD, beta = 0.5
+TERMS = {"codir": Term(_codir_term, True, True, setup=_setup, bind=_bind)}  # needs labels: a task
+RELEASED = {"hard": 0.5, "soft": 0.5, "codir": 1.0}  # (1 - beta) CE + beta KD T^2 + w_crd CRD, beta = 0.5
 POOLED = {"codir": 1.0, "soft": 1.0, "hard": 1.0}
 METHODS = {
-    "codir": ({"stage_split": 0.0, "stage1": dict(RELEASED), "stage2": dict(RELEASED), "temperature": 2.0,
-               "soft_t2": True, "perturb": False, "contrast_temperature": 0.07, "bank_momentum": 0.5,
-               "codir_layers": "all", "codir_pool": "cls", "codir_loss": "nce", "codir_sides": "two",
-               "nce_k": 100, "crd_batch_scale": True, "label_aware": True}, {}),
-    "codir_pooled": ({"stage_split": 0.0, "stage1": dict(POOLED), "stage2": dict(POOLED), "temperature": 1.0,
-                      "soft_t2": False, "perturb": False, "contrast_temperature": 0.07, "bank_momentum": 0.5,
-                      "codir_layers": "mapped", "codir_pool": "mean", "codir_loss": "info_nce",
-                      "codir_sides": "one", "nce_k": 100, "crd_batch_scale": False, "label_aware": True}, {}),
+    "codir": (
+        {
+            "stage_split": 0.0,
+            "stage1": dict(RELEASED),
+            "stage2": dict(RELEASED),
+            "temperature": 2.0,
+            "soft_t2": True,
+            "perturb": False,
+            "contrast_temperature": 0.07,
+            "bank_momentum": 0.5,
+            "codir_layers": "all",
+            "codir_pool": "cls",
+            "codir_loss": "nce",
+            "codir_sides": "two",
+            "nce_k": 100,
+            "crd_batch_scale": True,
+            "label_aware": True,
+        },
+        {},
+    ),
+    "codir_pooled": (
+        {
+            "stage_split": 0.0,
+            "stage1": dict(POOLED),
+            "stage2": dict(POOLED),
+            "temperature": 1.0,
+            "soft_t2": False,
+            "perturb": False,
+            "contrast_temperature": 0.07,
+            "bank_momentum": 0.5,
+            "codir_layers": "mapped",
+            "codir_pool": "mean",
+            "codir_loss": "info_nce",
+            "codir_sides": "one",
+            "nce_k": 100,
+            "crd_batch_scale": False,
+            "label_aware": True,
+        },
+        {},
+    ),
 }

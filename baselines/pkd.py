@@ -19,6 +19,7 @@ The PKD grid: ``GRID`` below (T, alpha, beta); the default preset uses the relea
 alpha = 0.7, beta = 500 (``src/argument_parser.py``, ``kd.cls``). A grid point is a system with
 ``set: {method: {temperature: T, stage2: {soft: alpha, hard: 1 - alpha, pkd: beta}}}`` (config/README.md).
 """
+
 import torch
 import torch.nn.functional as F
 
@@ -33,27 +34,48 @@ def pkd_loss(student_cls: list[torch.Tensor], teacher_cls: list[torch.Tensor], r
     """PKD's patient loss (Sun et al. 2019, eq. 5) on the [CLS] vectors (B, d) of the layer pairs:
     || s / |s|_2 - t / |t|_2 ||^2. ``reduction="sum"``: summed over d and the pairs, averaged over the batch (the
     paper); ``"mean"``: averaged over batch, pairs and d (the released code's single MSE)."""
-    diff = torch.stack([(F.normalize(s.float(), dim=-1) - F.normalize(t.float(), dim=-1)) ** 2
-                        for s, t in zip(student_cls, teacher_cls)], dim=1)          # (B, pairs, d)
+    diff = torch.stack(
+        [
+            (F.normalize(s.float(), dim=-1) - F.normalize(t.float(), dim=-1)) ** 2
+            for s, t in zip(student_cls, teacher_cls)
+        ],
+        dim=1,
+    )  # (B, pairs, d)
     return diff.mean() if reduction == "mean" else diff.sum((1, 2)).mean()
 
 
 def _pkd_term(obj, s_out, t_out, batch) -> torch.Tensor:
-    pairs = list(enumerate(obj.phi))[:-1] or list(enumerate(obj.phi))   # skip the last layer (a 1-layer student keeps it)
-    return pkd_loss([s_out.hidden_states[i + 1][:, 0] for i, _ in pairs],
-                    [t_out.hidden_states[j][:, 0] for _, j in pairs], obj.method.pkd_reduction)
+    pairs = list(enumerate(obj.phi))[:-1] or list(
+        enumerate(obj.phi)
+    )  # skip the last layer (a 1-layer student keeps it)
+    return pkd_loss(
+        [s_out.hidden_states[i + 1][:, 0] for i, _ in pairs],
+        [t_out.hidden_states[j][:, 0] for _, j in pairs],
+        obj.method.pkd_reduction,
+    )
 
 
 def _setup(obj, student_config, teacher_config):
     if student_config.hidden_size != teacher_config.hidden_size:
-        raise ConfigError(f"the pkd term compares [CLS] vectors directly: student width {student_config.hidden_size} "
-                          f"!= teacher width {teacher_config.hidden_size}")
+        raise ConfigError(
+            f"the pkd term compares [CLS] vectors directly: student width {student_config.hidden_size} "
+            f"!= teacher width {teacher_config.hidden_size}"
+        )
 
 
 TERMS = {"pkd": Term(_pkd_term, True, True, needs_logits=False, setup=_setup)}
 WEIGHTS = {"soft": ALPHA, "hard": 1.0 - ALPHA, "pkd": BETA}
 METHODS = {
-    "pkd": ({"stage_split": 0.0, "stage1": dict(WEIGHTS), "stage2": dict(WEIGHTS), "temperature": T,
-             "soft_t2": True, "soft_reduction": "mean", "perturb": False},
-            {"model": {"student_init": "teacher_layers"}}),
+    "pkd": (
+        {
+            "stage_split": 0.0,
+            "stage1": dict(WEIGHTS),
+            "stage2": dict(WEIGHTS),
+            "temperature": T,
+            "soft_t2": True,
+            "soft_reduction": "mean",
+            "perturb": False,
+        },
+        {"model": {"student_init": "teacher_layers"}},
+    ),
 }

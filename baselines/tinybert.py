@@ -32,6 +32,7 @@ Both come from the attention implementation ``eager_scores`` registered here wit
 ``output_attentions=True`` yields the scores and this module takes the masked softmax itself. The TinyBERT
 intermediate presets set ``model.attn_implementation: eager_scores``; any other implementation is refused with an error.
 """
+
 import torch
 import torch.nn.functional as F
 from transformers import AttentionInterface
@@ -61,17 +62,18 @@ def eager_scores(module, query, key, value, attention_mask, scaling=None, dropou
 
 
 AttentionInterface.register(ATTN, eager_scores)
-AttentionMaskInterface.register(ATTN, ALL_MASK_ATTENTION_FUNCTIONS["eager"])   # the same (additive) mask as eager
+AttentionMaskInterface.register(ATTN, ALL_MASK_ATTENTION_FUNCTIONS["eager"])  # the same (additive) mask as eager
 
 
-def attention_loss(att_s: torch.Tensor, att_t: torch.Tensor, mask: torch.Tensor, target: str = "probs",
-                   padding: str = "masked") -> torch.Tensor:
+def attention_loss(
+    att_s: torch.Tensor, att_t: torch.Tensor, mask: torch.Tensor, target: str = "probs", padding: str = "masked"
+) -> torch.Tensor:
     """TinyBERT eq. (8) for one layer pair, (A^S - A^T)^2 averaged. ``att_*``: raw scores (B, h, l, l);
     ``target="probs"`` compares the softmax over the non-padding keys, ``"scores"`` the scores themselves.
     ``padding="masked"``: the mean over heads and (query, key) pairs of two non-padding tokens; ``"all"``: the
     released code's ``MSELoss()`` over every entry of the padded batch, entries at padding keys set to zero
     (its ``torch.where(att <= -1e2, 0, att)`` of the masked scores)."""
-    keys = mask[:, None, None, :].to(torch.bool)                                    # (B, 1, 1, l)
+    keys = mask[:, None, None, :].to(torch.bool)  # (B, 1, 1, l)
     pair = keys & mask[:, None, :, None].to(torch.bool) if padding == "masked" else keys.expand_as(att_s)
     if target == "probs":
         att_s = F.softmax(att_s.float().masked_fill(~keys, float("-inf")), dim=-1)
@@ -82,8 +84,9 @@ def attention_loss(att_s: torch.Tensor, att_t: torch.Tensor, mask: torch.Tensor,
     return diff.sum() / (pair.sum() * att_s.shape[1]).clamp_min(1)
 
 
-def soft_cross_entropy(student_logits, teacher_logits, tau: float = 1.0, regression: bool = False,
-                       reduction: str = "batchmean") -> torch.Tensor:
+def soft_cross_entropy(
+    student_logits, teacher_logits, tau: float = 1.0, regression: bool = False, reduction: str = "batchmean"
+) -> torch.Tensor:
     """TinyBERT eq. (10): -sum_c softmax(z^T / tau)_c log softmax(z^S / tau)_c, averaged over the batch
     (the KL of eq. 4 plus the teacher's entropy); ``reduction="mean"`` averages over batch and classes, as the
     released ``soft_cross_entropy`` (``(-p_t * log p_s).mean()``) does. For regression the MSE between the
@@ -102,15 +105,17 @@ def _mse_mask(obj, batch):
 
 
 def _embedding_term(obj, s_out, t_out, batch):
-    return losses.masked_mse(obj.project(0, s_out.hidden_states[0].float()), t_out.hidden_states[0].float(),
-                             _mse_mask(obj, batch))
+    return losses.masked_mse(
+        obj.project(0, s_out.hidden_states[0].float()), t_out.hidden_states[0].float(), _mse_mask(obj, batch)
+    )
 
 
 def _hidden_term(obj, s_out, t_out, batch):
     total = 0.0
     for i, j in enumerate(obj.phi):
-        total = total + losses.masked_mse(obj.project(i, s_out.hidden_states[i + 1].float()),
-                                          t_out.hidden_states[j].float(), _mse_mask(obj, batch))
+        total = total + losses.masked_mse(
+            obj.project(i, s_out.hidden_states[i + 1].float()), t_out.hidden_states[j].float(), _mse_mask(obj, batch)
+        )
     return total
 
 
@@ -119,16 +124,22 @@ def _attention_term(obj, s_out, t_out, batch):
         raise ConfigError(f"the attention term needs attention weights: set model.attn_implementation={ATTN}")
     total = 0.0
     for i, j in enumerate(obj.phi):
-        total = total + attention_loss(s_out.attentions[i], t_out.attentions[j - 1], batch["attention_mask"],
-                                       obj.method.attention_target, obj.method.tinybert_padding)
+        total = total + attention_loss(
+            s_out.attentions[i],
+            t_out.attentions[j - 1],
+            batch["attention_mask"],
+            obj.method.attention_target,
+            obj.method.tinybert_padding,
+        )
     return total
 
 
 def _soft_ce_term(obj, s_out, t_out, batch):
     # regression: the released code's prediction stage compares the student with the GOLD score, not the teacher
     target = batch["labels"] if obj.regression else t_out.logits.float()
-    return soft_cross_entropy(s_out.logits.float(), target, obj.method.temperature, obj.regression,
-                              obj.method.soft_reduction)
+    return soft_cross_entropy(
+        s_out.logits.float(), target, obj.method.temperature, obj.regression, obj.method.soft_reduction
+    )
 
 
 def _setup_projection(obj, student_config, teacher_config):
@@ -138,30 +149,50 @@ def _setup_projection(obj, student_config, teacher_config):
 def _setup_attention(obj, student_config, teacher_config):
     for who, conf in (("student", student_config), ("teacher", teacher_config)):
         if getattr(conf, "_attn_implementation", None) != ATTN:
-            raise ConfigError(f"the attention term needs model.attn_implementation={ATTN} (the {who} uses "
-                              f"{getattr(conf, '_attn_implementation', None)!r})")
+            raise ConfigError(
+                f"the attention term needs model.attn_implementation={ATTN} (the {who} uses "
+                f"{getattr(conf, '_attn_implementation', None)!r})"
+            )
     if student_config.num_attention_heads != teacher_config.num_attention_heads:
-        raise ConfigError(f"the attention term compares heads one to one: student has "
-                          f"{student_config.num_attention_heads}, teacher {teacher_config.num_attention_heads}")
+        raise ConfigError(
+            f"the attention term compares heads one to one: student has "
+            f"{student_config.num_attention_heads}, teacher {teacher_config.num_attention_heads}"
+        )
 
 
 TERMS = {
     "tiny_emb": Term(_embedding_term, True, True, needs_logits=False, setup=_setup_projection),
     "tiny_hidden": Term(_hidden_term, True, True, needs_logits=False, setup=_setup_projection),
-    "tiny_attn": Term(_attention_term, True, False, needs_attentions=True, needs_logits=False,
-                      setup=_setup_attention),
+    "tiny_attn": Term(_attention_term, True, False, needs_attentions=True, needs_logits=False, setup=_setup_attention),
     "soft_ce": Term(_soft_ce_term, True, False),
 }
 INTERMEDIATE = {"tiny_emb": 1.0, "tiny_hidden": 1.0, "tiny_attn": 1.0}
 _model = {"model": {"attn_implementation": ATTN}}
 # as released: W with a bias (fit_dense), attention scores, the prediction loss averaged over batch x classes
-_common = {"projection": "shared", "projection_bias": True, "attention_target": "scores", "soft_reduction": "mean",
-           "perturb": False}
+_common = {
+    "projection": "shared",
+    "projection_bias": True,
+    "attention_target": "scores",
+    "soft_reduction": "mean",
+    "perturb": False,
+}
 METHODS = {
-    "tinybert_general": ({"stage_split": 1.0, "stage1": dict(INTERMEDIATE), "stage2": dict(INTERMEDIATE), **_common},
-                         _model),
-    "tinybert_intermediate": ({"stage_split": 1.0, "stage1": dict(INTERMEDIATE), "stage2": dict(INTERMEDIATE),
-                               "projection_init": "student", **_common}, _model),
-    "tinybert": ({"stage_split": 0.0, "stage1": {"soft_ce": 1.0}, "stage2": {"soft_ce": 1.0}, "temperature": 1.0,
-                  **_common}, {}),
+    "tinybert_general": (
+        {"stage_split": 1.0, "stage1": dict(INTERMEDIATE), "stage2": dict(INTERMEDIATE), **_common},
+        _model,
+    ),
+    "tinybert_intermediate": (
+        {
+            "stage_split": 1.0,
+            "stage1": dict(INTERMEDIATE),
+            "stage2": dict(INTERMEDIATE),
+            "projection_init": "student",
+            **_common,
+        },
+        _model,
+    ),
+    "tinybert": (
+        {"stage_split": 0.0, "stage1": {"soft_ce": 1.0}, "stage2": {"soft_ce": 1.0}, "temperature": 1.0, **_common},
+        {},
+    ),
 }

@@ -1,2 +1,3 @@
 """LRC-BERT: latent-representation contrastive distillation of BERT (Fu et al., AAAI 2021), reproduced."""
+
 __version__ = "0.1.0"

@@ -9,6 +9,7 @@ was trained with. Per-example values are also averaged over the mapped layers (t
 eq. 7) is moved by eps in a random direction or in the direction of the gradient of the cross-entropy against the
 gold label (FGM, the worst case to first order), normalised per example over its l x d slice as in eq. 7.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -36,6 +37,7 @@ class AnalysisError(ValueError):
 def load_run(run: str | Path, task=None):
     """(method config, student classifier, projection matrices) of a finished run folder."""
     from transformers import AutoModelForSequenceClassification
+
     run = Path(run)
     for f in ("config.yaml", "model/config.json"):
         if not (run / f).is_file():
@@ -48,8 +50,9 @@ def load_run(run: str | Path, task=None):
     return cfg.method, model, read_projection(w_file) if w_file.is_file() else []
 
 
-def layer_stats(s_hidden, t_hidden, proj: list[torch.Tensor], phi: list[int], mask: torch.Tensor,
-                representation: str = "flatten") -> tuple[torch.Tensor, torch.Tensor]:
+def layer_stats(
+    s_hidden, t_hidden, proj: list[torch.Tensor], phi: list[int], mask: torch.Tensor, representation: str = "flatten"
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per example and mapped layer: (MSE, g) between h_i^S W and h_phi(i)^T, each of shape (B, M).
 
     ``s_hidden`` / ``t_hidden``: hidden-state tuples (index 0 = embeddings); ``proj``: one shared W (out x in)
@@ -91,16 +94,35 @@ def case_stats(cfg, runs: dict[str, str | Path], split: str) -> dict:
     for name, run in runs.items():
         method, model, proj = load_run(run)
         if not proj:
-            raise AnalysisError(f"{run}: no trained projection W (model/objective.safetensors); its method "
-                                f"{method.name!r} has no layer term")
+            raise AnalysisError(
+                f"{run}: no trained projection W (model/objective.safetensors); its method "
+                f"{method.name!r} has no layer term"
+            )
         phi = layer_map(model.config.num_hidden_layers, teacher.config.num_hidden_layers, method.layer_map)
         students[name] = (method, model.to(device), [p.to(device) for p in proj], phi)
     loader, texts = _loader(cfg, task, load_tokenizer(cfg), cfg.data.max_eval_examples)
-    out = {"split": split, "labels": list(task.labels), "teacher": cfg.model.teacher, "idx": [], "label": [],
-           "text_a": texts["text_a"], "text_b": texts["text_b"], "teacher_prediction": [],
-           "runs": {n: {"run": str(r), "layer_loss": students[n][0].layer_loss, "phi": students[n][3],
-                        "representation": students[n][0].representation, "prediction": [], "mse": [], "g": []}
-                    for n, r in runs.items()}}
+    out = {
+        "split": split,
+        "labels": list(task.labels),
+        "teacher": cfg.model.teacher,
+        "idx": [],
+        "label": [],
+        "text_a": texts["text_a"],
+        "text_b": texts["text_b"],
+        "teacher_prediction": [],
+        "runs": {
+            n: {
+                "run": str(r),
+                "layer_loss": students[n][0].layer_loss,
+                "phi": students[n][3],
+                "representation": students[n][0].representation,
+                "prediction": [],
+                "mse": [],
+                "g": [],
+            }
+            for n, r in runs.items()
+        },
+    }
     for batch in loader:
         inputs = {k: batch[k].to(device) for k in _INPUTS if k in batch}
         t_out = teacher(**inputs, output_hidden_states=True)
@@ -109,8 +131,9 @@ def case_stats(cfg, runs: dict[str, str | Path], split: str) -> dict:
         out["teacher_prediction"] += t_out.logits.argmax(-1).tolist()
         for name, (method, model, proj, phi) in students.items():
             s_out = model(**inputs, output_hidden_states=True)
-            mse, g = layer_stats(s_out.hidden_states, t_out.hidden_states, proj, phi, inputs["attention_mask"],
-                                 method.representation)
+            mse, g = layer_stats(
+                s_out.hidden_states, t_out.hidden_states, proj, phi, inputs["attention_mask"], method.representation
+            )
             rec = out["runs"][name]
             rec["prediction"] += s_out.logits.argmax(-1).tolist()
             rec["mse"] += mse.cpu().tolist()
@@ -121,8 +144,9 @@ def case_stats(cfg, runs: dict[str, str | Path], split: str) -> dict:
     return out
 
 
-def perturbed_predictions(model, batch, eps_list, direction: str, norm: str = "per_example",
-                          generator: torch.Generator | None = None) -> tuple[dict, torch.Tensor]:
+def perturbed_predictions(
+    model, batch, eps_list, direction: str, norm: str = "per_example", generator: torch.Generator | None = None
+) -> tuple[dict, torch.Tensor]:
     """({eps: predictions}, per-example norm of the embedding output) for one batch, with the embedding output
     e moved to e + eps * d / |d|_2: d random (Gaussian, padding positions zero) or d = dL/de of the
     cross-entropy against the gold labels (``gradient``)."""
@@ -156,16 +180,29 @@ def perturbed_predictions(model, batch, eps_list, direction: str, norm: str = "p
     return preds, e_norm
 
 
-def robustness(cfg, runs: dict[str, str | Path], split: str, eps_list: list[float], directions=("random", "gradient"),
-               norm: str = "per_example", seed: int = 0) -> dict:
+def robustness(
+    cfg,
+    runs: dict[str, str | Path],
+    split: str,
+    eps_list: list[float],
+    directions=("random", "gradient"),
+    norm: str = "per_example",
+    seed: int = 0,
+) -> dict:
     """Dev accuracy of each run under embedding perturbations of each size in ``eps_list``."""
     task = get_task(split)
     if task.is_regression:
         raise AnalysisError(f"robustness reports accuracy: it needs a classification task, got {split}")
     from transformers import AutoTokenizer
+
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    out = {"split": split, "eps": [float(e) for e in eps_list], "norm": norm, "directions": list(directions),
-           "runs": {}}
+    out = {
+        "split": split,
+        "eps": [float(e) for e in eps_list],
+        "norm": norm,
+        "directions": list(directions),
+        "runs": {},
+    }
     for name, run in runs.items():
         _, model, _ = load_run(run)
         model.to(device).eval()
@@ -182,7 +219,10 @@ def robustness(cfg, runs: dict[str, str | Path], split: str, eps_list: list[floa
                     correct[d][e] += int((p == labels).sum())
             norms += e_norm.cpu().tolist()
             n += len(labels)
-        out["runs"][name] = {"run": str(run), "n": n, "embedding_norm_mean": float(np.mean(norms)),
-                             "accuracy": {d: {str(float(e)): 100.0 * c / n for e, c in correct[d].items()}
-                                          for d in directions}}
+        out["runs"][name] = {
+            "run": str(run),
+            "n": n,
+            "embedding_norm_mean": float(np.mean(norms)),
+            "accuracy": {d: {str(float(e)): 100.0 * c / n for e, c in correct[d].items()} for d in directions},
+        }
     return out

@@ -14,6 +14,7 @@ The output holds each original example followed by its ``n_aug`` copies, labels 
 the task's train layout so that ``data.train_file=<out>`` trains on it. Everything is drawn from one
 ``numpy.random.default_rng(seed)`` in a fixed order, so a seed gives the same file.
 """
+
 from __future__ import annotations
 
 import math
@@ -30,9 +31,10 @@ from .models import resolve
 from .runinfo import atomic_write_text
 from .tasks import COLA_COLUMNS, Task
 
-WORD = re.compile(r"[^\W_]+")   # a word: letters and digits (BERT also splits on "_" and other punctuation)
+WORD = re.compile(r"[^\W_]+")  # a word: letters and digits (BERT also splits on "_" and other punctuation)
 
-STOPWORDS = frozenset("""
+STOPWORDS = frozenset(
+    """
 a about above after again against ain all am an and any are aren as at be because been before being below
 between both but by can couldn d did didn do does doesn doing don down during each few for from further had
 hadn has hasn have haven having he her here hers herself him himself his how i if in into is isn it its itself
@@ -40,18 +42,19 @@ just ll m ma me mightn more most mustn my myself needn no nor not now o of off o
 ourselves out over own re s same shan she should shouldn so some such t than that the their theirs them
 themselves then there these they this those through to too under until up ve very was wasn we were weren what
 when where which while who whom why will with won wouldn y you your yours yourself yourselves
-""".split())
+""".split()
+)
 
 
 @dataclass
 class AugmentConfig:
-    p: float = 0.4                 # probability that a slot (non-stopword word) is replaced in a copy
-    n_aug: int = 20                # augmented copies per example (the original is kept besides)
-    top_k: int = 15                # candidates per slot (masked-LM top-k or GloVe neighbours)
+    p: float = 0.4  # probability that a slot (non-stopword word) is replaced in a copy
+    n_aug: int = 20  # augmented copies per example (the original is kept besides)
+    top_k: int = 15  # candidates per slot (masked-LM top-k or GloVe neighbours)
     mlm: str = "bert-base-uncased"  # masked LM (and its tokenizer): the pre-trained teacher
-    glove: str | None = None       # GloVe text file ("word v1 v2 ...") for words of several word pieces
+    glove: str | None = None  # GloVe text file ("word v1 v2 ...") for words of several word pieces
     seed: int = 0
-    batch_size: int = 64           # masked sentences per forward pass
+    batch_size: int = 64  # masked sentences per forward pass
     max_examples: int | None = None  # augment only the first N training examples
 
 
@@ -95,13 +98,14 @@ def mlm_candidates(model, tokenizer, queries: list[tuple[str, str]], k: int, bat
     out: list[list[str]] = [[] for _ in queries]
     order = sorted(range(len(queries)), key=lambda i: len(queries[i][0]))
     for s in range(0, len(order), batch_size):
-        idx = order[s: s + batch_size]
-        enc = tokenizer([queries[i][0] for i in idx], padding=True, truncation=True, max_length=max_len,
-                        return_tensors="pt").to(device)
+        idx = order[s : s + batch_size]
+        enc = tokenizer(
+            [queries[i][0] for i in idx], padding=True, truncation=True, max_length=max_len, return_tensors="pt"
+        ).to(device)
         hit = enc["input_ids"] == tokenizer.mask_token_id
-        pos = hit.int().argmax(1)                       # first mask of each row (none: truncated away)
+        pos = hit.int().argmax(1)  # first mask of each row (none: truncated away)
         rows = torch.arange(len(idx), device=device)
-        if hasattr(model, "bert") and hasattr(model, "cls"):   # BERT: LM head on the masked positions only
+        if hasattr(model, "bert") and hasattr(model, "cls"):  # BERT: LM head on the masked positions only
             logits = model.cls(model.bert(**enc).last_hidden_state[rows, pos])
         else:
             logits = model(**enc).logits[rows, pos]
@@ -111,8 +115,9 @@ def mlm_candidates(model, tokenizer, queries: list[tuple[str, str]], k: int, bat
             if not hit[r].any():
                 continue
             word = queries[i][1].lower()
-            cands = [tokenizer.convert_ids_to_tokens(int(t)) for t, v in zip(top.indices[r], top.values[r])
-                     if v > -math.inf]
+            cands = [
+                tokenizer.convert_ids_to_tokens(int(t)) for t, v in zip(top.indices[r], top.values[r]) if v > -math.inf
+            ]
             out[i] = [c for c in cands if c.lower() != word][:k]
     return out
 
@@ -139,7 +144,7 @@ def glove_neighbours(path, words, k: int, chunk: int = 50_000) -> dict[str, list
         if word in want and word not in query:
             query[word] = np.array(rest.split(), dtype=np.float32)
     dim = len(next(iter(query.values()), []))
-    query = {w: v for w, v in query.items() if len(v) == dim > 0}   # drop malformed lines
+    query = {w: v for w, v in query.items() if len(v) == dim > 0}  # drop malformed lines
     if not query:
         return {}
     names = np.array(list(query))
@@ -216,16 +221,23 @@ def augment_sentence(text: str, candidates: list[list[str]], n_aug: int, p: floa
 
 def _tsv(task: Task, rows: list[tuple]) -> str:
     """``rows`` of (text_a, text_b | None, label) in the task's train layout (CoLA: headerless 4 columns)."""
+
     def label(y):
         return f"{y:.3f}" if task.is_regression else task.labels[y]
 
-    if not task.header:   # CoLA: source, label, original_label ("*" = unacceptable), sentence
-        lines = ["\t".join({"source": "aug", task.label_col: label(y), "original_label": "*" if y == 0 else "",
-                            task.text_a: a}[c] for c in COLA_COLUMNS) for a, _, y in rows]
+    if not task.header:  # CoLA: source, label, original_label ("*" = unacceptable), sentence
+        lines = [
+            "\t".join(
+                {"source": "aug", task.label_col: label(y), "original_label": "*" if y == 0 else "", task.text_a: a}[c]
+                for c in COLA_COLUMNS
+            )
+            for a, _, y in rows
+        ]
     else:
         cols = ["index", task.text_a] + ([task.text_b] if task.text_b else []) + [task.label_col]
-        lines = ["\t".join(cols)] + ["\t".join([str(i), a] + ([b] if task.text_b else []) + [label(y)])
-                                     for i, (a, b, y) in enumerate(rows)]
+        lines = ["\t".join(cols)] + [
+            "\t".join([str(i), a] + ([b] if task.text_b else []) + [label(y)]) for i, (a, b, y) in enumerate(rows)
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -238,16 +250,18 @@ def augment_task(cfg, task: Task, out_path, aug: AugmentConfig, mlm_model=None, 
         ds = ds.select(range(aug.max_examples))
     torch.manual_seed(aug.seed)
     rng = np.random.default_rng(aug.seed)
-    clean = lambda t: re.sub(r"[\t\r\n]", " ", t)   # noqa: E731  (no tabs or newlines inside a TSV field)
+    clean = lambda t: re.sub(r"[\t\r\n]", " ", t)  # noqa: E731  (no tabs or newlines inside a TSV field)
     text_a = [clean(t) for t in ds["text_a"]]
     text_b = [clean(t) for t in ds["text_b"]] if task.text_b else [None] * len(ds)
     sentences = sorted(set(text_a) | (set(text_b) - {None}))
     if aug.p > 0 and aug.n_aug > 0:
         if tokenizer is None:
             from transformers import AutoTokenizer
+
             tokenizer = AutoTokenizer.from_pretrained(resolve(aug.mlm))
         if mlm_model is None:
             from transformers import AutoModelForMaskedLM
+
             mlm_model = AutoModelForMaskedLM.from_pretrained(resolve(aug.mlm))
             mlm_model.to("cuda" if torch.cuda.is_available() else "cpu")
         cands = find_candidates(sentences, aug, mlm_model, tokenizer)
@@ -256,8 +270,7 @@ def augment_task(cfg, task: Task, out_path, aug: AugmentConfig, mlm_model=None, 
     rows, replaced, slots = [], 0, 0
     for a, b, y in zip(text_a, text_b, ds["label"]):
         copies_a, ra = augment_sentence(a, cands[a], aug.n_aug, aug.p, rng)
-        copies_b, rb = ([None] * aug.n_aug, 0) if b is None else \
-            augment_sentence(b, cands[b], aug.n_aug, aug.p, rng)
+        copies_b, rb = ([None] * aug.n_aug, 0) if b is None else augment_sentence(b, cands[b], aug.n_aug, aug.p, rng)
         rows += [(a, b, y)] + [(ca, cb, y) for ca, cb in zip(copies_a, copies_b)]
         replaced += ra + rb
         slots += aug.n_aug * (len(cands[a]) + (len(cands[b]) if b is not None else 0))

@@ -25,6 +25,7 @@ metric means something. ``--quick`` shrinks every model and workload (the smoke 
 figures check that the benchmark runs, they cannot meet the targets (tiny models are dominated by fixed
 per-call costs), and the report says so instead of judging them.
 """
+
 from __future__ import annotations
 
 import json
@@ -37,8 +38,13 @@ import datasets
 import numpy as np
 import torch
 from tabulate import tabulate
-from transformers import (AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, BertConfig,
-                          BertForSequenceClassification)
+from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    BertConfig,
+    BertForSequenceClassification,
+)
 
 from . import data as D
 from .config import load_config
@@ -52,7 +58,7 @@ BERT_BASE = dict(num_hidden_layers=12, hidden_size=768, intermediate_size=3072, 
 PAPER_STUDENT = dict(num_hidden_layers=4, hidden_size=312, intermediate_size=1200, num_attention_heads=12)
 SMOKE_TEACHER = dict(num_hidden_layers=4, hidden_size=64, intermediate_size=128, num_attention_heads=4)
 SMOKE_STUDENT = dict(num_hidden_layers=2, hidden_size=32, intermediate_size=64, num_attention_heads=4)
-PAPER_SPEEDUP = 9.6        # Table 2: BERT-base vs LRC-BERT inference time on a V100
+PAPER_SPEEDUP = 9.6  # Table 2: BERT-base vs LRC-BERT inference time on a V100
 # Token lengths (with [CLS] and [SEP], BERT uncased) of short-sentence tasks like SST-2's and CoLA's training
 # sets: a log-normal with median 11 and geometric sd 1.75 tokens, clipped to [4, 66]. This is our own
 # approximation of those tasks' published length statistics (mean ~13, 90th percentile ~25), not a
@@ -78,10 +84,15 @@ def synthetic_set(lengths: list[int], vocab: int = 30522, seed: int = 0, labels:
     """Tokenised examples of the given lengths: [CLS] random ids [SEP], random labels."""
     rng = np.random.default_rng(seed)
     ids = [[101, *rng.integers(1000, vocab - 1, size=n - 2).tolist(), 102] for n in lengths]
-    return datasets.Dataset.from_dict({"input_ids": ids, "token_type_ids": [[0] * n for n in lengths],
-                                       "attention_mask": [[1] * n for n in lengths],
-                                       "label": rng.integers(0, labels, size=len(lengths)).tolist(),
-                                       "idx": list(range(len(lengths)))})
+    return datasets.Dataset.from_dict(
+        {
+            "input_ids": ids,
+            "token_type_ids": [[0] * n for n in lengths],
+            "attention_mask": [[1] * n for n in lengths],
+            "label": rng.integers(0, labels, size=len(lengths)).tolist(),
+            "idx": list(range(len(lengths))),
+        }
+    )
 
 
 def classifier(arch: dict, vocab_size: int, seed: int = 0):
@@ -122,8 +133,13 @@ def ratio(num: list[float], den: list[float], resamples: int = 2000, seed: int =
     idx = rng.integers(0, len(a), size=(resamples, len(a)))
     boot = np.median(a[idx], axis=1) / np.median(b[idx], axis=1)
     per_round = a / b
-    return {"ratio": float(np.median(a) / np.median(b)), "ci95": [float(x) for x in np.percentile(boot, [2.5, 97.5])],
-            "round_min": float(per_round.min()), "round_max": float(per_round.max()), "rounds": len(a)}
+    return {
+        "ratio": float(np.median(a) / np.median(b)),
+        "ci95": [float(x) for x in np.percentile(boot, [2.5, 97.5])],
+        "round_min": float(per_round.min()),
+        "round_max": float(per_round.max()),
+        "rounds": len(a),
+    }
 
 
 def fmt_ratio(r: dict | None, nd: int = 2) -> str:
@@ -145,6 +161,7 @@ def floor_step(tr, batch, optimizer=None):
     loss terms, W included); gradient clipping; the optimizer update. Nothing else: no weight-schedule lookup,
     no records, no LR scheduler, no accelerate wrappers. Stage 2 weights (every term)."""
     from .engine import perturbation
+
     student = tr.accelerator.unwrap_model(tr.student)
     obj = tr.objective_module
     params = [p for g in tr.optimizer.param_groups for p in g["params"]]
@@ -175,13 +192,23 @@ def floor_step(tr, batch, optimizer=None):
         opt.step()
         opt.zero_grad(set_to_none=True)
         return loss
+
     return step
 
 
 class Bench:
-    def __init__(self, cfg_files=(), overrides=(), quick: bool = False, student: str | None = None,
-                 repeats: int | None = None, work: str | Path = "runs/bench", bf16: bool = True,
-                 compile: bool = False, log=print):
+    def __init__(
+        self,
+        cfg_files=(),
+        overrides=(),
+        quick: bool = False,
+        student: str | None = None,
+        repeats: int | None = None,
+        work: str | Path = "runs/bench",
+        bf16: bool = True,
+        compile: bool = False,
+        log=print,
+    ):
         self.quick, self.student_path, self.log = quick, student, log
         self.teacher_arch = SMOKE_TEACHER if quick else BERT_BASE
         self.student_arch = SMOKE_STUDENT if quick else PAPER_STUDENT
@@ -193,31 +220,48 @@ class Bench:
         self.base_cfg = load_config(self.cfg_files, self.overrides, base=base)
         self.tokenizer = None
         from .models import load_tokenizer
+
         self.tokenizer = load_tokenizer(self.base_cfg)
         self.vocab = AutoConfig.from_pretrained(resolve(self.base_cfg.model.teacher)).vocab_size
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        self.results: dict = {"device": device_name(self.device), "threads": torch.get_num_threads(),
-                              "quick": quick, "teacher_arch": self.teacher_arch, "student_arch": self.student_arch,
-                              "length_distribution": {**LENGTHS}}
+        self.results: dict = {
+            "device": device_name(self.device),
+            "threads": torch.get_num_threads(),
+            "quick": quick,
+            "teacher_arch": self.teacher_arch,
+            "student_arch": self.student_arch,
+            "length_distribution": {**LENGTHS},
+        }
 
     # -- helpers -------------------------------------------------------------------------------------------
     def cfg(self, method: str = "lrcbert", **train):
-        sets = {"method": {"name": method, **METHODS[method]},
-                "train": {"teacher_cache": "off", "checkpoint_every": 0, "batch_size": 16, "epochs": 1,
-                          "warmup": 0.0, **train},
-                "model": {"teacher": self.base_cfg.model.teacher}}
-        if method == "lrcbert":      # stage 2: every term weighted, the most expensive stage
+        sets = {
+            "method": {"name": method, **METHODS[method]},
+            "train": {
+                "teacher_cache": "off",
+                "checkpoint_every": 0,
+                "batch_size": 16,
+                "epochs": 1,
+                "warmup": 0.0,
+                **train,
+            },
+            "model": {"teacher": self.base_cfg.model.teacher},
+        }
+        if method == "lrcbert":  # stage 2: every term weighted, the most expensive stage
             sets["method"]["stage_split"] = 0.0
         return load_config([], [], base=sets)
 
     def trainer(self, cfg, train_set, teacher_arch=None, student_arch=None, pad=False, run_dir=None):
         task = get_task("sst2")
-        teacher = classifier(teacher_arch or self.teacher_arch, self.vocab, 1) if cfg.method.name != "finetune" else None
+        teacher = (
+            classifier(teacher_arch or self.teacher_arch, self.vocab, 1) if cfg.method.name != "finetune" else None
+        )
         student = classifier(student_arch or self.student_arch, self.vocab, 2)
         objective = Objective(cfg.method, task, student.config, teacher.config if teacher is not None else None)
         collate = D.Collator(self.tokenizer, 128, pad)
         from accelerate.state import AcceleratorState
-        AcceleratorState._reset_state()       # each trainer may ask for another mixed precision
+
+        AcceleratorState._reset_state()  # each trainer may ask for another mixed precision
         run_dir = Path(run_dir or self.work / "trainer")
         run_dir.mkdir(parents=True, exist_ok=True)
         return Trainer(cfg, run_dir, student, objective, train_set, collate, teacher)
@@ -234,7 +278,7 @@ class Bench:
             variants.append(("compile", {"compile": True}))
         for name, train in variants:
             tr = self.trainer(self.cfg(batch_size=batch_size, **train), ds)
-            tr.step = tr.total_steps - 1             # stage 2 weights in the engine's step too
+            tr.step = tr.total_steps - 1  # stage 2 weights in the engine's step too
             batch = next(iter(tr.loader))
             inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
             student = tr.accelerator.unwrap_model(tr.student)
@@ -254,14 +298,28 @@ class Bench:
                 tr.step = tr.total_steps - 1
                 tr.train_step(batch)
 
-            t = timed({"step": engine_step, "floor": floor_step(tr, batch), "teacher": teacher_fwd,
-                       "student": student_fwd_bwd}, self.repeats, warmup=2)
+            t = timed(
+                {
+                    "step": engine_step,
+                    "floor": floor_step(tr, batch),
+                    "teacher": teacher_fwd,
+                    "student": student_fwd_bwd,
+                },
+                self.repeats,
+                warmup=2,
+            )
             r = ratio(t["step"], t["floor"])
             med = {k: statistics.median(v) for k, v in t.items()}
-            out[name] = {"step_s": med["step"], "floor_s": med["floor"], "teacher_fwd_s": med["teacher"],
-                         "student_fwd_bwd_s": med["student"], "ratio": r,
-                         "step_over_teacher_plus_2_student": ratio(t["step"], [a + 2 * b for a, b in
-                                                                              zip(t["teacher"], t["student"])])}
+            out[name] = {
+                "step_s": med["step"],
+                "floor_s": med["floor"],
+                "teacher_fwd_s": med["teacher"],
+                "student_fwd_bwd_s": med["student"],
+                "ratio": r,
+                "step_over_teacher_plus_2_student": ratio(
+                    t["step"], [a + 2 * b for a, b in zip(t["teacher"], t["student"])]
+                ),
+            }
             self.log(f"  {name}: step {med['step']:.3f}s floor {med['floor']:.3f}s ratio {fmt_ratio(r, 3)}")
         self.results["step"] = {"batch_size": batch_size, "length": length, "repeats": self.repeats, **out}
         self.results["distill_step_over_floor"] = out["fp32"]["ratio"]
@@ -277,15 +335,27 @@ class Bench:
         pool = sample_lengths(batch_size * 50, seed=1)
         ds = synthetic_set(pool, self.vocab)
         spec = self.results["length_distribution"]
-        spec.update(mean=float(np.mean(pool)), p50=float(np.median(pool)), p90=float(np.percentile(pool, 90)),
-                    observed_max=int(max(pool)), examples=len(pool))
+        spec.update(
+            mean=float(np.mean(pool)),
+            p50=float(np.median(pool)),
+            p90=float(np.percentile(pool, 90)),
+            observed_max=int(max(pool)),
+            examples=len(pool),
+        )
         out = {}
-        for kind, method, arch in (("finetune", "finetune", self.teacher_arch), ("distill", "lrcbert", None),
-                                   ("inference", None, None)):
+        for kind, method, arch in (
+            ("finetune", "finetune", self.teacher_arch),
+            ("distill", "lrcbert", None),
+            ("inference", None, None),
+        ):
             works, tokens = {}, {}
             for pad in (True, False):
-                tr = self.trainer(self.cfg(method or "lrcbert", length_grouped=True, batch_size=batch_size), ds,
-                                  student_arch=arch, pad=pad)
+                tr = self.trainer(
+                    self.cfg(method or "lrcbert", length_grouped=True, batch_size=batch_size),
+                    ds,
+                    student_arch=arch,
+                    pad=pad,
+                )
                 it = iter(tr.loader)
                 chosen = [next(it) for _ in range(batches)]
                 key = "fixed" if pad else "dynamic"
@@ -298,9 +368,11 @@ class Bench:
                             for b in chosen:
                                 model(**{k: b[k] for k in ("input_ids", "attention_mask", "token_type_ids")})
                 else:
+
                     def work(tr=tr, chosen=chosen):
                         for b in chosen:
                             tr.train_step(b)
+
                 works[key] = work
             # interleaved: fixed, dynamic, fixed, ... (training: fewer rounds, each is several steps)
             rounds = self.repeats if kind == "inference" else max(3, self.repeats // 3)
@@ -308,12 +380,20 @@ class Bench:
             # tokens/s ratio = (tokens_d / t_d) / (tokens_f / t_f): the time ratio scaled by the token counts
             r = ratio(t["fixed"], t["dynamic"])
             scale = tokens["dynamic"] / tokens["fixed"]
-            r = {**r, "ratio": r["ratio"] * scale, "ci95": [x * scale for x in r["ci95"]],
-                 "round_min": r["round_min"] * scale, "round_max": r["round_max"] * scale}
-            out[kind] = {"fixed_tokens_per_s": tokens["fixed"] / statistics.median(t["fixed"]),
-                         "dynamic_tokens_per_s": tokens["dynamic"] / statistics.median(t["dynamic"]),
-                         "speedup": r, "rounds": rounds,
-                         "model": "teacher shape" if kind == "finetune" else "student shape"}
+            r = {
+                **r,
+                "ratio": r["ratio"] * scale,
+                "ci95": [x * scale for x in r["ci95"]],
+                "round_min": r["round_min"] * scale,
+                "round_max": r["round_max"] * scale,
+            }
+            out[kind] = {
+                "fixed_tokens_per_s": tokens["fixed"] / statistics.median(t["fixed"]),
+                "dynamic_tokens_per_s": tokens["dynamic"] / statistics.median(t["dynamic"]),
+                "speedup": r,
+                "rounds": rounds,
+                "model": "teacher shape" if kind == "finetune" else "student shape",
+            }
             self.log(f"  {kind}: {fmt_ratio(r)}")
         self.results["padding"] = {"batches": batches, "batch_size": batch_size, **out}
         self.results["dynamic_padding_speedup"] = out["distill"]["speedup"]
@@ -331,21 +411,33 @@ class Bench:
             def run(model):
                 with torch.inference_mode():
                     model(**kw)
-            t = timed({"teacher": lambda: run(teacher), "student": lambda: run(student)},
-                      self.repeats if bs == 32 else 5 * self.repeats)
+
+            t = timed(
+                {"teacher": lambda: run(teacher), "student": lambda: run(student)},
+                self.repeats if bs == 32 else 5 * self.repeats,
+            )
             r = ratio(t["teacher"], t["student"])
             student_s = statistics.median(t["student"])
-            out[f"batch{bs}"] = {"teacher_s": statistics.median(t["teacher"]), "student_s": student_s,
-                                 "speedup": r, "student_sequences_per_s": bs / student_s}
+            out[f"batch{bs}"] = {
+                "teacher_s": statistics.median(t["teacher"]),
+                "student_s": student_s,
+                "speedup": r,
+                "student_sequences_per_s": bs / student_s,
+            }
             self.log(f"  batch {bs}: {fmt_ratio(r)}")
         flops = encoder_flops(BERT_BASE, length) / encoder_flops(PAPER_STUDENT, length)
-        self.results["inference"] = {"length": length, **out, "paper_speedup": PAPER_SPEEDUP,
-                                     "flop_ratio_bert_base_vs_4L312": flops}
+        self.results["inference"] = {
+            "length": length,
+            **out,
+            "paper_speedup": PAPER_SPEEDUP,
+            "flop_ratio_bert_base_vs_4L312": flops,
+        }
         self.results["student_inference_speedup"] = out["batch32"]["speedup"]
 
     def onnx(self, length: int = 128):
         from .evaluation import compute_metrics, predict, to_predictions
         from .export import OnnxClassifier, export_all, fusion_report
+
         self.log("bench: ONNX export, onnxruntime fp32 and int8")
         model_dir, task = self._student_for_onnx()
         model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
@@ -360,6 +452,7 @@ class Bench:
         def torch_fwd():
             with torch.inference_mode():
                 model(input_ids=kw[0], attention_mask=kw[1], token_type_ids=kw[2])
+
         fns = {"torch_fp32": torch_fwd, **{k: (lambda s=s: s(*kw)) for k, s in sessions.items()}}
         samples = timed(fns, 10 * self.repeats, warmup=3)
         t = {k: statistics.median(v) for k, v in samples.items()}
@@ -373,32 +466,46 @@ class Bench:
         for name, sess in sessions.items():
             lg = torch.cat([sess(b["input_ids"], b["attention_mask"], b["token_type_ids"]) for b in loader]).numpy()
             scores[name] = compute_metrics(task, to_predictions(task, lg), labels)["score"]
-        self.results["onnx"] = {"student": str(model_dir), "task": task.name, "dev_examples": len(dev),
-                                "metric": task.metric, "batch1_length": length,
-                                **{f"{k}_batch1_s": v for k, v in t.items()},
-                                **{f"{k}_dev_score": v for k, v in scores.items()},
-                                "onnx_fp32_speedup_batch1": ratio(samples["torch_fp32"], samples["onnx_fp32"]),
-                                "threads": sessions["onnx_fp32"].threads,
-                                "fusion": {k: fusion_report(paths[k], model.config.num_hidden_layers)
-                                           for k in ("fp32", "int8")}}
+        self.results["onnx"] = {
+            "student": str(model_dir),
+            "task": task.name,
+            "dev_examples": len(dev),
+            "metric": task.metric,
+            "batch1_length": length,
+            **{f"{k}_batch1_s": v for k, v in t.items()},
+            **{f"{k}_dev_score": v for k, v in scores.items()},
+            "onnx_fp32_speedup_batch1": ratio(samples["torch_fp32"], samples["onnx_fp32"]),
+            "threads": sessions["onnx_fp32"].threads,
+            "fusion": {k: fusion_report(paths[k], model.config.num_hidden_layers) for k in ("fp32", "int8")},
+        }
         self.results["onnx_int8_speedup_batch1"] = ratio(samples["torch_fp32"], samples["onnx_int8"])
         self.results["onnx_int8_metric_change"] = scores["onnx_int8"] - scores["torch_fp32"]
-        self.log(f"  int8 batch-1 speed-up {fmt_ratio(self.results['onnx_int8_speedup_batch1'])}, "
-                 f"dev {scores['torch_fp32']:.2f} -> {scores['onnx_int8']:.2f}")
+        self.log(
+            f"  int8 batch-1 speed-up {fmt_ratio(self.results['onnx_int8_speedup_batch1'])}, "
+            f"dev {scores['torch_fp32']:.2f} -> {scores['onnx_int8']:.2f}"
+        )
 
     def _student_for_onnx(self):
         from .run import run
+
         task = get_task(self.base_cfg.task)
         if self.student_path:
             return resolve(self.student_path), task
         out = self.work / "student"
         self.log(f"  training a student of shape {self.student_arch} on {task.name} ({out})")
-        sets = [f"model.teacher={self.base_cfg.model.teacher}", "model.teacher_random_init=true",
-                f"model.teacher_overrides={json.dumps(self.student_arch)}", "train.checkpoint_every=0",
-                f"train.epochs={2 if self.quick else 10}", "train.lr=3e-4", "train.batch_size=32",
-                f"task={task.name}"]
-        cfg = load_config(self.cfg_files, self.overrides + sets,
-                          base={"method": {"name": "finetune", **METHODS["finetune"]}})
+        sets = [
+            f"model.teacher={self.base_cfg.model.teacher}",
+            "model.teacher_random_init=true",
+            f"model.teacher_overrides={json.dumps(self.student_arch)}",
+            "train.checkpoint_every=0",
+            f"train.epochs={2 if self.quick else 10}",
+            "train.lr=3e-4",
+            "train.batch_size=32",
+            f"task={task.name}",
+        ]
+        cfg = load_config(
+            self.cfg_files, self.overrides + sets, base={"method": {"name": "finetune", **METHODS["finetune"]}}
+        )
         run(cfg, out, "finetune")
         return out / "model", task
 
@@ -409,8 +516,12 @@ class Bench:
         ds = synthetic_set(sample_lengths(n, seed=2), self.vocab)
         trainers, build = {}, {}
         for mode in ("off", "on"):
-            tr = self.trainer(self.cfg(teacher_cache=mode, batch_size=batch_size), ds, student_arch=SMOKE_STUDENT,
-                              run_dir=self.work / f"cache_{mode}")
+            tr = self.trainer(
+                self.cfg(teacher_cache=mode, batch_size=batch_size),
+                ds,
+                student_arch=SMOKE_STUDENT,
+                run_dir=self.work / f"cache_{mode}",
+            )
             start = time.process_time()
             tr.prepare_teacher_cache()
             build[mode] = time.process_time() - start
@@ -421,13 +532,22 @@ class Bench:
             tr.sampler.position(counter[0])
             for batch in tr.loader:
                 tr.train_step(batch)
-        t = timed({mode: (lambda tr=tr, c=[0]: epoch(tr, c)) for mode, tr in trainers.items()},
-                  max(3, self.repeats // 3), warmup=1)
+
+        t = timed(
+            {mode: (lambda tr=tr, c=[0]: epoch(tr, c)) for mode, tr in trainers.items()},
+            max(3, self.repeats // 3),
+            warmup=1,
+        )
         r = ratio(t["off"], t["on"])
-        self.results["cache"] = {"examples": n, "teacher_arch": self.teacher_arch, "student_arch": SMOKE_STUDENT,
-                                 "uncached_epoch_s": statistics.median(t["off"]),
-                                 "cached_epoch_s": statistics.median(t["on"]), "cache_build_s": build["on"],
-                                 "epochs": r["rounds"]}
+        self.results["cache"] = {
+            "examples": n,
+            "teacher_arch": self.teacher_arch,
+            "student_arch": SMOKE_STUDENT,
+            "uncached_epoch_s": statistics.median(t["off"]),
+            "cached_epoch_s": statistics.median(t["on"]),
+            "cache_build_s": build["on"],
+            "epochs": r["rounds"],
+        }
         self.results["cached_teacher_speedup"] = r
         self.log(f"  {fmt_ratio(r)}")
 
@@ -437,11 +557,17 @@ class Bench:
         return self.results
 
 
-THRESHOLDS = {"distill_step_over_floor": ("<=", 1.10), "dynamic_padding_speedup": (">=", 2.0),
-              "student_inference_speedup": (">=", 12.0), "cached_teacher_speedup": (">=", 3.0)}
-QUICK_NOTE = ("not judged: --quick times tiny models (teacher 4 x 64, student 2 x 32) whose time is fixed per-call "
-              "cost (Python, kernel launches), not the arithmetic the targets are about; the targets apply to the "
-              "paper's shapes, run without --quick")
+THRESHOLDS = {
+    "distill_step_over_floor": ("<=", 1.10),
+    "dynamic_padding_speedup": (">=", 2.0),
+    "student_inference_speedup": (">=", 12.0),
+    "cached_teacher_speedup": (">=", 3.0),
+}
+QUICK_NOTE = (
+    "not judged: --quick times tiny models (teacher 4 x 64, student 2 x 32) whose time is fixed per-call "
+    "cost (Python, kernel launches), not the arithmetic the targets are about; the targets apply to the "
+    "paper's shapes, run without --quick"
+)
 
 
 def verdict(r: dict, key: str) -> str:
@@ -465,8 +591,8 @@ INCLUDES = """What the step/floor ratio includes and does not:
   pass 1 (student forward, every loss term, dL/de), pass 2 (student forward from e + g/|g|, every loss term and W,
   backward), gradient clipping, the fused AdamW update, the LR scheduler, the record of losses it returns
   (`.item()` calls) and accelerate's wrappers;
-- floor = the same arithmetic as one straight function (`lrcbert.bench.floor_step`): teacher forward, both student passes,
-  every loss term and W, clipping, AdamW; no scheduler, no records, no wrappers;
+- floor = the same arithmetic as one straight function (`lrcbert.bench.floor_step`): teacher forward, both student
+  passes, every loss term and W, clipping, AdamW; no scheduler, no records, no wrappers;
 - neither includes data loading and collation (the same batch is reused), logging to disk, checkpoints,
   evaluation or the teacher cache; the `teacher fwd + 2 x student fwd+bwd` column is the issue's older, smaller
   floor (no loss terms, W, clipping or optimizer), kept for comparison;
@@ -480,72 +606,150 @@ def markdown(r: dict) -> str:
             return fmt_ratio(x, nd)
         return "-" if x is None else (f"{x:.{nd}f}" if isinstance(x, float) else str(x))
 
-    clock = "CUDA events" if "cuda" in str(r.get("device", "")).lower() or torch.cuda.is_available() else \
-        "CPU time of the process (time.process_time)"
-    lines = [f"# Speed benchmark ({'quick, ' if r.get('quick') else ''}{r['device']}, {r['threads']} threads)", "",
-             f"Timed with {clock}, interleaved rounds after untimed warm-up. Each ratio is the ratio of medians with "
-             "its 95 % bootstrap interval in brackets (rounds resampled in pairs); the JSON also has the min-max of "
-             f"the per-round ratios. Teacher shape {r['teacher_arch']}, student shape {r['student_arch']}, random "
-             "weights (except the ONNX student).", ""]
+    clock = (
+        "CUDA events"
+        if "cuda" in str(r.get("device", "")).lower() or torch.cuda.is_available()
+        else "CPU time of the process (time.process_time)"
+    )
+    lines = [
+        f"# Speed benchmark ({'quick, ' if r.get('quick') else ''}{r['device']}, {r['threads']} threads)",
+        "",
+        f"Timed with {clock}, interleaved rounds after untimed warm-up. Each ratio is the ratio of medians with "
+        "its 95 % bootstrap interval in brackets (rounds resampled in pairs); the JSON also has the min-max of "
+        f"the per-round ratios. Teacher shape {r['teacher_arch']}, student shape {r['student_arch']}, random "
+        "weights (except the ONNX student).",
+        "",
+    ]
     if r.get("quick"):
         lines += [f"**Quick mode: the targets are {QUICK_NOTE}.**", ""]
     rows = []
-    for key, what in (("distill_step_over_floor", "distillation step / complete floor"),
-                      ("dynamic_padding_speedup", "distillation tokens/s, dynamic + length-grouped vs fixed 128"),
-                      ("student_inference_speedup", "teacher / student inference time, batch 32, length 128"),
-                      ("cached_teacher_speedup", "uncached / cached epoch time, smoke student")):
+    for key, what in (
+        ("distill_step_over_floor", "distillation step / complete floor"),
+        ("dynamic_padding_speedup", "distillation tokens/s, dynamic + length-grouped vs fixed 128"),
+        ("student_inference_speedup", "teacher / student inference time, batch 32, length 128"),
+        ("cached_teacher_speedup", "uncached / cached epoch time, smoke student"),
+    ):
         op, v = THRESHOLDS[key]
         rows.append([what, f(r.get(key), 3), f"{op} {v}", verdict(r, key)])
-    for key, what in (("onnx_int8_speedup_batch1", "ONNX int8 (fused) vs PyTorch fp32, batch 1 (speed-up)"),
-                      ("onnx_int8_metric_change", "ONNX int8 dev-metric change (points)"),
-                      ("bf16_step_speedup", "distillation step, fp32 / bf16 autocast"),
-                      ("compile_step_speedup", "distillation step, eager / torch.compile")):
+    for key, what in (
+        ("onnx_int8_speedup_batch1", "ONNX int8 (fused) vs PyTorch fp32, batch 1 (speed-up)"),
+        ("onnx_int8_metric_change", "ONNX int8 dev-metric change (points)"),
+        ("bf16_step_speedup", "distillation step, fp32 / bf16 autocast"),
+        ("compile_step_speedup", "distillation step, eager / torch.compile"),
+    ):
         if key in r:
             rows.append([what, f(r[key], 3), "reported", ""])
     lines += [tabulate(rows, ["figure", "measured [95 % interval]", "target", ""], tablefmt="github"), ""]
     if "step" in r:
         s = r["step"]
-        lines += [f"## 1. Step vs floor (batch {s['batch_size']}, length {s['length']}, {s['repeats']} rounds)", "",
-                  tabulate([[k, f(v["step_s"], 3), f(v["floor_s"], 3), f(v["ratio"], 3), f(v["teacher_fwd_s"], 3),
-                             f(v["student_fwd_bwd_s"], 3), f(v["step_over_teacher_plus_2_student"], 3)]
-                            for k, v in s.items() if isinstance(v, dict)],
-                           ["precision", "step s", "floor s", "step / floor", "teacher fwd s", "student fwd+bwd s",
-                            "step / (teacher fwd + 2 x student fwd+bwd)"], tablefmt="github"), "", INCLUDES, ""]
+        lines += [
+            f"## 1. Step vs floor (batch {s['batch_size']}, length {s['length']}, {s['repeats']} rounds)",
+            "",
+            tabulate(
+                [
+                    [
+                        k,
+                        f(v["step_s"], 3),
+                        f(v["floor_s"], 3),
+                        f(v["ratio"], 3),
+                        f(v["teacher_fwd_s"], 3),
+                        f(v["student_fwd_bwd_s"], 3),
+                        f(v["step_over_teacher_plus_2_student"], 3),
+                    ]
+                    for k, v in s.items()
+                    if isinstance(v, dict)
+                ],
+                [
+                    "precision",
+                    "step s",
+                    "floor s",
+                    "step / floor",
+                    "teacher fwd s",
+                    "student fwd+bwd s",
+                    "step / (teacher fwd + 2 x student fwd+bwd)",
+                ],
+                tablefmt="github",
+            ),
+            "",
+            INCLUDES,
+            "",
+        ]
     if "padding" in r:
         p, d = r["padding"], r["length_distribution"]
-        lines += [f"## 2. Padding ({p['batches']} batches of {p['batch_size']})", "",
-                  f"Lengths: {d['name']} ({d['dist']}, median {d['median']}, geometric sd {d['gsd']}, clipped to "
-                  f"[{d['min']}, {d['max']}]); sample mean {f(d.get('mean'), 1)}, 90th percentile "
-                  f"{f(d.get('p90'), 1)}.", "",
-                  tabulate([[k, v["model"], f(v["fixed_tokens_per_s"], 0), f(v["dynamic_tokens_per_s"], 0),
-                             f(v["speedup"]), v["rounds"]] for k, v in p.items() if isinstance(v, dict)],
-                           ["work", "model", "fixed-128 tokens/s", "dynamic tokens/s", "speed-up", "rounds"],
-                           tablefmt="github"), ""]
+        lines += [
+            f"## 2. Padding ({p['batches']} batches of {p['batch_size']})",
+            "",
+            f"Lengths: {d['name']} ({d['dist']}, median {d['median']}, geometric sd {d['gsd']}, clipped to "
+            f"[{d['min']}, {d['max']}]); sample mean {f(d.get('mean'), 1)}, 90th percentile "
+            f"{f(d.get('p90'), 1)}.",
+            "",
+            tabulate(
+                [
+                    [
+                        k,
+                        v["model"],
+                        f(v["fixed_tokens_per_s"], 0),
+                        f(v["dynamic_tokens_per_s"], 0),
+                        f(v["speedup"]),
+                        v["rounds"],
+                    ]
+                    for k, v in p.items()
+                    if isinstance(v, dict)
+                ],
+                ["work", "model", "fixed-128 tokens/s", "dynamic tokens/s", "speed-up", "rounds"],
+                tablefmt="github",
+            ),
+            "",
+        ]
     if "inference" in r:
         i = r["inference"]
-        lines += [f"## 3. Inference, length {i['length']}", "",
-                  tabulate([[k, f(v["teacher_s"], 4), f(v["student_s"], 4), f(v["speedup"])]
-                            for k, v in i.items() if isinstance(v, dict)],
-                           ["batch", "teacher s", "student s", "speed-up"], tablefmt="github"), "",
-                  f"Paper (Table 2, V100): {i['paper_speedup']}x. FLOP ratio BERT-base / 4L-312 at length "
-                  f"{i['length']}: {i['flop_ratio_bert_base_vs_4L312']:.1f}x.", ""]
+        lines += [
+            f"## 3. Inference, length {i['length']}",
+            "",
+            tabulate(
+                [
+                    [k, f(v["teacher_s"], 4), f(v["student_s"], 4), f(v["speedup"])]
+                    for k, v in i.items()
+                    if isinstance(v, dict)
+                ],
+                ["batch", "teacher s", "student s", "speed-up"],
+                tablefmt="github",
+            ),
+            "",
+            f"Paper (Table 2, V100): {i['paper_speedup']}x. FLOP ratio BERT-base / 4L-312 at length "
+            f"{i['length']}: {i['flop_ratio_bert_base_vs_4L312']:.1f}x.",
+            "",
+        ]
     if "onnx" in r:
         o = r["onnx"]
         fused = all(v["fused"] for v in o.get("fusion", {}).values())
-        lines += [f"ONNX (student {o['student']}, {o['task']} dev, {o['dev_examples']} examples, "
-                  f"metric {o['metric']} x100; batch 1, length {o['batch1_length']}; onnxruntime "
-                  f"{o.get('threads')} intra-op threads, graph {'fused' if fused else 'NOT fused'}; "
-                  "results/deployment.md has batch 32 and the teacher):", "",
-                  tabulate([[k, f(o[f"{k}_batch1_s"] * 1000, 2), f(o[f"{k}_dev_score"])]
-                            for k in ("torch_fp32", "onnx_fp32", "onnx_int8")],
-                           ["runtime", "batch-1 CPU ms", "dev score"], tablefmt="github"), "",
-                  f"ONNX fp32 speed-up at batch 1: {f(o['onnx_fp32_speedup_batch1'])}.", ""]
+        lines += [
+            f"ONNX (student {o['student']}, {o['task']} dev, {o['dev_examples']} examples, "
+            f"metric {o['metric']} x100; batch 1, length {o['batch1_length']}; onnxruntime "
+            f"{o.get('threads')} intra-op threads, graph {'fused' if fused else 'NOT fused'}; "
+            "results/deployment.md has batch 32 and the teacher):",
+            "",
+            tabulate(
+                [
+                    [k, f(o[f"{k}_batch1_s"] * 1000, 2), f(o[f"{k}_dev_score"])]
+                    for k in ("torch_fp32", "onnx_fp32", "onnx_int8")
+                ],
+                ["runtime", "batch-1 CPU ms", "dev score"],
+                tablefmt="github",
+            ),
+            "",
+            f"ONNX fp32 speed-up at batch 1: {f(o['onnx_fp32_speedup_batch1'])}.",
+            "",
+        ]
     if "cache" in r:
         c = r["cache"]
-        lines += [f"## 4. Teacher cache ({c['examples']} examples, teacher {c['teacher_arch']})", "",
-                  f"uncached epoch {c['uncached_epoch_s']:.2f}s, cached epoch {c['cached_epoch_s']:.2f}s (medians of "
-                  f"{c['epochs']} interleaved epochs), building the cache (one teacher pass) {c['cache_build_s']:.2f}s.",
-                  ""]
+        lines += [
+            f"## 4. Teacher cache ({c['examples']} examples, teacher {c['teacher_arch']})",
+            "",
+            f"uncached epoch {c['uncached_epoch_s']:.2f}s, cached epoch {c['cached_epoch_s']:.2f}s (medians of "
+            f"{c['epochs']} interleaved epochs), building the cache (one teacher pass) {c['cache_build_s']:.2f}s.",
+            "",
+        ]
     return "\n".join(lines)
 
 

@@ -5,6 +5,7 @@ optimiser, scheduler and RNG states (``trainer.pt``, plain tensors and numbers, 
 ``weights_only=True``) and ``state.json``; ``manifest.json`` lists each file's SHA-256 and is written last.
 It is assembled in a temporary folder and renamed into place, so a crash leaves no half checkpoint.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -31,10 +32,12 @@ def _sha256(path: Path) -> str:
 
 def rng_state() -> dict:
     np_state = np.random.get_state()
-    return {"torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
-            "python": random.getstate()}
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
+        "python": random.getstate(),
+    }
 
 
 def set_rng_state(state: dict) -> None:
@@ -66,13 +69,15 @@ def save(folder: Path, step: int, modules: dict, trainer_state: dict, state: dic
         atomic_write_json(tmp / "state.json", {**state, "step": step})
         files = sorted(p.name for p in tmp.iterdir())
         atomic_write_json(tmp / "manifest.json", {name: _sha256(tmp / name) for name in files})
-    except (OSError, RuntimeError) as e:   # torch.save reports a failed write as a RuntimeError
+    except (OSError, RuntimeError) as e:  # torch.save reports a failed write as a RuntimeError
         shutil.rmtree(tmp, ignore_errors=True)
         if not isinstance(e, OSError) and "writ" not in str(e):
             raise
         reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e).splitlines()[0]
-        raise CheckpointError(f"checkpoint {final} not written: {reason}; nothing of it was kept; free space "
-                              "and run the same command again (it resumes from the last whole checkpoint)") from None
+        raise CheckpointError(
+            f"checkpoint {final} not written: {reason}; nothing of it was kept; free space "
+            "and run the same command again (it resumes from the last whole checkpoint)"
+        ) from None
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
     for old in sorted(folder.glob("step-*"))[:-keep]:

@@ -9,6 +9,7 @@ line ``lrcbert: error: ...`` naming the culprit and exit status 2 (Ctrl-C outsid
 exception is a bug and shows its traceback. ``lrcbert --debug ...`` shows the traceback of every error.
 Parsing the command line and loading the configuration import neither torch nor transformers.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,27 +24,37 @@ from .log import setup as setup_logging
 from .presets import METHODS, get_method, load_plugins
 
 EXIT_USER_ERROR = 2
-EXIT_PREEMPTED = 75    # EX_TEMPFAIL: try again (Snakemake retries, SLURM requeues); the run resumes
+EXIT_PREEMPTED = 75  # EX_TEMPFAIL: try again (Snakemake retries, SLURM requeues); the run resumes
 EXIT_INTERRUPTED = 130  # 128 + SIGINT
 # error classes a user causes (module, class); a module not imported yet cannot have raised its error
-USER_ERRORS = (("lrcbert.config", "ConfigError"), ("lrcbert.data", "DataError"), ("lrcbert.models", "ModelError"),
-               ("lrcbert.run", "RunError"), ("lrcbert.engine", "TrainingDiverged"),
-               ("lrcbert.analysis", "AnalysisError"), ("yaml", "YAMLError"), ("safetensors", "SafetensorError"),
-               ("builtins", "OSError"))
+USER_ERRORS = (
+    ("lrcbert.config", "ConfigError"),
+    ("lrcbert.data", "DataError"),
+    ("lrcbert.models", "ModelError"),
+    ("lrcbert.run", "RunError"),
+    ("lrcbert.engine", "TrainingDiverged"),
+    ("lrcbert.analysis", "AnalysisError"),
+    ("yaml", "YAMLError"),
+    ("safetensors", "SafetensorError"),
+    ("builtins", "OSError"),
+)
 
 
-def _add_common(p: argparse.ArgumentParser, task: bool = True, out_help: str = "run folder",
-                task_required: bool = False):
+def _add_common(
+    p: argparse.ArgumentParser, task: bool = True, out_help: str = "run folder", task_required: bool = False
+):
     p.add_argument("--config", action="append", default=[], help="YAML config file (repeatable)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     if task:
-        p.add_argument("--task", required=task_required, help="GLUE task (cola, sst2, mrpc, stsb, qqp, mnli, mnli_mm, qnli, rte)")
+        p.add_argument(
+            "--task", required=task_required, help="GLUE task (cola, sst2, mrpc, stsb, qqp, mnli, mnli_mm, qnli, rte)"
+        )
     p.add_argument("--out", required=True, help=out_help)
 
 
 class _Formatter(argparse.HelpFormatter):
     def _expand_help(self, action):
-        if isinstance(action.choices, Presets):     # listing them would load the plug-ins (torch) for --help
+        if isinstance(action.choices, Presets):  # listing them would load the plug-ins (torch) for --help
             return action.help
         return super()._expand_help(action)
 
@@ -60,6 +71,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _number(kind: type, low: float, high: float = float("inf"), low_open: bool = False):
     """An argparse type: a finite ``kind`` in [low, high] (or (low, high] with ``low_open``)."""
+
     def parse(text: str):
         try:
             value = kind(text)
@@ -69,6 +81,7 @@ def _number(kind: type, low: float, high: float = float("inf"), low_open: bool =
             bounds = f"{'(' if low_open else '['}{low:g}, {high:g}]"
             raise argparse.ArgumentTypeError(f"{text} is not in {bounds}")
         return value
+
     parse.__name__ = kind.__name__
     return parse
 
@@ -102,9 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--debug", action="store_true", help="show the full traceback of any error")
     loud = ap.add_mutually_exclusive_group()
     loud.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
-    loud.add_argument("-v", "--verbose", action="store_true",
-                      help="log debug messages and the libraries' own reports (transformers' load reports)")
-    debug = argparse.ArgumentParser(add_help=False)     # --debug, --quiet, --verbose after the command work too
+    loud.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="log debug messages and the libraries' own reports (transformers' load reports)",
+    )
+    debug = argparse.ArgumentParser(add_help=False)  # --debug, --quiet, --verbose after the command work too
     debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     debug.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     debug.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
@@ -120,15 +137,25 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(command("finetune", help="fine-tune a teacher (model.teacher) on a task"))
     p = command("distill", help="distil a student from a fine-tuned teacher")
     _add_common(p)
-    p.add_argument("--method", default="lrcbert", metavar="NAME", choices=Presets(general=False),
-                   help=f"method preset applied before the config files: LRC-BERT's "
-                        f"({', '.join(Presets(general=False).names())}) or a baseline's (e.g. distilbert, pkd, "
-                        "tinybert, codir, ackd; an unknown name lists them all); default lrcbert")
+    p.add_argument(
+        "--method",
+        default="lrcbert",
+        metavar="NAME",
+        choices=Presets(general=False),
+        help=f"method preset applied before the config files: LRC-BERT's "
+        f"({', '.join(Presets(general=False).names())}) or a baseline's (e.g. distilbert, pkd, "
+        "tinybert, codir, ackd; an unknown name lists them all); default lrcbert",
+    )
     p = command("general-distill", help="general distillation on a text corpus")
     _add_common(p, task=False)
-    p.add_argument("--method", default="general", metavar="NAME", choices=Presets(general=True),
-                   help="general-distillation method preset: LRC-BERT's 'general' or a baseline's (tinybert_general); "
-                        "default general")
+    p.add_argument(
+        "--method",
+        default="general",
+        metavar="NAME",
+        choices=Presets(general=True),
+        help="general-distillation method preset: LRC-BERT's 'general' or a baseline's (tinybert_general); "
+        "default general",
+    )
     p = command("augment", help="TinyBERT-style augmentation of a task's training set (a TSV)")
     _add_common(p, out_help="output TSV (the task's train layout)", task_required=True)
     p.add_argument("--n-aug", type=COUNT, default=20, help="augmented copies per example")
@@ -141,14 +168,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("evaluate", help="dev metrics and test predictions of a saved classifier")
     _add_common(p)
     p.add_argument("--model", required=True, help="save_pretrained folder or hub id")
-    p = command("case-stats", help="per-example predictions and layer MSE / angular distance to the "
-                                   "teacher (model.teacher) of finished runs (Table 5)")
+    p = command(
+        "case-stats",
+        help="per-example predictions and layer MSE / angular distance to the "
+        "teacher (model.teacher) of finished runs (Table 5)",
+    )
     _add_common(p, out_help="output JSON", task_required=True)
     p.add_argument("--run", action="append", required=True, metavar="NAME=FOLDER", help="a finished run (repeatable)")
     p = command("robustness", help="dev accuracy of finished runs under embedding-output perturbations")
     _add_common(p, out_help="output JSON", task_required=True)
     p.add_argument("--run", action="append", required=True, metavar="NAME=FOLDER", help="a finished run (repeatable)")
-    p.add_argument("--eps", type=_number(float, 0), nargs="+", required=True, help="perturbation sizes (L2, per example)")
+    p.add_argument(
+        "--eps", type=_number(float, 0), nargs="+", required=True, help="perturbation sizes (L2, per example)"
+    )
     p.add_argument("--directions", nargs="+", default=["random", "gradient"], choices=["random", "gradient"])
     p.add_argument("--norm", default="per_example", choices=["per_example", "batch"])
     p.add_argument("--seed", type=COUNT, default=0, help="seed of the random directions")
@@ -165,8 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-bf16", action="store_true", help="do not measure bf16 autocast")
     p.add_argument("--compile", action="store_true", help="also measure torch.compile (slow to compile on CPU)")
     p.add_argument("--threads", type=POSITIVE_INT, default=None, help="torch CPU threads")
-    p = command("push", help="upload a finished run's model/ folder (weights, tokenizer, model card) to "
-                             "the Hugging Face hub")
+    p = command(
+        "push", help="upload a finished run's model/ folder (weights, tokenizer, model card) to the Hugging Face hub"
+    )
     p.add_argument("run_dir", help="a finished run folder (holds metrics.json and model/)")
     p.add_argument("--repo-id", required=True, help="hub repository ORG/NAME (created if absent)")
     p.add_argument("--private", action="store_true", help="create the repository as private")
@@ -180,14 +213,23 @@ def _add_verdict_commands(sub) -> None:
     both from the workflow's plan (``snakemake results/plan.json``); see lrcbert/forecast.py, lrcbert/progress.py."""
     p = sub.add_parser("forecast", help="device-hours of the workflow's planned grid, timed on this device")
     p.add_argument("--plan", default="results/plan.json", help="the workflow's plan (snakemake results/plan.json)")
-    p.add_argument("--config", action="append", default=[], metavar="WORKFLOW_CONFIG",
-                   help="workflow config file(s): write the plan for them first (runs snakemake; repeatable)")
+    p.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="WORKFLOW_CONFIG",
+        help="workflow config file(s): write the plan for them first (runs snakemake; repeatable)",
+    )
     p.add_argument("--out", default=None, help="Markdown output (default: print only)")
     p.add_argument("--json", default=None, help="JSON output (every job's steps and seconds)")
     p.add_argument("--corpus-lines", type=int, default=None, help="corpus size to assume if not written yet")
     p.add_argument("--steps", type=int, default=3, help="timed steps per architecture (after one warm-up step)")
-    p.add_argument("--time-batch", type=int, default=None,
-                   help="time larger batches at this size and scale linearly (quicker on a CPU; approximate)")
+    p.add_argument(
+        "--time-batch",
+        type=int,
+        default=None,
+        help="time larger batches at this size and scale linearly (quicker on a CPU; approximate)",
+    )
     p.add_argument("--by-shape", action="store_true", help="one timing per model shape for all methods (approximate)")
     p = sub.add_parser("status", help="progress of the workflow's grid: finished/running/failed/missing runs")
     p.add_argument("--plan", default="results/plan.json", help="the workflow's plan (snakemake results/plan.json)")
@@ -197,19 +239,21 @@ def _add_verdict_commands(sub) -> None:
 
 def _verdict_command(args) -> int:
     import subprocess
+
     from .forecast import ForecastError
+
     try:
         if args.command == "forecast":
             from .forecast import main as forecast
+
             if args.config:
-                cmd = ["snakemake", "--cores", "1", "--forcerun", "plan", "--configfile", *args.config,
-                       "--", args.plan]
+                cmd = ["snakemake", "--cores", "1", "--forcerun", "plan", "--configfile", *args.config, "--", args.plan]
                 if subprocess.run(cmd, stdout=subprocess.DEVNULL).returncode:
                     raise ForecastError(f"writing the plan failed: {' '.join(cmd)}")
-            forecast(args.plan, args.out, args.json, args.corpus_lines, args.steps, args.time_batch,
-                     args.by_shape)
+            forecast(args.plan, args.out, args.json, args.corpus_lines, args.steps, args.time_batch, args.by_shape)
         else:
             from .progress import main as progress
+
             progress(args.plan, args.out, args.stale_minutes)
     except (ForecastError, ConfigError, OSError) as e:
         print(f"lrcbert: error: {e}", file=sys.stderr)
@@ -222,7 +266,7 @@ KINDS = {"finetune": "finetune", "distill": "distill", "general-distill": "gener
 
 def check_method(command: str, name: str) -> None:
     """Refuse a ``--method`` preset that does not exist or does not fit ``command`` (ConfigError naming it)."""
-    get_method(name)                                    # unknown: ConfigError listing the known presets
+    get_method(name)  # unknown: ConfigError listing the known presets
     general = name.endswith("general")
     if (command == "general-distill" and not general) or (command == "distill" and (general or name == "finetune")):
         known = Presets(general=command != "distill")
@@ -238,8 +282,9 @@ def command_config(command: str, method: str | None, task: str | None, files=(),
         check_method(command, method)
     name = method or KINDS.get(command) or command
     base = get_method(name) if method is not None or command in KINDS else {"method": {"name": name}}
-    return load_config(files, list(overrides) + ([f"task={task}"] if task else []), base=base,
-                       base_source=f"method preset {name!r}")
+    return load_config(
+        files, list(overrides) + ([f"task={task}"] if task else []), base=base, base_source=f"method preset {name!r}"
+    )
 
 
 def _user_error(e: BaseException) -> bool:
@@ -261,7 +306,7 @@ def main(argv=None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         args = build_parser().parse_args(argv)
-    except SystemExit as e:                 # --help, or a command-line mistake (already reported on one line)
+    except SystemExit as e:  # --help, or a command-line mistake (already reported on one line)
         return e.code
     setup_logging("quiet" if args.quiet else "verbose" if args.verbose else "normal")
     try:
@@ -285,13 +330,15 @@ def main(argv=None) -> int:
 def _quiet_libraries() -> None:
     import datasets
     import transformers
-    datasets.disable_progress_bars()                 # keep logs to the training bar and real messages
+
+    datasets.disable_progress_bars()  # keep logs to the training bar and real messages
     transformers.utils.logging.disable_progress_bar()
 
 
 def _command(args) -> int:
     if args.command == "make-synthetic":
-        from .synthetic import make_synthetic       # a folder it did not make: DataError, one line (main)
+        from .synthetic import make_synthetic  # a folder it did not make: DataError, one line (main)
+
         sizes = {k: v for k, v in (("train", args.train), ("dev", args.dev), ("test", args.test)) if v}
         out = make_synthetic(args.out, seed=args.seed, sizes=sizes or None, corpus_lines=args.corpus_lines)
         print(f"wrote generated GLUE data to {args.out}")
@@ -304,10 +351,12 @@ def _command(args) -> int:
     if args.command in ("forecast", "status"):
         return _verdict_command(args)
     kind = KINDS.get(args.command)
-    cfg = command_config(args.command, getattr(args, "method", None), getattr(args, "task", None),
-                         args.config, args.set)
+    cfg = command_config(
+        args.command, getattr(args, "method", None), getattr(args, "task", None), args.config, args.set
+    )
     _quiet_libraries()
     from .run import evaluate_checkpoint, run
+
     if args.command == "evaluate":
         result = evaluate_checkpoint(cfg, args.model, args.out)
     elif args.command == "augment":
@@ -322,16 +371,28 @@ def _command(args) -> int:
 
 def _bench(args) -> int:
     import torch
+
     from .bench import SECTIONS, bench
+
     if args.threads:
         torch.set_num_threads(args.threads)
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
     unknown = sorted(set(sections) - set(SECTIONS))
     if unknown:
         raise ConfigError(f"--sections: unknown section(s) {unknown}; known: {', '.join(SECTIONS)}")
-    result = bench(args.out, args.md, sections=sections, cfg_files=args.config, overrides=args.set,
-                   quick=args.quick, student=args.student, repeats=args.repeats, work=args.work,
-                   bf16=not args.no_bf16, compile=args.compile)
+    result = bench(
+        args.out,
+        args.md,
+        sections=sections,
+        cfg_files=args.config,
+        overrides=args.set,
+        quick=args.quick,
+        student=args.student,
+        repeats=args.repeats,
+        work=args.work,
+        bf16=not args.no_bf16,
+        compile=args.compile,
+    )
     print(json.dumps({k: v for k, v in result.items() if not isinstance(v, dict)}, indent=2))
     return 0
 
@@ -339,7 +400,9 @@ def _bench(args) -> int:
 def _push(args) -> int:
     from huggingface_hub import constants
     from huggingface_hub.errors import HfHubHTTPError
+
     from .modelcard import push
+
     if constants.HF_HUB_OFFLINE:
         print("lrcbert: error: HF_HUB_OFFLINE is set; unset it to upload to the hub", file=sys.stderr)
         return EXIT_USER_ERROR
@@ -355,8 +418,16 @@ def _push(args) -> int:
 def _augment(cfg, args) -> dict:
     from .augment import AugmentConfig, augment_task
     from .tasks import get_task
-    aug = AugmentConfig(p=args.p, n_aug=args.n_aug, top_k=args.top_k, mlm=args.mlm, glove=args.glove,
-                        seed=args.seed, max_examples=args.max_examples)
+
+    aug = AugmentConfig(
+        p=args.p,
+        n_aug=args.n_aug,
+        top_k=args.top_k,
+        mlm=args.mlm,
+        glove=args.glove,
+        seed=args.seed,
+        max_examples=args.max_examples,
+    )
     return augment_task(cfg, get_task(args.task), args.out, aug)
 
 
@@ -374,7 +445,8 @@ def _analysis(cfg, args) -> dict:
     from .analysis import case_stats, robustness
     from .runinfo import atomic_write_json
     from .tasks import get_task
-    split = get_task(args.task).name            # the evaluation split: "mnli" means MNLI-m
+
+    split = get_task(args.task).name  # the evaluation split: "mnli" means MNLI-m
     if args.command == "case-stats":
         result = case_stats(cfg, _runs(args.run), split)
     else:

@@ -17,6 +17,7 @@ dataclass fields (``seed: Seed = 42``), ``asdict``/``replace`` keep working, and
 next to it rather than in a hand-grown checker. This module imports neither torch nor transformers, so a
 config error is reported in a fraction of a second.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -42,19 +43,20 @@ STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 # ranges; every float is also finite (allow_inf_nan=False)
 PosInt = Annotated[int, Field(ge=1)]
 Count = Annotated[int, Field(ge=0)]
-Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]          # numpy's seeds are 32-bit
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]  # numpy's seeds are 32-bit
 Positive = Annotated[float, Field(gt=0)]
 NonNeg = Annotated[float, Field(ge=0)]
 Fraction = Annotated[float, Field(ge=0, le=1)]
-Share = Annotated[float, Field(ge=0, lt=1)]                # a fraction short of the whole
-Number = int | float                                       # kept as written (the config hash sees 1 vs 1.0)
-Weight = Annotated[Number, Field(ge=0)]                    # a loss term's weight
+Share = Annotated[float, Field(ge=0, lt=1)]  # a fraction short of the whole
+Number = int | float  # kept as written (the config hash sees 1 vs 1.0)
+Weight = Annotated[Number, Field(ge=0)]  # a loss term's weight
 Prob = Annotated[Number, Field(ge=0, le=1)]
 
 
 class BertArch(TypedDict, total=False):
     """The fields of transformers' ``BertConfig`` that ``model.student_arch`` and ``model.teacher_overrides`` may
     set (tests/test_config.py checks this list against transformers)."""
+
     __pydantic_config__ = STRICT
     vocab_size: PosInt
     hidden_size: PosInt
@@ -80,106 +82,110 @@ class BertArch(TypedDict, total=False):
 
 @dataclass(config=STRICT)
 class DataConfig:
-    source: Literal["hub", "tsv", "synthetic"] = "synthetic"
-    path: str | None = None            # GLUE folder (tsv, synthetic) ; synthetic data is generated there if absent
-    hub_id: str = "nyu-mll/glue"       # data set id for source=hub
-    synthetic_seed: Seed = 0           # seed of generated data (source=synthetic)
-    max_length: Annotated[int, Field(ge=8, le=512)] = 128   # tokens per example (pair tasks: both sentences)
-    pad_to_max_length: bool = False    # False = pad each batch to its longest example
-    max_train_examples: PosInt | None = None   # keep only the first N training examples (smoke runs)
-    max_eval_examples: PosInt | None = None    # keep only the first N dev/test examples
-    train_file: str | None = None      # a TSV in the task's train layout used instead of train.tsv (augmented data)
-    corpus: str | None = None          # general distillation: a text file (one passage a line) or hub:ID[:CONFIG]
-    corpus_text_column: str = "text"   # column of the hub corpus holding the text
+    source: Literal["hub", "tsv", "synthetic"] = "hub"  # the same default as the workflow (config/config.yaml)
+    path: str | None = None  # GLUE folder (tsv) or generated folder (synthetic: made by `lrcbert make-synthetic`)
+    hub_id: str = "nyu-mll/glue"  # data set id for source=hub
+    synthetic_seed: Seed = 0  # seed of generated data (source=synthetic)
+    max_length: Annotated[int, Field(ge=8, le=512)] = 128  # tokens per example (pair tasks: both sentences)
+    pad_to_max_length: bool = False  # False = pad each batch to its longest example
+    max_train_examples: PosInt | None = None  # keep only the first N training examples (smoke runs)
+    max_eval_examples: PosInt | None = None  # keep only the first N dev/test examples
+    train_file: str | None = None  # a TSV in the task's train layout used instead of train.tsv (augmented data)
+    corpus: str | None = None  # general distillation: a text file (one passage a line) or hub:ID[:CONFIG]
+    corpus_text_column: str = "text"  # column of the hub corpus holding the text
     max_corpus_lines: PosInt | None = None
 
 
 @dataclass(config=STRICT)
 class ModelConfig:
-    teacher: str = "bert-base-uncased"      # hub id or local path (fine-tuned for distill, pre-trained otherwise)
-    teacher_random_init: bool = False       # build the teacher from its config with random weights (tests)
-    teacher_overrides: BertArch = field(default_factory=dict)   # BertConfig fields applied with random init
-    tokenizer: str | None = None            # default: the teacher's own tokenizer
-    student: str | None = None              # checkpoint to start the student from (e.g. general-distilled)
-    student_init: Literal["random", "path", "teacher_layers"] = "random"   # teacher_layers: DistilBERT, PKD
-    student_layers: list[PosInt] | None = None   # teacher_layers: teacher layers (1..N) copied; None = i * N / M
-    student_arch: BertArch = field(default_factory=lambda: dict(
-        num_hidden_layers=4, hidden_size=312, intermediate_size=1200, num_attention_heads=12))
-    attn_implementation: Literal["sdpa", "eager", "eager_scores"] = "sdpa"   # eager_scores: TinyBERT's loss
+    teacher: str = "bert-base-uncased"  # hub id or local path (fine-tuned for distill, pre-trained otherwise)
+    teacher_random_init: bool = False  # build the teacher from its config with random weights (tests)
+    teacher_overrides: BertArch = field(default_factory=dict)  # BertConfig fields applied with random init
+    tokenizer: str | None = None  # default: the teacher's own tokenizer
+    student: str | None = None  # checkpoint to start the student from (e.g. general-distilled)
+    student_init: Literal["random", "path", "teacher_layers"] = "random"  # teacher_layers: DistilBERT, PKD
+    student_layers: list[PosInt] | None = None  # teacher_layers: teacher layers (1..N) copied; None = i * N / M
+    student_arch: BertArch = field(
+        default_factory=lambda: dict(
+            num_hidden_layers=4, hidden_size=312, intermediate_size=1200, num_attention_heads=12
+        )
+    )
+    attn_implementation: Literal["sdpa", "eager", "eager_scores"] = "sdpa"  # eager_scores: TinyBERT's loss
 
 
 @dataclass(config=STRICT)
 class MethodConfig:
     """The distillation objective: which terms, their weights over time, and the training procedure."""
+
     name: str = "lrcbert"
-    layer_loss: Literal["cos_nce", "mse"] = "cos_nce"                  # mse: BERT_M
-    representation: Literal["flatten", "cls", "mean"] = "flatten"      # how a layer's l x d output becomes a vector
+    layer_loss: Literal["cos_nce", "mse"] = "cos_nce"  # mse: BERT_M
+    representation: Literal["flatten", "cls", "mean"] = "flatten"  # how a layer's l x d output becomes a vector
     # in_batch (K = B - 1) | sampled (K = num_negatives from the training set)
     negatives: Literal["in_batch", "sampled"] = "in_batch"
-    projection: Literal["shared", "per_layer"] = "shared"              # one W for all mapped layers, or one each
-    projection_init: Literal["new", "student"] = "new"   # W starts random, or is the W saved with model.student
-    layer_map: list[PosInt] | None = None   # teacher layer for student layers 1..M; None = i * N / M
+    projection: Literal["shared", "per_layer"] = "shared"  # one W for all mapped layers, or one each
+    projection_init: Literal["new", "student"] = "new"  # W starts random, or is the W saved with model.student
+    layer_map: list[PosInt] | None = None  # teacher layer for student layers 1..M; None = i * N / M
     temperature: Positive = 1.1
-    soft_t2: bool = False                   # multiply the soft loss by tau^2
-    hard_target: Literal["one_hot", "tempered"] = "one_hot"   # tempered: softmax(one_hot / tau), eq. 5 as printed
-    stage_split: Fraction = 0.8             # fraction of steps in stage 1
+    soft_t2: bool = False  # multiply the soft loss by tau^2
+    hard_target: Literal["one_hot", "tempered"] = "one_hot"  # tempered: softmax(one_hot / tau), eq. 5 as printed
+    stage_split: Fraction = 0.8  # fraction of steps in stage 1
     # term weights per stage; keys: the registered loss terms (lrcbert.presets.TERM_NAMES)
     stage1: dict[str, Weight] = field(default_factory=lambda: {"layer": 1.0, "soft": 0.0, "hard": 0.0})
     stage2: dict[str, Weight] = field(default_factory=lambda: {"layer": 1.0, "soft": 1.0, "hard": 3.0})
-    perturb: bool = True                    # gradient perturbation of the embedding output (eq. 7-8)
-    perturb_norm: Literal["per_example", "batch"] = "per_example"   # over which slice |g|_2 is taken
-    perturb_eps: NonNeg = 1.0               # step size multiplying g / |g|_2 (printed: 1)
-    perturb_dropout: Literal["fresh", "same"] = "fresh"   # dropout masks of the second (perturbed) pass
-    perturb_grad: Literal["constant"] = "constant"   # g / |g|_2 enters pass 2 as a constant (no gradient through it)
-    gather_negatives: bool = True           # data parallel: COS-NCE negatives from the global batch (K = B_global - 1)
+    perturb: bool = True  # gradient perturbation of the embedding output (eq. 7-8)
+    perturb_norm: Literal["per_example", "batch"] = "per_example"  # over which slice |g|_2 is taken
+    perturb_eps: NonNeg = 1.0  # step size multiplying g / |g|_2 (printed: 1)
+    perturb_dropout: Literal["fresh", "same"] = "fresh"  # dropout masks of the second (perturbed) pass
+    perturb_grad: Literal["constant"] = "constant"  # g / |g|_2 enters pass 2 as a constant (no gradient through it)
+    gather_negatives: bool = True  # data parallel: COS-NCE negatives from the global batch (K = B_global - 1)
     # baselines (see baselines/): keys their terms read; LRC-BERT ignores them
-    pkd_reduction: Literal["mean", "sum"] = "mean"   # PKD's [CLS] MSE averaged over elements, or summed over d
-    attention_target: Literal["probs", "scores"] = "probs"   # TinyBERT's attention loss on softmax output or logits
-    contrast_temperature: Positive = 0.07   # CoDIR / ACKD InfoNCE temperature
-    bank_momentum: Share = 0.5              # CoDIR memory: an entry becomes normalise(m * old + (1 - m) * new)
-    label_aware: bool = True                # CoDIR: negatives only from samples of other labels
-    head: Literal["linear", "mlp"] = "linear"   # CoDIR's projection heads
-    head_dim: PosInt = 128                  # CoDIR: width of the projected representations
+    pkd_reduction: Literal["mean", "sum"] = "mean"  # PKD's [CLS] MSE averaged over elements, or summed over d
+    attention_target: Literal["probs", "scores"] = "probs"  # TinyBERT's attention loss on softmax output or logits
+    contrast_temperature: Positive = 0.07  # CoDIR / ACKD InfoNCE temperature
+    bank_momentum: Share = 0.5  # CoDIR memory: an entry becomes normalise(m * old + (1 - m) * new)
+    label_aware: bool = True  # CoDIR: negatives only from samples of other labels
+    head: Literal["linear", "mlp"] = "linear"  # CoDIR's projection heads
+    head_dim: PosInt = 128  # CoDIR: width of the projected representations
     # fidelity (docs/fidelity.md): memories of per-example vectors (lrcbert/memory.py)
-    num_negatives: PosInt = 15              # negatives=sampled: K per example, may exceed the batch
-    memory_max_bytes: PosInt = 8_000_000_000   # negatives=sampled: refuse a teacher memory larger than this
-    nce_k: PosInt = 100                     # CoDIR: negatives sampled per example from the memory
-    codir_layers: Literal["all", "mapped"] = "all"   # [CLS] of all layers concatenated, or per mapped pair
-    codir_pool: Literal["cls", "mean"] = "cls"       # CoDIR's vector of a layer
-    codir_loss: Literal["nce", "info_nce"] = "nce"   # CRD's NCE loss (eq. 18) or InfoNCE
-    codir_sides: Literal["two", "one"] = "two"       # student and teacher anchors, or the student anchor only
-    crd_batch_scale: bool = True            # CoDIR: divide the CRD term by the batch size, as the release does
-    soft_reduction: Literal["batchmean", "mean"] = "batchmean"   # KD averaged over examples, or examples x classes
-    projection_bias: bool = False           # W with a bias (TinyBERT's released fit_dense has one)
-    tinybert_padding: Literal["masked", "all"] = "masked"   # TinyBERT's MSEs over real tokens, or every padded position
-    sar_temperature: Positive = 1.0         # ACKD: sharpness of sample adaptive reweighting (weights ~ exp(h / t))
+    num_negatives: PosInt = 15  # negatives=sampled: K per example, may exceed the batch
+    memory_max_bytes: PosInt = 8_000_000_000  # negatives=sampled: refuse a teacher memory larger than this
+    nce_k: PosInt = 100  # CoDIR: negatives sampled per example from the memory
+    codir_layers: Literal["all", "mapped"] = "all"  # [CLS] of all layers concatenated, or per mapped pair
+    codir_pool: Literal["cls", "mean"] = "cls"  # CoDIR's vector of a layer
+    codir_loss: Literal["nce", "info_nce"] = "nce"  # CRD's NCE loss (eq. 18) or InfoNCE
+    codir_sides: Literal["two", "one"] = "two"  # student and teacher anchors, or the student anchor only
+    crd_batch_scale: bool = True  # CoDIR: divide the CRD term by the batch size, as the release does
+    soft_reduction: Literal["batchmean", "mean"] = "batchmean"  # KD averaged over examples, or examples x classes
+    projection_bias: bool = False  # W with a bias (TinyBERT's released fit_dense has one)
+    tinybert_padding: Literal["masked", "all"] = "masked"  # TinyBERT's MSEs over real tokens, or every padded position
+    sar_temperature: Positive = 1.0  # ACKD: sharpness of sample adaptive reweighting (weights ~ exp(h / t))
 
 
 @dataclass(config=STRICT)
 class TrainConfig:
     seed: Seed = 42
     epochs: Positive = 3.0
-    max_steps: PosInt | None = None         # overrides epochs when set
+    max_steps: PosInt | None = None  # overrides epochs when set
     batch_size: PosInt = 16
     eval_batch_size: PosInt = 64
     lr: Positive = 5e-5
     weight_decay: NonNeg = 0.01
-    warmup: Share = 0.1                     # fraction of steps of linear warm-up
-    lr_schedule: Literal["linear", "constant", "linear_per_stage"] = "linear"   # paper: not stated
-    grad_clip: NonNeg = 1.0                 # 0 = off
-    max_bad_steps: Count = 0                # non-finite steps skipped (no update) before the run stops; 0 = stop
-    mixed_precision: Literal["no", "bf16", "fp16"] = "no"   # bf16, fp16: GPU
-    checkpoint_every: Count = 500           # steps; 0 = only at the end
+    warmup: Share = 0.1  # fraction of steps of linear warm-up
+    lr_schedule: Literal["linear", "constant", "linear_per_stage"] = "linear"  # paper: not stated
+    grad_clip: NonNeg = 1.0  # 0 = off
+    max_bad_steps: Count = 0  # non-finite steps skipped (no update) before the run stops; 0 = stop
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"  # bf16, fp16: GPU
+    checkpoint_every: Count = 500  # steps; 0 = only at the end
     keep_checkpoints: PosInt = 2
-    log_every: PosInt = 1                   # steps between rows of losses.csv
+    log_every: PosInt = 1  # steps between rows of losses.csv
     num_workers: Count = 0
     stop_after_steps: PosInt | None = None  # leave the run unfinished after N steps (tests of resume)
-    teacher_cache: Literal["auto", "on", "off"] = "auto"   # teacher outputs computed once, memory-mapped fp16
-    teacher_cache_max_bytes: Count = 20_000_000_000   # auto: cache when the size estimate is below this
-    length_grouped: bool = False            # batches of similar lengths (shuffled mega-batches sorted by length)
-    length_group_size: PosInt = 50          # batches per mega-batch sorted by length (length_grouped)
-    compile: bool = False                   # torch.compile the student and teacher forward passes
-    report_to: Literal["none", "tensorboard", "wandb", "mlflow", "trackio"] = "none"   # lrcbert/tracking.py
+    teacher_cache: Literal["auto", "on", "off"] = "auto"  # teacher outputs computed once, memory-mapped fp16
+    teacher_cache_max_bytes: Count = 20_000_000_000  # auto: cache when the size estimate is below this
+    length_grouped: bool = False  # batches of similar lengths (shuffled mega-batches sorted by length)
+    length_group_size: PosInt = 50  # batches per mega-batch sorted by length (length_grouped)
+    compile: bool = False  # torch.compile the student and teacher forward passes
+    report_to: Literal["none", "tensorboard", "wandb", "mlflow", "trackio"] = "none"  # lrcbert/tracking.py
 
 
 @dataclass(config=STRICT)
@@ -202,16 +208,28 @@ class Config:
         for key in NOT_HASHED:
             section, name = key.split(".")
             d[section].pop(name)
-        diff = {section: ({k: v for k, v in values.items() if defaults[section].get(k, object()) != v}
-                          if isinstance(values, dict) else values)
-                for section, values in d.items()}
+        diff = {
+            section: (
+                {k: v for k, v in values.items() if defaults[section].get(k, object()) != v}
+                if isinstance(values, dict)
+                else values
+            )
+            for section, values in d.items()
+        }
         blob = json.dumps(diff, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 
 
-NOT_HASHED = ("train.checkpoint_every", "train.keep_checkpoints", "train.log_every", "train.num_workers",
-              "train.stop_after_steps", "train.eval_batch_size", "train.report_to")
-TERM_MAPS = ("method.stage1", "method.stage2")     # mappings whose keys are loss-term names
+NOT_HASHED = (
+    "train.checkpoint_every",
+    "train.keep_checkpoints",
+    "train.log_every",
+    "train.num_workers",
+    "train.stop_after_steps",
+    "train.eval_batch_size",
+    "train.report_to",
+)
+TERM_MAPS = ("method.stage1", "method.stage2")  # mappings whose keys are loss-term names
 
 
 # ---------------------------------------------------------------------------------------------- the schema
@@ -261,7 +279,8 @@ def _map_keys(path: str, typ: Any, key: str) -> set[str] | None:
     if is_typeddict(typ):
         return set(get_type_hints(typ))
     if path in TERM_MAPS:
-        from .presets import term_names         # light; plug-in terms are loaded only for a name not yet known
+        from .presets import term_names  # light; plug-in terms are loaded only for a name not yet known
+
         return term_names(key)
     return None
 
@@ -269,12 +288,14 @@ def _map_keys(path: str, typ: Any, key: str) -> set[str] | None:
 # ---------------------------------------------------------------------------------------------- YAML
 class _Mapping(dict):
     """A YAML mapping that remembers the line of each key."""
+
     lines: dict
 
 
 class _Loader(yaml.SafeLoader):
     """PyYAML's safe loader that refuses a repeated key (YAML keeps the last one silently), reads ``1e-4`` as a
     number (YAML 1.2; YAML 1.1 reads it as a string) and remembers the line of each key."""
+
     source = "<text>"
 
     def where(self, mark) -> str:
@@ -290,19 +311,22 @@ class _Loader(yaml.SafeLoader):
             key = self.construct_object(key_node, deep=True)
             try:
                 first = lines.get(key)
-            except TypeError:               # an unhashable key: SafeLoader's own error says so
+            except TypeError:  # an unhashable key: SafeLoader's own error says so
                 break
             if first is not None:
-                raise ConfigError(f"{self.where(key_node.start_mark)}: key {key!r} is given twice (first on line "
-                                  f"{first}); YAML would silently keep only the last")
+                raise ConfigError(
+                    f"{self.where(key_node.start_mark)}: key {key!r} is given twice (first on line "
+                    f"{first}); YAML would silently keep only the last"
+                )
             lines[key] = key_node.start_mark.line + 1
         data = _Mapping(super().construct_mapping(node, deep=deep))
         data.lines = {} if self.source.startswith("--set") else lines
         return data
 
 
-_Loader.add_implicit_resolver("tag:yaml.org,2002:float",
-                              re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789")
+)
 _Loader.add_constructor("tag:yaml.org,2002:map", _Loader.construct_mapping)
 
 
@@ -375,8 +399,9 @@ def _merge(tree: dict, updates: Any, cls, origin: dict, source: str, replace: bo
             for sub in value:
                 allowed = _map_keys(path, typ, sub)
                 if allowed is not None and sub not in allowed:
-                    raise ConfigError(f"{_at(source, value, sub)}: unknown config key '{path}.{sub}'"
-                                      f"{_known(sub, allowed)}")
+                    raise ConfigError(
+                        f"{_at(source, value, sub)}: unknown config key '{path}.{sub}'{_known(sub, allowed)}"
+                    )
                 origin[f"{path}.{sub}"] = _at(source, value, sub)
             keep = tree.get(key) if not replace and isinstance(tree.get(key), dict) else {}
             tree[key] = {**keep, **_plain(value)}
@@ -419,11 +444,22 @@ def _override(item: str) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------- checking
-_TYPE_WORDS = {"int_type": "an integer", "float_type": "a number", "bool_type": "true or false",
-               "string_type": "a string", "dict_type": "a mapping", "list_type": "a list",
-               "finite_number": "a finite number", "none_required": "null"}
-_BOUNDS = {"greater_than_equal": ("ge", ">="), "greater_than": ("gt", ">"), "less_than_equal": ("le", "<="),
-           "less_than": ("lt", "<")}
+_TYPE_WORDS = {
+    "int_type": "an integer",
+    "float_type": "a number",
+    "bool_type": "true or false",
+    "string_type": "a string",
+    "dict_type": "a mapping",
+    "list_type": "a list",
+    "finite_number": "a finite number",
+    "none_required": "null",
+}
+_BOUNDS = {
+    "greater_than_equal": ("ge", ">="),
+    "greater_than": ("gt", ">"),
+    "less_than_equal": ("le", "<="),
+    "less_than": ("lt", "<"),
+}
 _UNION_TAGS = re.compile(r"^(int|float|str|bool|none|nullable|list\[.*\]|dict\[.*\]|function-.*|constrained-.*)$")
 
 
@@ -479,7 +515,8 @@ def _build(cls, tree: dict, origin: dict, prefix: str = ""):
 def validate(cfg: Config, origin: dict | None = None) -> Config:
     """The checks that involve more than one key (each key's own type and range is checked on construction)."""
     origin = origin or {}
-    from .tasks import TASKS                   # light: no torch
+    from .tasks import TASKS  # light: no torch
+
     m, t, model = cfg.method, cfg.train, cfg.model
     d = cfg.to_dict()
     for path, allowed in CHOICES.items():
@@ -487,27 +524,54 @@ def validate(cfg: Config, origin: dict | None = None) -> Config:
         if d[section][key] not in allowed:
             raise _fail(origin, path, f"config key '{path}' is {d[section][key]!r}; allowed: {', '.join(allowed)}")
     if cfg.task not in TASKS and cfg.task != "mnli":
-        raise _fail(origin, "task", f"config key 'task': unknown task {cfg.task!r}; known: "
-                                    f"{', '.join(sorted(set(TASKS) | {'mnli'}))}")
+        raise _fail(
+            origin,
+            "task",
+            f"config key 'task': unknown task {cfg.task!r}; known: {', '.join(sorted(set(TASKS) | {'mnli'}))}",
+        )
     if t.batch_size < 2 and m.layer_loss == "cos_nce":
-        raise _fail(origin, "train.batch_size", f"config key 'train.batch_size' must be >= 2 (COS-NCE needs other "
-                                                f"examples as negatives), got {t.batch_size}")
+        raise _fail(
+            origin,
+            "train.batch_size",
+            f"config key 'train.batch_size' must be >= 2 (COS-NCE needs other "
+            f"examples as negatives), got {t.batch_size}",
+        )
     for key in ("student_arch", "teacher_overrides"):
         arch = getattr(model, key)
-        if "hidden_size" in arch and "num_attention_heads" in arch and arch["hidden_size"] % arch["num_attention_heads"]:
-            raise _fail(origin, f"model.{key}.hidden_size",
-                        f"config key 'model.{key}.hidden_size' ({arch['hidden_size']}) must be a multiple of "
-                        f"num_attention_heads ({arch['num_attention_heads']})")
+        if (
+            "hidden_size" in arch
+            and "num_attention_heads" in arch
+            and arch["hidden_size"] % arch["num_attention_heads"]
+        ):
+            raise _fail(
+                origin,
+                f"model.{key}.hidden_size",
+                f"config key 'model.{key}.hidden_size' ({arch['hidden_size']}) must be a multiple of "
+                f"num_attention_heads ({arch['num_attention_heads']})",
+            )
     if cfg.data.source in ("tsv",) and not cfg.data.path:
         raise _fail(origin, "data.source", "config key 'data.path' is required when data.source is 'tsv'")
+    if cfg.data.source == "hub" and cfg.data.path:
+        # a folder given with the hub source would be ignored: the run would read the hub, not the user's folder
+        raise _fail(
+            origin,
+            "data.path",
+            f"config key 'data.path' is {cfg.data.path!r} but data.source is 'hub', "
+            "which does not read it; set data.source=tsv for a GLUE folder (or synthetic for a folder "
+            "made by lrcbert make-synthetic)",
+        )
     if model.student_init == "path" and not model.student:
-        raise _fail(origin, "model.student_init",
-                    "config key 'model.student' is required when model.student_init is 'path'")
+        raise _fail(
+            origin, "model.student_init", "config key 'model.student' is required when model.student_init is 'path'"
+        )
     if m.projection_init == "student" and model.student_init != "path":
-        raise _fail(origin, "method.projection_init",
-                    "config key 'method.projection_init' is 'student', which takes W from the run in "
-                    f"model.student, but model.student_init is {model.student_init!r}, not 'path'; "
-                    "set method.projection_init=new")
+        raise _fail(
+            origin,
+            "method.projection_init",
+            "config key 'method.projection_init' is 'student', which takes W from the run in "
+            f"model.student, but model.student_init is {model.student_init!r}, not 'path'; "
+            "set method.projection_init=new",
+        )
     return cfg
 
 
@@ -519,8 +583,12 @@ def _load(layers: list[tuple[Any, str, bool]]) -> Config:
     return validate(_build(Config, tree, origin), origin)
 
 
-def load_config(files: list[str | Path] = (), overrides: list[str] = (), base: dict | None = None,
-                base_source: str = "base configuration") -> Config:
+def load_config(
+    files: list[str | Path] = (),
+    overrides: list[str] = (),
+    base: dict | None = None,
+    base_source: str = "base configuration",
+) -> Config:
     """Defaults <- ``base`` (a preset: each key it names replaces the default) <- each YAML file <- ``key=value``
     overrides (files and overrides merge key by key at any depth), checked."""
     layers = [(base, base_source, True)] if base else []

@@ -8,6 +8,7 @@ Sources (``data.source``):
 Every source yields a ``datasets.Dataset`` with columns ``text_a``, ``text_b`` (pair tasks), ``label``
 (int index into ``Task.labels``, float for STS-B, -1 where unknown, i.e. test) and ``idx``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -35,15 +36,17 @@ def _read_tsv(path: Path, task: Task, split: str) -> tuple[dict, list[int]]:
         raise DataError(f"data file not found: {path} (task {task.name}, split {split})")
     raw = path.read_bytes()
     if not raw.strip():
-        raise DataError(f"{path}: empty file ({len(raw)} bytes); expected the {task.name} {split} split "
-                        "in the GLUE TSV layout")
+        raise DataError(
+            f"{path}: empty file ({len(raw)} bytes); expected the {task.name} {split} split in the GLUE TSV layout"
+        )
     try:
         text = raw.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as e:
         line = raw.count(b"\n", 0, e.start) + 1
         col = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
-        raise DataError(f"{path}: line {line}, byte {col}: 0x{raw[e.start]:02x} is not UTF-8 "
-                        "(data files must be UTF-8 text)") from None
+        raise DataError(
+            f"{path}: line {line}, byte {col}: 0x{raw[e.start]:02x} is not UTF-8 (data files must be UTF-8 text)"
+        ) from None
     lines = [(n, x.removesuffix("\r")) for n, x in enumerate(text.split("\n"), 1) if x.removesuffix("\r")]
     headerless = not task.header and split != "test"
     if headerless:
@@ -58,8 +61,9 @@ def _read_tsv(path: Path, task: Task, split: str) -> tuple[dict, list[int]]:
     for n, line in lines:
         fields = line.split("\t")
         if len(fields) != len(columns):
-            raise DataError(f"{path}: line {n}: {len(fields)} tab-separated fields, expected {len(columns)} "
-                            f"({', '.join(columns)})")
+            raise DataError(
+                f"{path}: line {n}: {len(fields)} tab-separated fields, expected {len(columns)} ({', '.join(columns)})"
+            )
         rows.append(fields)
     frame = {c: [r[i] for r in rows] for i, c in enumerate(columns)}
     return frame, [n for n, _ in lines]
@@ -67,8 +71,11 @@ def _read_tsv(path: Path, task: Task, split: str) -> tuple[dict, list[int]]:
 
 def _labels_from_strings(values, task: Task, path, line_numbers=None, column=None) -> list:
     """Label indices (floats for STS-B); the first bad value is reported with its line and column."""
-    where = (lambda i: f"line {line_numbers[i]}, column {column} ({task.label_col})") if line_numbers \
+    where = (
+        (lambda i: f"line {line_numbers[i]}, column {column} ({task.label_col})")
+        if line_numbers
         else (lambda i: f"row {i + 1}")
+    )
     if task.is_regression:
         out = []
         for i, v in enumerate(values):
@@ -83,8 +90,9 @@ def _labels_from_strings(values, task: Task, path, line_numbers=None, column=Non
     index = {label: i for i, label in enumerate(task.labels)}
     for i, v in enumerate(values):
         if v not in index:
-            raise DataError(f"{path}: {where(i)}: label {v!r} is outside the label set {list(task.labels)} "
-                            f"of {task.name}")
+            raise DataError(
+                f"{path}: {where(i)}: label {v!r} is outside the label set {list(task.labels)} of {task.name}"
+            )
     return [index[v] for v in values]
 
 
@@ -97,19 +105,24 @@ def _from_tsv(root: Path, task: Task, split: str, file_override: str | None = No
         cols["text_b"] = frame[task.text_b]
     if split == "test":
         if task.label_col in frame and any(frame[task.label_col]):
-            raise DataError(f"{path}: the test split carries labels in column {task.label_col!r}; "
-                            "test files must be unlabelled (is this a dev file?)")
+            raise DataError(
+                f"{path}: the test split carries labels in column {task.label_col!r}; "
+                "test files must be unlabelled (is this a dev file?)"
+            )
         cols["label"] = [-1.0 if task.is_regression else -1] * len(line_numbers)
         key = next((k for k in ("index", "id") if k in frame), None)
         ids = frame[key] if key else [str(i) for i in range(len(line_numbers))]
         for i, v in enumerate(ids):
             if not v.strip().lstrip("-").isdigit():
-                raise DataError(f"{path}: line {line_numbers[i]}, column {columns.index(key) + 1} ({key}): "
-                                f"{v!r} is not an integer id")
+                raise DataError(
+                    f"{path}: line {line_numbers[i]}, column {columns.index(key) + 1} ({key}): "
+                    f"{v!r} is not an integer id"
+                )
         cols["idx"] = [int(i) for i in ids]
     else:
-        cols["label"] = _labels_from_strings(frame[task.label_col], task, path, line_numbers,
-                                             columns.index(task.label_col) + 1)
+        cols["label"] = _labels_from_strings(
+            frame[task.label_col], task, path, line_numbers, columns.index(task.label_col) + 1
+        )
         cols["idx"] = list(range(len(line_numbers)))
     return datasets.Dataset.from_dict(cols)
 
@@ -140,11 +153,15 @@ def data_root(cfg) -> Path | None:
     if d.source == "synthetic":
         path = Path(d.path or "data/synthetic")
         if not path.is_dir():
-            raise DataError(f"data.path {path}: no such folder; data.source 'synthetic' reads generated data: "
-                            f"make it first with `lrcbert make-synthetic --out {path}`")
+            raise DataError(
+                f"data.path {path}: no such folder; data.source 'synthetic' reads generated data: "
+                f"make it first with `lrcbert make-synthetic --out {path}`"
+            )
         if not is_generated(path):
-            raise DataError(f"data.path {path} was not made by lrcbert make-synthetic (no {MARKER} marker) but "
-                            "data.source is 'synthetic'; for a GLUE folder set data.source=tsv")
+            raise DataError(
+                f"data.path {path} was not made by lrcbert make-synthetic (no {MARKER} marker) but "
+                "data.source is 'synthetic'; for a GLUE folder set data.source=tsv"
+            )
         return path
     if not d.path:
         raise DataError("data.path is required when data.source is 'tsv' (a folder in the GLUE layout)")
@@ -225,8 +242,11 @@ def load_corpus(cfg) -> datasets.Dataset:
         ds = datasets.load_dataset(parts[0], *(parts[1:2]), split="train")
         if d.corpus_text_column not in ds.column_names:
             raise DataError(f"corpus {spec}: no column {d.corpus_text_column!r}; found {ds.column_names}")
-        lines = ds[d.corpus_text_column] if d.max_corpus_lines is None else \
-            ds.select(range(min(d.max_corpus_lines, len(ds))))[d.corpus_text_column]
+        lines = (
+            ds[d.corpus_text_column]
+            if d.max_corpus_lines is None
+            else ds.select(range(min(d.max_corpus_lines, len(ds))))[d.corpus_text_column]
+        )
     else:
         path = Path(spec)
         if not path.is_file():
@@ -236,14 +256,16 @@ def load_corpus(cfg) -> datasets.Dataset:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as e:
             line = raw.count(b"\n", 0, e.start) + 1
-            raise DataError(f"{path}: line {line}: byte 0x{raw[e.start]:02x} is not UTF-8 "
-                            "(the corpus must be UTF-8 text)") from None
+            raise DataError(
+                f"{path}: line {line}: byte 0x{raw[e.start]:02x} is not UTF-8 (the corpus must be UTF-8 text)"
+            ) from None
         lines = [x.strip() for x in text.splitlines() if x.strip()]
         lines = lines[: d.max_corpus_lines] if d.max_corpus_lines else lines
     if not lines:
         raise DataError(f"corpus {spec} is empty")
-    return datasets.Dataset.from_dict({"text_a": list(lines), "label": [-1] * len(lines),
-                                       "idx": list(range(len(lines)))})
+    return datasets.Dataset.from_dict(
+        {"text_a": list(lines), "label": [-1] * len(lines), "idx": list(range(len(lines)))}
+    )
 
 
 def tokenize(ds: datasets.Dataset, tokenizer, max_length: int) -> datasets.Dataset:
@@ -251,8 +273,7 @@ def tokenize(ds: datasets.Dataset, tokenizer, max_length: int) -> datasets.Datas
     pair = "text_b" in ds.column_names
 
     def enc(batch):
-        return tokenizer(batch["text_a"], batch["text_b"] if pair else None, truncation=True,
-                         max_length=max_length)
+        return tokenizer(batch["text_a"], batch["text_b"] if pair else None, truncation=True, max_length=max_length)
 
     drop = [c for c in ("text_a", "text_b") if c in ds.column_names]
     # an explicit fingerprint: by default datasets hashes the whole tokenizer, about 2 s per call
@@ -265,8 +286,11 @@ class Collator:
     """Pads a list of tokenised examples to the longest one (or to ``max_length``), as tensors."""
 
     def __init__(self, tokenizer, max_length: int, pad_to_max_length: bool):
-        self.pad = DataCollatorWithPadding(tokenizer, padding="max_length" if pad_to_max_length else "longest",
-                                           max_length=max_length if pad_to_max_length else None)
+        self.pad = DataCollatorWithPadding(
+            tokenizer,
+            padding="max_length" if pad_to_max_length else "longest",
+            max_length=max_length if pad_to_max_length else None,
+        )
 
     def __call__(self, features):
         labels = [f.pop("label") for f in features]
@@ -295,7 +319,7 @@ class EpochSampler(torch.utils.data.Sampler):
             order = torch.randperm(self.n, generator=g).tolist()
         else:
             order = list(range(self.n))
-        return iter(order[self.skip:])
+        return iter(order[self.skip :])
 
     def __len__(self):
         return self.n - self.skip
@@ -324,12 +348,12 @@ class LengthGroupedSampler(EpochSampler):
         mega = self.batch_size * self.group
         batches = []
         for start in range(0, self.n, mega):
-            chunk = sorted(perm[start:start + mega], key=lambda i: -self.lengths[i])
-            batches += [chunk[i:i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
+            chunk = sorted(perm[start : start + mega], key=lambda i: -self.lengths[i])
+            batches += [chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
         full = [b for b in batches if len(b) == self.batch_size]
         rest = [i for b in batches if len(b) < self.batch_size for i in b]
         shuffled = [full[k] for k in torch.randperm(len(full), generator=g).tolist()]
         return [i for b in shuffled for i in b] + rest
 
     def __iter__(self):
-        return iter(self.order()[self.skip:])
+        return iter(self.order()[self.skip :])

@@ -12,11 +12,11 @@ CPU time, which is the latency on an idle core and is not inflated when other pr
 ``clock`` field says which); with several threads CPU time adds the threads up, so the report uses wall-clock.
 Speed-ups are ratios of medians.
 """
+
 from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import platform
 import sys
@@ -42,8 +42,14 @@ def cpu_name() -> str:
 def spread(xs) -> dict:
     """Median, quartiles and extremes of ``xs`` (seconds)."""
     q1, med, q3 = np.percentile(xs, [25, 50, 75])
-    return {"median": float(med), "q1": float(q1), "q3": float(q3), "min": float(min(xs)), "max": float(max(xs)),
-            "n": len(xs)}
+    return {
+        "median": float(med),
+        "q1": float(q1),
+        "q3": float(q3),
+        "min": float(min(xs)),
+        "max": float(max(xs)),
+        "n": len(xs),
+    }
 
 
 def interleaved(fns: dict, repeats: int, warmup: int) -> dict:
@@ -71,17 +77,23 @@ def disk_bytes(path: Path) -> int:
 
 def runtimes(model, paths: dict, threads: int) -> dict:
     from .export import OnnxClassifier
-    sessions = {"onnx_fp32": OnnxClassifier(paths["fp32"], threads), "onnx_int8": OnnxClassifier(paths["int8"], threads)}
+
+    sessions = {
+        "onnx_fp32": OnnxClassifier(paths["fp32"], threads),
+        "onnx_int8": OnnxClassifier(paths["int8"], threads),
+    }
 
     def torch_fwd(ids, mask, types):
         with torch.inference_mode():
             return model(input_ids=ids, attention_mask=mask, token_type_ids=types).logits
+
     return {"pytorch_fp32": torch_fwd, **sessions}
 
 
 def dev_check(fns: dict, task, dev, collate, batch_size: int = 32) -> dict:
     """Dev metric of every runtime and each one's largest |logit - PyTorch logit| over the dev set."""
     from .evaluation import compute_metrics, to_predictions
+
     loader = torch.utils.data.DataLoader(dev, batch_size=batch_size, collate_fn=collate)
     logits = {k: [] for k in fns}
     labels = []
@@ -94,13 +106,27 @@ def dev_check(fns: dict, task, dev, collate, batch_size: int = 32) -> dict:
     ref = torch.cat(logits["pytorch_fp32"])
     for k in fns:
         lg = torch.cat(logits[k])
-        out[k] = {"dev_score": compute_metrics(task, to_predictions(task, lg.numpy()), labels)["score"],
-                  "max_abs_logit_diff": float((lg - ref).abs().max())}
+        out[k] = {
+            "dev_score": compute_metrics(task, to_predictions(task, lg.numpy()), labels)["score"],
+            "max_abs_logit_diff": float((lg - ref).abs().max()),
+        }
     return out
 
 
-def measure(name: str, model_dir: str, task, dev, work: Path, threads: int, length: int, batch_sizes,
-            repeats: dict, warmup: int, max_length: int, log=print) -> dict:
+def measure(
+    name: str,
+    model_dir: str,
+    task,
+    dev,
+    work: Path,
+    threads: int,
+    length: int,
+    batch_sizes,
+    repeats: dict,
+    warmup: int,
+    max_length: int,
+    log=print,
+) -> dict:
     """One model: export, fusion check, dev check (``dev`` tokenised to ``max_length``, dynamic padding) and
     latency on sequences of ``length`` tokens."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -108,6 +134,7 @@ def measure(name: str, model_dir: str, task, dev, work: Path, threads: int, leng
     from . import data as D
     from .export import export_all, fusion_report
     from .models import check_labels, count_parameters
+
     clock = "cpu" if threads == 1 else "wall"
     model = AutoModelForSequenceClassification.from_pretrained(model_dir, attn_implementation="sdpa").eval()
     check_labels(model.config, task, f"model {model_dir}")
@@ -126,26 +153,41 @@ def measure(name: str, model_dir: str, task, dev, work: Path, threads: int, leng
         ids = torch.randint(1000, c.vocab_size - 1, (bs, length), generator=g)
         args = (ids, torch.ones_like(ids), torch.zeros_like(ids))
         n = repeats.get(bs, repeats.get("default", 5))
-        t = interleaved({k: (lambda fn=fn: fn(*args)) for k, fn in fns.items()}, n, warmup)
+        t = interleaved({k: (lambda fn=fn, args=args: fn(*args)) for k, fn in fns.items()}, n, warmup)
         for k in t:
             t[k]["tokens_per_s"] = bs * length / t[k][clock]["median"]
         latency[f"batch{bs}"] = t
         log(f"  batch {bs}: " + ", ".join(f"{k} {t[k][clock]['median'] * 1000:.2f} ms" for k in t))
-    sizes = {"pytorch_fp32": disk_bytes(Path(model_dir)), "onnx_fp32": disk_bytes(paths["fp32"]),
-             "onnx_int8": disk_bytes(paths["int8"])}
-    return {"model": str(model_dir), "layers": c.num_hidden_layers, "hidden": c.hidden_size,
-            "intermediate": c.intermediate_size, "heads": c.num_attention_heads,
-            "params": count_parameters(model), "disk_bytes": sizes, "fusion": fusion, "dev": checks,
-            "latency": latency}
+    sizes = {
+        "pytorch_fp32": disk_bytes(Path(model_dir)),
+        "onnx_fp32": disk_bytes(paths["fp32"]),
+        "onnx_int8": disk_bytes(paths["int8"]),
+    }
+    return {
+        "model": str(model_dir),
+        "layers": c.num_hidden_layers,
+        "hidden": c.hidden_size,
+        "intermediate": c.intermediate_size,
+        "heads": c.num_attention_heads,
+        "params": count_parameters(model),
+        "disk_bytes": sizes,
+        "fusion": fusion,
+        "dev": checks,
+        "latency": latency,
+    }
 
 
 def paper_ratios(path) -> dict:
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
-    t, s = rows[0], rows[1]          # BERT-base, then LRC-BERT
-    return {"speedup": float(t["inference_time_s"]) / float(s["inference_time_s"]),
-            "size": float(t["params_m"]) / float(s["params_m"]), "hardware": t["hardware"],
-            "teacher": t["model"], "student": s["model"]}
+    t, s = rows[0], rows[1]  # BERT-base, then LRC-BERT
+    return {
+        "speedup": float(t["inference_time_s"]) / float(s["inference_time_s"]),
+        "size": float(t["params_m"]) / float(s["params_m"]),
+        "hardware": t["hardware"],
+        "teacher": t["model"],
+        "student": s["model"],
+    }
 
 
 def _ms(s: dict) -> str:
@@ -154,26 +196,39 @@ def _ms(s: dict) -> str:
 
 def markdown(r: dict) -> str:
     from tabulate import tabulate
+
     p, clock = r["paper"], r["clock"]
     lines = ["# Deployment: teacher and students on the CPU, PyTorch vs ONNX fp32 vs ONNX int8", ""]
     if r["generated"]:
-        lines += ["**Generated data and toy models** (the smoke configuration): the dev metrics and sizes below "
-                  "measure the pipeline, not the method.", ""]
-    lines += [f"Measured on {r['cpu']}; torch {r['versions']['torch']}, onnxruntime {r['versions']['onnxruntime']}. "
-              f"**{r['threads']} thread(s)** for torch and onnxruntime alike (onnxruntime: {r['session']}). "
-              f"Sequences of exactly {r['length']} tokens; {r['warmup']} untimed warm-up rounds, then "
-              f"{', '.join(f'{n} at batch {b}' for b, n in r['repeats'].items())} rounds in which the three runtimes alternate. Latency: median wall-clock ms "
-              "[interquartile range]. The machine may be shared: interleaving makes load hit all runtimes "
-              "alike, the ranges show how much it moved. Task: "
-              f"`{r['task']}` dev set ({r['dev_examples']} examples, at most {r['dev_max_length']} tokens, "
-              f"{r['metric']} x100). ONNX graphs fused "
-              "with onnxruntime's BERT optimizer; int8 is dynamic quantisation of the fused graph.", ""]
+        lines += [
+            "**Generated data and toy models** (the smoke configuration): the dev metrics and sizes below "
+            "measure the pipeline, not the method.",
+            "",
+        ]
+    lines += [
+        f"Measured on {r['cpu']}; torch {r['versions']['torch']}, onnxruntime {r['versions']['onnxruntime']}. "
+        f"**{r['threads']} thread(s)** for torch and onnxruntime alike (onnxruntime: {r['session']}). "
+        f"Sequences of exactly {r['length']} tokens; {r['warmup']} untimed warm-up rounds, then "
+        f"{', '.join(f'{n} at batch {b}' for b, n in r['repeats'].items())} rounds in which the three runtimes "
+        "alternate. Latency: median wall-clock ms "
+        "[interquartile range]. The machine may be shared: interleaving makes load hit all runtimes "
+        "alike, the ranges show how much it moved. Task: "
+        f"`{r['task']}` dev set ({r['dev_examples']} examples, at most {r['dev_max_length']} tokens, "
+        f"{r['metric']} x100). ONNX graphs fused "
+        "with onnxruntime's BERT optimizer; int8 is dynamic quantisation of the fused graph.",
+        "",
+    ]
     rows = []
     for name, m in r["models"].items():
         for k in RUNTIMES:
-            row = [name if k == RUNTIMES[0] else "", k, f"{m['params'] / 1e6:.2f}" if k == RUNTIMES[0] else "",
-                   f"{m['disk_bytes'][k] / 2**20:.2f}", f"{m['dev'][k]['dev_score']:.2f}",
-                   f"{m['dev'][k]['max_abs_logit_diff']:.1e}" if k != "pytorch_fp32" else "-"]
+            row = [
+                name if k == RUNTIMES[0] else "",
+                k,
+                f"{m['params'] / 1e6:.2f}" if k == RUNTIMES[0] else "",
+                f"{m['disk_bytes'][k] / 2**20:.2f}",
+                f"{m['dev'][k]['dev_score']:.2f}",
+                f"{m['dev'][k]['max_abs_logit_diff']:.1e}" if k != "pytorch_fp32" else "-",
+            ]
             for b in r["batch_sizes"]:
                 t = m["latency"][f"batch{b}"][k]
                 row += [_ms(t[clock]), f"{t['tokens_per_s']:.0f}"]
@@ -187,12 +242,18 @@ def markdown(r: dict) -> str:
         for b in r["batch_sizes"]:
             lat = m["latency"][f"batch{b}"]
             ref = lat["pytorch_fp32"][clock]["median"]
-            rows.append([name, b] + [f"{ref / lat[k][clock]['median']:.2f}x" for k in ("onnx_fp32", "onnx_int8")]
-                        + [f"{m['dev']['onnx_int8']['dev_score'] - m['dev']['pytorch_fp32']['dev_score']:+.2f}"])
-    lines += ["Speed-up over PyTorch fp32 of the same model (ratio of medians; goals: ONNX fp32 >= 1.2x at batch 1 "
-              "and >= 1.0x at batch 32, int8 >= 2x at batch 1), and the int8 dev-metric change:", "",
-              tabulate(rows, ["model", "batch", "ONNX fp32", "ONNX int8", "int8 dev change (points)"],
-                       tablefmt="github"), ""]
+            rows.append(
+                [name, b]
+                + [f"{ref / lat[k][clock]['median']:.2f}x" for k in ("onnx_fp32", "onnx_int8")]
+                + [f"{m['dev']['onnx_int8']['dev_score'] - m['dev']['pytorch_fp32']['dev_score']:+.2f}"]
+            )
+    lines += [
+        "Speed-up over PyTorch fp32 of the same model (ratio of medians; goals: ONNX fp32 >= 1.2x at batch 1 "
+        "and >= 1.0x at batch 32, int8 >= 2x at batch 1), and the int8 dev-metric change:",
+        "",
+        tabulate(rows, ["model", "batch", "ONNX fp32", "ONNX int8", "int8 dev change (points)"], tablefmt="github"),
+        "",
+    ]
     rows = []
     teacher = r["models"].get("teacher")
     if teacher:
@@ -202,20 +263,58 @@ def markdown(r: dict) -> str:
             for b in r["batch_sizes"]:
                 ref = teacher["latency"][f"batch{b}"]["pytorch_fp32"][clock]["median"]
                 lat = m["latency"][f"batch{b}"]
-                rows.append([name, b, f"{teacher['params'] / m['params']:.1f}x",
-                             f"{teacher['disk_bytes']['pytorch_fp32'] / m['disk_bytes']['onnx_int8']:.1f}x"]
-                            + [f"{ref / lat[k][clock]['median']:.1f}x" for k in RUNTIMES])
-        lines += [f"Teacher (PyTorch fp32) over each student, beside the paper's {p['speedup']:.1f}x faster and "
-                  f"{p['size']:.1f}x smaller ({p['teacher']} vs {p['student']} on {p['hardware']}, its Table 2; "
-                  "parameters and GPU time, so only the ratios compare):", "",
-                  tabulate(rows, ["student", "batch", "params ratio", "disk ratio (vs int8)",
-                                  *(f"speed-up, student {k}" for k in RUNTIMES)], tablefmt="github"), ""]
-    rows = [[name, k, v["attention_nodes"], v["matmul_nodes"], v["SkipLayerNormalization"], v["BiasGelu"],
-             v["Softmax"], v["Erf"], "yes" if v["fused"] else "no"]
-            for name, m in r["models"].items() for k, v in m["fusion"].items()]
-    lines += ["Graph check (nodes per exported graph: plain export, fused fp32, fused int8):", "",
-              tabulate(rows, ["model", "graph", "attention", "matmul+gemm", "SkipLayerNorm", "BiasGelu", "Softmax",
-                              "Erf", "fused"], tablefmt="github"), ""]
+                rows.append(
+                    [
+                        name,
+                        b,
+                        f"{teacher['params'] / m['params']:.1f}x",
+                        f"{teacher['disk_bytes']['pytorch_fp32'] / m['disk_bytes']['onnx_int8']:.1f}x",
+                    ]
+                    + [f"{ref / lat[k][clock]['median']:.1f}x" for k in RUNTIMES]
+                )
+        lines += [
+            f"Teacher (PyTorch fp32) over each student, beside the paper's {p['speedup']:.1f}x faster and "
+            f"{p['size']:.1f}x smaller ({p['teacher']} vs {p['student']} on {p['hardware']}, its Table 2; "
+            "parameters and GPU time, so only the ratios compare):",
+            "",
+            tabulate(
+                rows,
+                [
+                    "student",
+                    "batch",
+                    "params ratio",
+                    "disk ratio (vs int8)",
+                    *(f"speed-up, student {k}" for k in RUNTIMES),
+                ],
+                tablefmt="github",
+            ),
+            "",
+        ]
+    rows = [
+        [
+            name,
+            k,
+            v["attention_nodes"],
+            v["matmul_nodes"],
+            v["SkipLayerNormalization"],
+            v["BiasGelu"],
+            v["Softmax"],
+            v["Erf"],
+            "yes" if v["fused"] else "no",
+        ]
+        for name, m in r["models"].items()
+        for k, v in m["fusion"].items()
+    ]
+    lines += [
+        "Graph check (nodes per exported graph: plain export, fused fp32, fused int8):",
+        "",
+        tabulate(
+            rows,
+            ["model", "graph", "attention", "matmul+gemm", "SkipLayerNorm", "BiasGelu", "Softmax", "Erf", "fused"],
+            tablefmt="github",
+        ),
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -248,8 +347,10 @@ def main(argv=None) -> int:
             print(f"lrcbert.deploy: error: {name}: no saved model at {folder} (config.json missing)", file=sys.stderr)
             return 2
     if args.threads < 1 or args.length < 2 or args.repeats < 1 or args.warmup < 0 or not models:
-        print("lrcbert.deploy: error: need >= 1 model, --threads >= 1, --length >= 2, --repeats >= 1, "
-              "--warmup >= 0", file=sys.stderr)
+        print(
+            "lrcbert.deploy: error: need >= 1 model, --threads >= 1, --length >= 2, --repeats >= 1, --warmup >= 0",
+            file=sys.stderr,
+        )
         return 2
     import onnxruntime
     import transformers
@@ -259,6 +360,7 @@ def main(argv=None) -> int:
     from .export import SESSION_SETTINGS
     from .runinfo import atomic_write_json, atomic_write_text, git_commit
     from .tasks import get_task
+
     transformers.utils.logging.disable_progress_bar()
     torch.set_num_threads(args.threads)
     try:
@@ -270,19 +372,46 @@ def main(argv=None) -> int:
         print(f"lrcbert.deploy: error: {e}", file=sys.stderr)
         return 2
     repeats = {b: (args.repeats if b == 1 else max(5, args.repeats // 4)) for b in args.batch_sizes}
-    result = {"cpu": cpu_name(), "threads": args.threads, "clock": "cpu" if args.threads == 1 else "wall",
-              "session": SESSION_SETTINGS, "length": args.length,
-              "batch_sizes": args.batch_sizes, "warmup": args.warmup, "repeats": repeats, "task": task.name,
-              "metric": task.metric, "dev_max_length": cfg.data.max_length, "generated": args.generated,
-              "paper": paper, "commit": git_commit(),
-              "versions": {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
-                           "transformers": transformers.__version__}, "models": {}}
+    result = {
+        "cpu": cpu_name(),
+        "threads": args.threads,
+        "clock": "cpu" if args.threads == 1 else "wall",
+        "session": SESSION_SETTINGS,
+        "length": args.length,
+        "batch_sizes": args.batch_sizes,
+        "warmup": args.warmup,
+        "repeats": repeats,
+        "task": task.name,
+        "metric": task.metric,
+        "dev_max_length": cfg.data.max_length,
+        "generated": args.generated,
+        "paper": paper,
+        "commit": git_commit(),
+        "versions": {
+            "torch": torch.__version__,
+            "onnxruntime": onnxruntime.__version__,
+            "transformers": transformers.__version__,
+        },
+        "models": {},
+    }
     from transformers import AutoTokenizer
+
     for name, folder in models.items():
         dev = D.tokenize(dev_raw, AutoTokenizer.from_pretrained(folder), cfg.data.max_length)
         result["dev_examples"] = len(dev)
-        result["models"][name] = measure(name, folder, task, dev, Path(args.work), args.threads, args.length,
-                                         args.batch_sizes, repeats, args.warmup, cfg.data.max_length)
+        result["models"][name] = measure(
+            name,
+            folder,
+            task,
+            dev,
+            Path(args.work),
+            args.threads,
+            args.length,
+            args.batch_sizes,
+            repeats,
+            args.warmup,
+            cfg.data.max_length,
+        )
     atomic_write_json(args.out, result)
     atomic_write_text(Path(args.out).with_suffix(".md"), markdown(result) + "\n")
     print(f"wrote {args.out} and {Path(args.out).with_suffix('.md')}")

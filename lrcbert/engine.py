@@ -5,6 +5,7 @@ Built on ``accelerate``: the same loop runs on a CPU, one GPU, or several (``acc
 ``torchrun``), with bf16/fp16 autocast when ``train.mixed_precision`` asks for it. Each step optionally
 applies LRC-BERT's gradient perturbation (paper eq. 7-8) to the student's embedding output.
 """
+
 from __future__ import annotations
 
 import csv
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DistributedDataParallelKwargs, set_seed
+from accelerate.utils import DistributedDataParallelKwargs, gather_object, set_seed
 from tqdm.auto import tqdm
 
 from . import checkpoint, tracking
@@ -128,14 +129,23 @@ class Trainer:
         t = cfg.train
         # some parameters get no gradient in some steps (the head during stage 1, W under the hard loss only)
         ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
-        self.accelerator = Accelerator(mixed_precision=t.mixed_precision, cpu=not torch.cuda.is_available(),
-                                       kwargs_handlers=[ddp], log_with=tracking.log_with(t.report_to),
-                                       project_dir=str(self.run_dir))
+        # step_scheduler_with_optimizer=False: the schedule below counts global steps (one per step of every
+        # process); accelerate would otherwise step it once per process, decaying the lr N times too fast
+        self.accelerator = Accelerator(
+            mixed_precision=t.mixed_precision,
+            cpu=not torch.cuda.is_available(),
+            kwargs_handlers=[ddp],
+            step_scheduler_with_optimizer=False,
+            log_with=tracking.log_with(t.report_to),
+            project_dir=str(self.run_dir),
+        )
         set_seed(t.seed)
         world = self.accelerator.num_processes
         if len(train_set) < t.batch_size * world:
-            raise ConfigError(f"training set has {len(train_set)} examples, fewer than one global batch "
-                              f"(train.batch_size {t.batch_size} x {world} processes)")
+            raise ConfigError(
+                f"training set has {len(train_set)} examples, fewer than one global batch "
+                f"(train.batch_size {t.batch_size} x {world} processes)"
+            )
         if t.length_grouped:
             self.sampler = LengthGroupedSampler(lengths(train_set), t.batch_size, t.seed, t.length_group_size)
         else:
@@ -143,18 +153,29 @@ class Trainer:
         self.train_set, self.collate = train_set, collate
         # the loader gets its own generator: drawing its base seed from the global RNG at each new iterator
         # would shift the dropout stream of a resumed run against an uninterrupted one
-        loader = torch.utils.data.DataLoader(train_set, batch_size=t.batch_size, sampler=self.sampler,
-                                             collate_fn=collate, drop_last=True, num_workers=t.num_workers,
-                                             generator=torch.Generator().manual_seed(t.seed))
+        loader = torch.utils.data.DataLoader(
+            train_set,
+            batch_size=t.batch_size,
+            sampler=self.sampler,
+            collate_fn=collate,
+            drop_last=True,
+            num_workers=t.num_workers,
+            generator=torch.Generator().manual_seed(t.seed),
+        )
         self.steps_per_epoch = len(train_set) // (t.batch_size * world)
         self.total_steps = t.max_steps or max(1, math.ceil(t.epochs * self.steps_per_epoch))
         # fused AdamW: one kernel over all parameters (on a CPU about 7x faster than the default foreach path)
         optimizer = torch.optim.AdamW(_decay_groups([student, objective], t.weight_decay), lr=t.lr, fused=True)
         boundary = int(math.ceil(cfg.method.stage_split * self.total_steps))
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, functools.partial(
-            lr_factor, total=self.total_steps, warmup=t.warmup, schedule=t.lr_schedule, boundary=boundary))
-        (self.student, self.optimizer, self.loader,
-         self.scheduler) = self.accelerator.prepare(student, optimizer, loader, scheduler)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer,
+            functools.partial(
+                lr_factor, total=self.total_steps, warmup=t.warmup, schedule=t.lr_schedule, boundary=boundary
+            ),
+        )
+        (self.student, self.optimizer, self.loader, self.scheduler) = self.accelerator.prepare(
+            student, optimizer, loader, scheduler
+        )
         # the objective holds W (if any); it is wrapped for data parallelism only when it has parameters
         has_params = any(p.requires_grad for p in objective.parameters())
         self.objective = self.accelerator.prepare(objective) if has_params else objective.to(self.accelerator.device)
@@ -167,8 +188,8 @@ class Trainer:
         self.tap = EmbeddingTap(embedding_module(self.accelerator.unwrap_model(self.student)))
         self.ckpt_dir = self.run_dir / "checkpoints"
         self.step = 0
-        self.train_seconds = 0.0   # time inside train_step, summed over the run's steps (resumes included)
-        self.bad_steps = 0     # non-finite steps skipped so far (train.max_bad_steps)
+        self.train_seconds = 0.0  # time inside train_step, summed over the run's steps (resumes included)
+        self.bad_steps = 0  # non-finite steps skipped so far (train.max_bad_steps)
 
     # -- checkpoints -------------------------------------------------------------------------------------
     def _modules(self) -> dict:
@@ -178,13 +199,24 @@ class Trainer:
     def save_checkpoint(self) -> Path | None:
         self.accelerator.wait_for_everyone()
         path = None
+        # every process's RNG state (dropout streams differ between processes), so a resume continues each one
+        rng_ranks = gather_object([checkpoint.rng_state()]) if self.accelerator.num_processes > 1 else None
         if self.accelerator.is_main_process:
-            trainer_state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                             "rng": checkpoint.rng_state()}
-            path = checkpoint.save(self.ckpt_dir, self.step, self._modules(), trainer_state,
-                                   {"total_steps": self.total_steps, "bad_steps": self.bad_steps,
-                                    "train_seconds": self.train_seconds},
-                                   self.cfg.train.keep_checkpoints)
+            trainer_state = {
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "rng": checkpoint.rng_state(),
+            }
+            if rng_ranks is not None:
+                trainer_state["rng_ranks"] = rng_ranks
+            path = checkpoint.save(
+                self.ckpt_dir,
+                self.step,
+                self._modules(),
+                trainer_state,
+                {"total_steps": self.total_steps, "bad_steps": self.bad_steps, "train_seconds": self.train_seconds},
+                self.cfg.train.keep_checkpoints,
+            )
         self.accelerator.wait_for_everyone()
         return path
 
@@ -195,7 +227,9 @@ class Trainer:
         trainer_state, state = checkpoint.load(path, self._modules())
         self.optimizer.load_state_dict(trainer_state["optimizer"])
         self.scheduler.load_state_dict(trainer_state["scheduler"])
-        checkpoint.set_rng_state(trainer_state["rng"])
+        ranks = trainer_state.get("rng_ranks")
+        same_world = ranks is not None and len(ranks) == self.accelerator.num_processes
+        checkpoint.set_rng_state(ranks[self.accelerator.process_index] if same_world else trainer_state["rng"])
         self.step = int(state["step"])
         self.bad_steps = int(state.get("bad_steps", 0))
         self.train_seconds = float(state.get("train_seconds", 0.0))
@@ -211,6 +245,7 @@ class Trainer:
     def prepare_teacher_cache(self):
         """Decide (``train.teacher_cache``) and, if chosen, build or reopen the run's teacher cache."""
         from .teacher_cache import TeacherCache, decide
+
         if self.teacher is None:
             return None
         obj = self.objective_module
@@ -219,8 +254,17 @@ class Trainer:
         if self.cache_choice["use"]:
             path, key = self.run_dir / "teacher_cache", self.cfg.hash()
             if self.accelerator.is_main_process and not TeacherCache.is_complete(path, key):
-                TeacherCache.build(path, key, self.teacher, self.train_set, self.collate, obj.phi,
-                                   self.cfg.train.eval_batch_size, self.accelerator.device, self.accelerator.autocast)
+                TeacherCache.build(
+                    path,
+                    key,
+                    self.teacher,
+                    self.train_set,
+                    self.collate,
+                    obj.phi,
+                    self.cfg.train.eval_batch_size,
+                    self.accelerator.device,
+                    self.accelerator.autocast,
+                )
             self.accelerator.wait_for_everyone()
             self.cache = TeacherCache(path)
         return self.cache_choice
@@ -244,8 +288,9 @@ class Trainer:
                 # pass 1 (outside any DDP wrapper): L_total and g = dL_total / d emb^S, no parameter gradients
                 rng = _rng_state(self.accelerator.device) if m.perturb_dropout == "same" else None
                 self.tap.leaf = True
-                terms, total = self._losses(self.accelerator.unwrap_model(self.student), self.objective_module,
-                                            batch, weights, t_out)
+                terms, total = self._losses(
+                    self.accelerator.unwrap_model(self.student), self.objective_module, batch, weights, t_out
+                )
                 self.tap.leaf = False
                 (grad,) = torch.autograd.grad(total, self.tap.input)
                 record["loss_clean"] = total.item()
@@ -275,26 +320,36 @@ class Trainer:
             self.bad_steps += 1
             if self.bad_steps > self.cfg.train.max_bad_steps:
                 self._diverged(bad, terms)
-            self.accelerator.print(f"step {self.step + 1}: {bad}; skipped without an update "
-                                   f"({self.bad_steps} of train.max_bad_steps={self.cfg.train.max_bad_steps})")
-            with warnings.catch_warnings():     # the schedule steps without an optimizer step, on purpose
+            self.accelerator.print(
+                f"step {self.step + 1}: {bad}; skipped without an update "
+                f"({self.bad_steps} of train.max_bad_steps={self.cfg.train.max_bad_steps})"
+            )
+            with warnings.catch_warnings():  # the schedule steps without an optimizer step, on purpose
                 warnings.simplefilter("ignore", UserWarning)
-                self.scheduler.step()          # so that it stays aligned with the step count
+                self.scheduler.step()  # so that it stays aligned with the step count
         else:
             self.optimizer.step()
             self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        record["bad_steps"] = self.bad_steps
         record.update({t: v.item() for t, v in terms.items()})
-        record.update({f"w_{t}": w for t, w in weights.items()})
         record["total"] = total.item()
+        if self.accelerator.num_processes > 1:
+            # the losses of the global batch: the mean over the processes (their local batches are equally large,
+            # so for per-example losses this is what one process on the whole global batch would log)
+            keys = list(record)
+            values = torch.tensor([record[k] for k in keys], dtype=torch.float64, device=self.accelerator.device)
+            record = dict(zip(keys, self.accelerator.reduce(values, "mean").tolist()))
+        record["bad_steps"] = self.bad_steps
+        record.update({f"w_{t}": w for t, w in weights.items()})
         return record
 
     def _diverged(self, what: str, terms: dict):
         last = checkpoint.latest(self.ckpt_dir)
         values = ", ".join(f"{k}={v.item():.4g}" for k, v in terms.items())
-        raise TrainingDiverged(f"training diverged at step {self.step + 1}: {what} (terms: {values}); "
-                               f"last good checkpoint: {last or 'none'}")
+        raise TrainingDiverged(
+            f"training diverged at step {self.step + 1}: {what} (terms: {values}); "
+            f"last good checkpoint: {last or 'none'}"
+        )
 
     @property
     def objective_module(self) -> Objective:
@@ -305,7 +360,7 @@ class Trainer:
         path = self.run_dir / "losses.csv"
         columns = ["step", "epoch", "lr", "total", "loss_clean", *TERMS, *(f"w_{t}" for t in TERMS), "bad_steps"]
         rows = []
-        if resumed and path.is_file():   # drop rows logged after the checkpoint we resumed from
+        if resumed and path.is_file():  # drop rows logged after the checkpoint we resumed from
             with open(path, newline="") as f:
                 rows = [r for r in csv.DictReader(f) if int(r["step"]) <= self.step]
         f = open(path, "w", newline="")
@@ -335,14 +390,20 @@ class Trainer:
     def _fit(self) -> str:
         t = self.cfg.train
         resumed = self.resume()
-        tracking.start(self.accelerator, self.cfg, self.run_dir.name, self.step)     # train.report_to
+        tracking.start(self.accelerator, self.cfg, self.run_dir.name, self.step)  # train.report_to
         if self.cache_choice is None:
             self.prepare_teacher_cache()
         main = self.accelerator.is_main_process
         log_file, log = self._log_writer(resumed) if main else (None, None)
         world = self.accelerator.num_processes
-        bar = tqdm(total=self.total_steps, initial=self.step, disable=not main, desc="train", dynamic_ncols=True,
-                   mininterval=0.5 if sys.stderr.isatty() else 30)     # a log file gets a line per 30 s
+        bar = tqdm(
+            total=self.total_steps,
+            initial=self.step,
+            disable=not main,
+            desc="train",
+            dynamic_ncols=True,
+            mininterval=0.5 if sys.stderr.isatty() else 30,
+        )  # a log file gets a line per 30 s
         status = "finished"
         try:
             self.student.train()
@@ -358,10 +419,17 @@ class Trainer:
                     self.step += 1
                     bar.update(1)
                     if main and (self.step % t.log_every == 0 or self.step == self.total_steps):
-                        log.writerow({"step": self.step, "epoch": round(self.step / self.steps_per_epoch, 4),
-                                      "lr": self.scheduler.get_last_lr()[0], **record})
-                        self.accelerator.log(tracking.step_scalars(record, self.scheduler.get_last_lr()[0]),
-                                             step=self.step)
+                        log.writerow(
+                            {
+                                "step": self.step,
+                                "epoch": round(self.step / self.steps_per_epoch, 4),
+                                "lr": self.scheduler.get_last_lr()[0],
+                                **record,
+                            }
+                        )
+                        self.accelerator.log(
+                            tracking.step_scalars(record, self.scheduler.get_last_lr()[0]), step=self.step
+                        )
                         log_file.flush()
                         bar.set_postfix(loss=f"{record['total']:.4f}")
                     if self.step >= self.total_steps:
@@ -374,7 +442,7 @@ class Trainer:
                         break
             if status == "finished":
                 self.save_checkpoint()
-                if self.cache is not None and self.accelerator.is_main_process:   # only needed while training
+                if self.cache is not None and self.accelerator.is_main_process:  # only needed while training
                     shutil.rmtree(self.cache.path, ignore_errors=True)
         finally:
             bar.close()
@@ -385,4 +453,3 @@ class Trainer:
     def trained(self):
         """(student, objective) without any distributed wrapper, in eval mode."""
         return self.accelerator.unwrap_model(self.student).eval(), self.objective_module.eval()
-

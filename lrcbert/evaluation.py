@@ -1,5 +1,6 @@
 """Dev metrics (official GLUE metric per task), per-example dev predictions (what paired significance tests
 need) and test predictions in the GLUE server's format."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,8 +16,9 @@ _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 @torch.no_grad()
-def predict(model, dataset, collate, batch_size: int, device=None,
-            by_length: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def predict(
+    model, dataset, collate, batch_size: int, device=None, by_length: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(logits, labels, idx) of ``model`` over ``dataset`` in order. With ``by_length`` the examples run in
     batches sorted by length (little padding with a dynamically padding collator); the outputs are put
     back in the data set's order."""
@@ -45,7 +47,8 @@ def to_predictions(task: Task, logits: np.ndarray) -> np.ndarray:
 def compute_metrics(task: Task, predictions: np.ndarray, references: np.ndarray) -> dict:
     """The official GLUE metric(s) for ``task`` through the project's own ``evaluate`` module; the
     headline number the paper's tables use is repeated under ``score`` (x100, as the paper prints)."""
-    import evaluate        # imported here: it pulls in transformers.pipelines, seconds of start-up per job
+    import evaluate  # imported here: it pulls in transformers.pipelines, seconds of start-up per job
+
     metric = evaluate.load(METRIC_SCRIPT, task.name)
     out = metric.compute(predictions=predictions.tolist(), references=references.tolist())
     out["score"] = 100.0 * out[task.metric]
@@ -65,8 +68,9 @@ def write_submission(task: Task, predictions: np.ndarray, idx: np.ndarray, path:
     atomic_write_text(path, "\n".join(rows) + "\n")
 
 
-def write_dev_predictions(task: Task, predictions: np.ndarray, labels: np.ndarray, idx: np.ndarray,
-                          path: str | Path) -> None:
+def write_dev_predictions(
+    task: Task, predictions: np.ndarray, labels: np.ndarray, idx: np.ndarray, path: str | Path
+) -> None:
     """Per-example dev predictions, ``idx<TAB>prediction<TAB>gold``: the class index (or, for STS-B, the raw
     score) next to the gold label, in the data set's order. Paired tests between runs (lrcbert/stats.py)
     match examples by ``idx``."""

@@ -18,6 +18,7 @@ Steps:
 Sessions (``session_options``): every onnxruntime graph optimisation on (ORT_ENABLE_ALL), sequential
 execution, ``threads`` intra-op threads (pinned, stated by whoever times them), one inter-op thread.
 """
+
 from __future__ import annotations
 
 import collections
@@ -29,8 +30,16 @@ import torch
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 # ops of an unfused attention / GELU (what fusion removes) and of a fused BERT layer (what it adds)
 UNFUSED_OPS = ("MatMul", "Softmax", "Erf", "Where", "IsNaN")
-FUSED_OPS = ("Attention", "QAttention", "EmbedLayerNormalization", "QEmbedLayerNormalization",
-             "SkipLayerNormalization", "BiasGelu", "FastGelu", "Gelu")
+FUSED_OPS = (
+    "Attention",
+    "QAttention",
+    "EmbedLayerNormalization",
+    "QEmbedLayerNormalization",
+    "SkipLayerNormalization",
+    "BiasGelu",
+    "FastGelu",
+    "Gelu",
+)
 
 
 class _Logits(torch.nn.Module):
@@ -62,8 +71,16 @@ def export_onnx(model, path: str | Path, length: int = 16) -> Path:
         example = (torch.ones(2, length, dtype=torch.long),) * 2 + (torch.zeros(2, length, dtype=torch.long),)
         axes = {name: {0: "batch", 1: "length"} for name in INPUTS}
         with torch.no_grad():
-            torch.onnx.export(wrapped, example, str(path), input_names=list(INPUTS), output_names=["logits"],
-                              dynamic_axes={**axes, "logits": {0: "batch"}}, dynamo=False, opset_version=17)
+            torch.onnx.export(
+                wrapped,
+                example,
+                str(path),
+                input_names=list(INPUTS),
+                output_names=["logits"],
+                dynamic_axes={**axes, "logits": {0: "batch"}},
+                dynamo=False,
+                opset_version=17,
+            )
     finally:
         _set_attention(model, before)
     return path
@@ -72,9 +89,11 @@ def export_onnx(model, path: str | Path, length: int = 16) -> Path:
 def fuse(src: str | Path, dst: str | Path, num_heads: int, hidden_size: int) -> Path:
     """onnxruntime's BERT fusion of ``src`` (attention, layer norms, GELU) written to ``dst``."""
     from onnxruntime.transformers.optimizer import optimize_model
+
     # opt_level 0: only the Python fusions here; the session applies onnxruntime's own graph optimisations
-    opt = optimize_model(str(src), model_type="bert", num_heads=num_heads, hidden_size=hidden_size, opt_level=0,
-                         use_gpu=False)
+    opt = optimize_model(
+        str(src), model_type="bert", num_heads=num_heads, hidden_size=hidden_size, opt_level=0, use_gpu=False
+    )
     opt.save_model_to_file(str(dst))
     return Path(dst)
 
@@ -83,9 +102,11 @@ def quantize_int8(src: str | Path, dst: str | Path) -> Path:
     """Dynamic int8 quantisation of the weights of ``src`` (activations quantised at run time)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
+
     # ONNX shape inference cannot type the outputs of onnxruntime's fused (com.microsoft) nodes: they are float
-    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8,
-                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    quantize_dynamic(
+        str(src), str(dst), weight_type=QuantType.QInt8, extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT}
+    )
     return Path(dst)
 
 
@@ -101,6 +122,7 @@ def export_all(model, stem: str | Path) -> dict[str, Path]:
 def op_counts(path: str | Path) -> dict[str, int]:
     """How many nodes of each operator type the graph in ``path`` has."""
     import onnx
+
     return dict(collections.Counter(n.op_type for n in onnx.load(str(path), load_external_data=False).graph.node))
 
 
@@ -112,14 +134,22 @@ def fusion_report(path: str | Path, layers: int) -> dict:
     counts = op_counts(path)
     attention = counts.get("Attention", 0) + counts.get("QAttention", 0)
     matmul = sum(v for k, v in counts.items() if "MatMul" in k or k == "Gemm")
-    fused = (attention == layers and not any(counts.get(k) for k in ("Softmax", "Erf", "Where", "IsNaN"))
-             and matmul <= 3 * layers + 2)
-    return {"fused": fused, "attention_nodes": attention, "matmul_nodes": matmul,
-            **{k: counts.get(k, 0) for k in (*FUSED_OPS, *UNFUSED_OPS)}}
+    fused = (
+        attention == layers
+        and not any(counts.get(k) for k in ("Softmax", "Erf", "Where", "IsNaN"))
+        and matmul <= 3 * layers + 2
+    )
+    return {
+        "fused": fused,
+        "attention_nodes": attention,
+        "matmul_nodes": matmul,
+        **{k: counts.get(k, 0) for k in (*FUSED_OPS, *UNFUSED_OPS)},
+    }
 
 
 def session_options(threads: int):
     import onnxruntime as ort
+
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -137,11 +167,15 @@ class OnnxClassifier:
 
     def __init__(self, path: str | Path, threads: int | None = None):
         import onnxruntime as ort
+
         self.threads = threads or torch.get_num_threads()
-        self.session = ort.InferenceSession(str(path), session_options(self.threads),
-                                            providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(
+            str(path), session_options(self.threads), providers=["CPUExecutionProvider"]
+        )
 
     def __call__(self, input_ids, attention_mask, token_type_ids) -> torch.Tensor:
         feed = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
-        feed = {k: np.ascontiguousarray(v.numpy() if torch.is_tensor(v) else v, dtype=np.int64) for k, v in feed.items()}
+        feed = {
+            k: np.ascontiguousarray(v.numpy() if torch.is_tensor(v) else v, dtype=np.int64) for k, v in feed.items()
+        }
         return torch.from_numpy(self.session.run(["logits"], feed)[0])

@@ -14,6 +14,7 @@ Device-hours are summed per stage (teacher, general, intermediate, distill, swee
 and in total. Python start-up and imports (a few seconds per job) and the augmentation stage (no training steps)
 are not counted. Where finished runs exist, their step counts and wall times are set beside the forecast.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,9 +25,17 @@ import time
 from pathlib import Path
 
 # Published GLUE sizes (train, dev, test) per evaluation split: used when hub data is not downloaded yet.
-GLUE_SIZES = {"mnli_m": (392702, 9815, 9796), "mnli_mm": (392702, 9832, 9847), "qqp": (363846, 40430, 390965),
-              "sst2": (67349, 872, 1821), "qnli": (104743, 5463, 5463), "mrpc": (3668, 408, 1725),
-              "rte": (2490, 277, 3000), "cola": (8551, 1043, 1063), "stsb": (5749, 1500, 1379)}
+GLUE_SIZES = {
+    "mnli_m": (392702, 9815, 9796),
+    "mnli_mm": (392702, 9832, 9847),
+    "qqp": (363846, 40430, 390965),
+    "sst2": (67349, 872, 1821),
+    "qnli": (104743, 5463, 5463),
+    "mrpc": (3668, 408, 1725),
+    "rte": (2490, 277, 3000),
+    "cola": (8551, 1043, 1063),
+    "stsb": (5749, 1500, 1379),
+}
 TIMED_STEPS = 3
 
 
@@ -47,6 +56,7 @@ def load_plan(path: str | Path) -> dict:
 
 def job_config(job: dict):
     from .cli import command_config
+
     return command_config(job["command"], job.get("method"), job.get("task"), (), job["sets"])
 
 
@@ -66,8 +76,9 @@ def train_size(cfg, job: dict, corpus_lines: int | None = None) -> tuple[int, st
     when the general-distillation corpus is not written yet."""
     from . import data as D
     from .tasks import get_task
+
     d = cfg.data
-    if job.get("task") is None:                         # general distillation: corpus lines
+    if job.get("task") is None:  # general distillation: corpus lines
         try:
             n = len(D.load_corpus(cfg))
             return n, "corpus file"
@@ -76,15 +87,17 @@ def train_size(cfg, job: dict, corpus_lines: int | None = None) -> tuple[int, st
                 return int(d.max_corpus_lines), "data.max_corpus_lines (corpus not written yet)"
             if corpus_lines:
                 return int(corpus_lines), f"--corpus-lines {corpus_lines} (an assumption: corpus not written yet)"
-            raise ForecastError(f"job {job['run']}: the corpus size is unknown before the corpus is written ({e}); "
-                                "write it first (snakemake <corpus file>), set corpus.max_lines, or pass "
-                                "--corpus-lines") from None
+            raise ForecastError(
+                f"job {job['run']}: the corpus size is unknown before the corpus is written ({e}); "
+                "write it first (snakemake <corpus file>), set corpus.max_lines, or pass "
+                "--corpus-lines"
+            ) from None
     task = get_task(job["task"])
     limit = d.max_train_examples
     try:
         n, where = len(D.load_split(cfg, task, "train")), "data on disk"
     except D.DataError:
-        if d.train_file:                                # an augmented set not written yet: (1 + n_aug) x the task's
+        if d.train_file:  # an augmented set not written yet: (1 + n_aug) x the task's
             base = _base_size(cfg, task)
             factor = int(job.get("augment_factor") or 1)
             n, where = base * factor, f"{factor} x the task's training set (augmented set not written yet)"
@@ -98,9 +111,10 @@ def train_size(cfg, job: dict, corpus_lines: int | None = None) -> tuple[int, st
 def _base_size(cfg, task) -> int:
     """Training examples of ``task`` itself (not of an augmented file): on disk, else GLUE's published size."""
     from . import data as D
+
     try:
         return len(D._from_tsv(D.data_root(cfg), task, "train"))
-    except Exception:   # noqa: BLE001 - not downloaded yet
+    except Exception:  # noqa: BLE001 - not downloaded yet
         return GLUE_SIZES[task.name][0]
 
 
@@ -108,6 +122,7 @@ def eval_size(cfg, job: dict) -> int:
     """Examples a finished run predicts: dev and test of every evaluation split of its task."""
     from . import data as D
     from .tasks import EVAL_SPLITS, TASKS, get_task
+
     if job.get("task") is None:
         return 0
     total = 0
@@ -123,17 +138,27 @@ def eval_size(cfg, job: dict) -> int:
 def architectures(cfg, job: dict) -> tuple[dict, dict | None]:
     """(student, teacher) BertConfig keyword arguments of a job (teacher None when fine-tuning)."""
     from transformers import AutoConfig, BertConfig
+
     from .models import resolve
+
     sets = dict(x.split("=", 1) for x in job.get("teacher_sets", []))
     import yaml
+
     teacher_path = yaml.safe_load(sets.get("model.teacher", "null")) or cfg.model.teacher
     overrides = yaml.safe_load(sets.get("model.teacher_overrides", "{}")) or {}
     try:
         base = AutoConfig.from_pretrained(resolve(teacher_path)).to_dict()
-    except Exception:   # noqa: BLE001 - not downloaded yet: BERT-base's shape (transformers' defaults)
+    except Exception:  # noqa: BLE001 - not downloaded yet: BERT-base's shape (transformers' defaults)
         base = BertConfig().to_dict()
-    keys = ("num_hidden_layers", "hidden_size", "intermediate_size", "num_attention_heads", "vocab_size",
-            "max_position_embeddings", "type_vocab_size")
+    keys = (
+        "num_hidden_layers",
+        "hidden_size",
+        "intermediate_size",
+        "num_attention_heads",
+        "vocab_size",
+        "max_position_embeddings",
+        "type_vocab_size",
+    )
     teacher = {k: base[k] for k in keys if k in base}
     teacher.update({k: v for k, v in overrides.items() if k in keys})
     if job["command"] == "finetune":
@@ -147,6 +172,7 @@ def _timing_set(cfg, job, tokenizer, n: int):
     from . import data as D
     from .bench import sample_lengths, synthetic_set
     from .tasks import get_task
+
     try:
         raw = D.load_corpus(cfg) if job.get("task") is None else D.load_split(cfg, get_task(job["task"]), "train")
         raw = raw.shuffle(seed=0).select(range(min(n, len(raw))))
@@ -155,7 +181,7 @@ def _timing_set(cfg, job, tokenizer, n: int):
         per_example = (time.perf_counter() - start) / len(raw)
         if len(ds) >= n:
             return ds, per_example
-    except Exception:   # noqa: BLE001 - no data on disk: GLUE-like lengths
+    except Exception:  # noqa: BLE001 - no data on disk: GLUE-like lengths
         pass
     lengths = [min(x, cfg.data.max_length) for x in sample_lengths(n)]
     return synthetic_set(lengths, tokenizer.vocab_size), 0.0
@@ -166,7 +192,9 @@ def _tokenizer(cfg, job: dict):
     downloaded yet, the uncased BERT tokenizer shipped offline (``offline:minilm``: the same vocabulary)."""
     import yaml
     from transformers import AutoTokenizer
+
     from .models import OFFLINE_MINILM, resolve
+
     sets = dict(x.split("=", 1) for x in job.get("teacher_sets", []))
     name = cfg.model.tokenizer or yaml.safe_load(sets.get("model.teacher", "null")) or cfg.model.teacher
     try:
@@ -181,11 +209,13 @@ def measure(cfg, job: dict, repeats: int = TIMED_STEPS) -> dict:
     import torch
     from accelerate.state import AcceleratorState
     from transformers import BertConfig, BertForSequenceClassification
+
     from . import data as D
     from .engine import Trainer
     from .evaluation import predict
     from .objective import Objective
     from .tasks import get_task
+
     student_arch, teacher_arch = architectures(cfg, job)
     task = get_task(job["task"]) if job.get("task") else None
     labels = (1 if task.is_regression else len(task.labels)) if task else 2
@@ -195,13 +225,14 @@ def measure(cfg, job: dict, repeats: int = TIMED_STEPS) -> dict:
 
     def model(arch):
         conf = BertConfig(num_labels=labels, **arch)
-        conf._attn_implementation = cfg.model.attn_implementation      # e.g. TinyBERT's attention term needs eager
+        conf._attn_implementation = cfg.model.attn_implementation  # e.g. TinyBERT's attention term needs eager
         return BertForSequenceClassification(conf)
 
     student = model(student_arch)
     teacher = model(teacher_arch) if teacher_arch else None
-    objective = Objective(cfg.method, task, student.config, teacher.config if teacher is not None else None,
-                          cfg.data.max_length)
+    objective = Objective(
+        cfg.method, task, student.config, teacher.config if teacher is not None else None, cfg.data.max_length
+    )
     bs = cfg.train.batch_size
     train_set, tok_s = _timing_set(cfg, job, tokenizer, bs * (repeats + 1))
     collate = D.Collator(tokenizer, cfg.data.max_length, cfg.data.pad_to_max_length)
@@ -216,7 +247,7 @@ def measure(cfg, job: dict, repeats: int = TIMED_STEPS) -> dict:
             trainer.step += 1
             if torch.cuda.is_available():
                 torch.cuda.synchronize()
-            if i:                                      # the first step warms up: its extra time is per run
+            if i:  # the first step warms up: its extra time is per run
                 times.append(time.perf_counter() - start)
             else:
                 first = time.perf_counter() - start
@@ -234,38 +265,58 @@ def measure(cfg, job: dict, repeats: int = TIMED_STEPS) -> dict:
         setup_s += time.perf_counter() - start
     step_s = statistics.median(times) if times else float("nan")
     first_extra_s = max(0.0, first - step_s) if first is not None and times else 0.0
-    return {"step_s": step_s, "setup_s": setup_s + first_extra_s, "first_step_extra_s": first_extra_s,
-            "tokenize_s_per_example": tok_s, "checkpoint_s": ckpt_s, "eval_s_per_example": eval_s,
-            "student": student_arch, "teacher": teacher_arch}
+    return {
+        "step_s": step_s,
+        "setup_s": setup_s + first_extra_s,
+        "first_step_extra_s": first_extra_s,
+        "tokenize_s_per_example": tok_s,
+        "checkpoint_s": ckpt_s,
+        "eval_s_per_example": eval_s,
+        "student": student_arch,
+        "teacher": teacher_arch,
+    }
 
 
 def signature(cfg, job: dict, by_shape: bool = False) -> str:
     """What a step's time depends on: method, shapes, batch, length, precision (``by_shape``: the method left out,
     so that one timing stands for every method of the same shapes: quicker, approximate)."""
     student, teacher = architectures(cfg, job)
-    shape = lambda a: "x".join(str(a.get(k)) for k in ("num_hidden_layers", "hidden_size", "intermediate_size")) \
-        if a else "-"
+    shape = lambda a: (
+        "x".join(str(a.get(k)) for k in ("num_hidden_layers", "hidden_size", "intermediate_size")) if a else "-"
+    )
     method = "any method" if by_shape and cfg.method.name != "finetune" else cfg.method.name
-    return (f"{method}|teacher {shape(teacher)}|student {shape(student)}|"
-            f"batch {cfg.train.batch_size}|len {cfg.data.max_length}|{cfg.train.mixed_precision}")
+    return (
+        f"{method}|teacher {shape(teacher)}|student {shape(student)}|"
+        f"batch {cfg.train.batch_size}|len {cfg.data.max_length}|{cfg.train.mixed_precision}"
+    )
 
 
 def metric_load_s() -> float:
     """Seconds to load the GLUE metric (once per evaluated run)."""
-    from .evaluation import METRIC_SCRIPT
     import evaluate
+
+    from .evaluation import METRIC_SCRIPT
+
     start = time.perf_counter()
     evaluate.load(METRIC_SCRIPT, "rte")
     return time.perf_counter() - start
 
 
-def forecast(plan: dict, log=print, corpus_lines: int | None = None, repeats: int = TIMED_STEPS,
-             time_batch: int | None = None, by_shape: bool = False) -> dict:
+def forecast(
+    plan: dict,
+    log=print,
+    corpus_lines: int | None = None,
+    repeats: int = TIMED_STEPS,
+    time_batch: int | None = None,
+    by_shape: bool = False,
+) -> dict:
     """Per job: steps and forecast seconds; per architecture: the timings; totals per stage, result and
     overall. ``time_batch``: time the steps at this batch size when the job's is larger, and scale the step time by
     batch / time_batch (an approximation for compute-bound devices; exact when None)."""
-    from .runinfo import device_name
     import torch
+
+    from .runinfo import device_name
+
     jobs, timings = [], {}
     metric_s = metric_load_s()
     for job in plan["jobs"]:
@@ -277,8 +328,12 @@ def forecast(plan: dict, log=print, corpus_lines: int | None = None, repeats: in
             log(f"forecast: timing {key}", flush=True)
             bs = cfg.train.batch_size
             if time_batch and bs > time_batch:
-                small = job_config({**job, "sets": [*job["sets"], f"train.batch_size={time_batch}",
-                                                    f"train.eval_batch_size={time_batch}"]})
+                small = job_config(
+                    {
+                        **job,
+                        "sets": [*job["sets"], f"train.batch_size={time_batch}", f"train.eval_batch_size={time_batch}"],
+                    }
+                )
                 t = measure(small, job, repeats)
                 t.update(step_s=t["step_s"] * bs / time_batch, timed_batch=time_batch)
                 timings[key] = t
@@ -287,18 +342,43 @@ def forecast(plan: dict, log=print, corpus_lines: int | None = None, repeats: in
         t = timings[key]
         n_eval = eval_size(cfg, job)
         ckpts = (n_steps // cfg.train.checkpoint_every if cfg.train.checkpoint_every else 0) + 1
-        seconds = (t["setup_s"] + n * t["tokenize_s_per_example"] + n_steps * t["step_s"] + ckpts * t["checkpoint_s"]
-                   + n_eval * t["eval_s_per_example"] + (metric_s if n_eval else 0.0))
-        jobs.append({"run": job["run"], "stage": job["stage"], "system": job["system"], "task": job.get("task"),
-                     "table": (job.get("tables") or ["other"])[0], "train_examples": n, "train_size_from": where,
-                     "steps": n_steps, "signature": key, "seconds": seconds,
-                     # what the engine times as run.json's train_time_s: every step, the first one's warm-up too
-                     "train_seconds": n_steps * t["step_s"] + t.get("first_step_extra_s", 0.0)})
+        seconds = (
+            t["setup_s"]
+            + n * t["tokenize_s_per_example"]
+            + n_steps * t["step_s"]
+            + ckpts * t["checkpoint_s"]
+            + n_eval * t["eval_s_per_example"]
+            + (metric_s if n_eval else 0.0)
+        )
+        jobs.append(
+            {
+                "run": job["run"],
+                "stage": job["stage"],
+                "system": job["system"],
+                "task": job.get("task"),
+                "table": (job.get("tables") or ["other"])[0],
+                "train_examples": n,
+                "train_size_from": where,
+                "steps": n_steps,
+                "signature": key,
+                "seconds": seconds,
+                # what the engine times as run.json's train_time_s: every step, the first one's warm-up too
+                "train_seconds": n_steps * t["step_s"] + t.get("first_step_extra_s", 0.0),
+            }
+        )
     device = device_name(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
-    return {"device": device, "threads": torch.get_num_threads(), "repeats": repeats, "time_batch": time_batch,
-            "by_shape": by_shape,
-            "jobs": jobs, "timings": timings,
-            "metric_load_s": metric_s, "hours": _totals(jobs), "check": check_against_runs(jobs)}
+    return {
+        "device": device,
+        "threads": torch.get_num_threads(),
+        "repeats": repeats,
+        "time_batch": time_batch,
+        "by_shape": by_shape,
+        "jobs": jobs,
+        "timings": timings,
+        "metric_load_s": metric_s,
+        "hours": _totals(jobs),
+        "check": check_against_runs(jobs),
+    }
 
 
 def _totals(jobs: list[dict]) -> dict:
@@ -317,73 +397,140 @@ def check_against_runs(jobs: list[dict]) -> dict:
         if record.is_file():
             r = json.loads(record.read_text())
             if r.get("status") == "finished":
-                rows.append({"run": j["run"], "forecast_steps": j["steps"], "steps": r.get("steps"),
-                             "forecast_s": j["seconds"], "wall_time_s": r.get("wall_time_s"),
-                             "forecast_train_s": j["train_seconds"], "train_time_s": r.get("train_time_s")})
+                rows.append(
+                    {
+                        "run": j["run"],
+                        "forecast_steps": j["steps"],
+                        "steps": r.get("steps"),
+                        "forecast_s": j["seconds"],
+                        "wall_time_s": r.get("wall_time_s"),
+                        "forecast_train_s": j["train_seconds"],
+                        "train_time_s": r.get("train_time_s"),
+                    }
+                )
     if not rows:
         return {"runs": 0}
-    return {"runs": len(rows), "steps_equal": sum(r["forecast_steps"] == r["steps"] for r in rows),
-            "forecast_s": sum(r["forecast_s"] for r in rows), "measured_s": sum(r["wall_time_s"] or 0 for r in rows),
-            # training time alone (the steps): runs recorded before train_time_s existed are left out of both sums
-            "train_runs": sum(r["train_time_s"] is not None for r in rows),
-            "forecast_train_s": sum(r["forecast_train_s"] for r in rows if r["train_time_s"] is not None),
-            "measured_train_s": sum(r["train_time_s"] for r in rows if r["train_time_s"] is not None),
-            "mismatches": [r for r in rows if r["forecast_steps"] != r["steps"]][:20]}
+    return {
+        "runs": len(rows),
+        "steps_equal": sum(r["forecast_steps"] == r["steps"] for r in rows),
+        "forecast_s": sum(r["forecast_s"] for r in rows),
+        "measured_s": sum(r["wall_time_s"] or 0 for r in rows),
+        # training time alone (the steps): runs recorded before train_time_s existed are left out of both sums
+        "train_runs": sum(r["train_time_s"] is not None for r in rows),
+        "forecast_train_s": sum(r["forecast_train_s"] for r in rows if r["train_time_s"] is not None),
+        "measured_train_s": sum(r["train_time_s"] for r in rows if r["train_time_s"] is not None),
+        "mismatches": [r for r in rows if r["forecast_steps"] != r["steps"]][:20],
+    }
 
 
 def markdown(result: dict) -> str:
     from tabulate import tabulate
+
     h = result["hours"]
     fmt = lambda x: f"{x:.3g}"
-    lines = ["# Cost forecast", "",
-             f"Forecast by `lrcbert forecast` on **{result['device']}** ({result['threads']} threads): a few timed "
-             f"training steps of each architecture on random-weight models (median of {result['repeats']}, after one "
-             "warm-up step), times the steps each job of the plan needs, plus each run's fixed parts (set-up, the "
-             "first step's extra time, tokenising, checkpoints, dev and test predictions). Not counted: Python "
-             "start-up of each job, the "
-             "augmentation stage, downloads, waiting in a queue. Device-hours of one device running one job at a "
-             "time." + (f" Steps of a batch larger than {result['time_batch']} were timed at batch "
-                        f"{result['time_batch']} and scaled linearly to the job's batch (an approximation)."
-                        if result.get("time_batch") else "")
-             + (" One timing per shape stands for every method of that shape (`--by-shape`: approximate)."
-                if result.get("by_shape") else ""), "",
-             f"**Total: {fmt(h['total'])} device-hours** for {len(result['jobs'])} training jobs "
-             f"({sum(j['steps'] for j in result['jobs']):,} steps).", "",
-             "Per stage:", "",
-             tabulate([(k, sum(1 for j in result["jobs"] if j["stage"] == k),
-                        f"{sum(j['steps'] for j in result['jobs'] if j['stage'] == k):,}", fmt(v))
-                       for k, v in h["stage"].items()], ["stage", "jobs", "steps", "device-hours"], tablefmt="github"),
-             "", "Per result (a job counts for the first result it feeds; shared stages count for their first "
-             "user):", "",
-             tabulate([(k, sum(1 for j in result["jobs"] if j["table"] == k), fmt(v)) for k, v in h["table"].items()],
-                      ["result", "jobs", "device-hours"], tablefmt="github"), "",
-             "Timed architectures (seconds):", "",
-             tabulate([(k, fmt(t["step_s"]), fmt(t["setup_s"]), fmt(t["checkpoint_s"]),
-                        fmt(1000 * t["eval_s_per_example"])) for k, t in result["timings"].items()],
-                      ["method | shapes (layers x hidden x ffn) | batch | length | precision", "s / step",
-                       "set-up s", "checkpoint s", "eval ms / example"], tablefmt="github"), ""]
+    lines = [
+        "# Cost forecast",
+        "",
+        f"Forecast by `lrcbert forecast` on **{result['device']}** ({result['threads']} threads): a few timed "
+        f"training steps of each architecture on random-weight models (median of {result['repeats']}, after one "
+        "warm-up step), times the steps each job of the plan needs, plus each run's fixed parts (set-up, the "
+        "first step's extra time, tokenising, checkpoints, dev and test predictions). Not counted: Python "
+        "start-up of each job, the "
+        "augmentation stage, downloads, waiting in a queue. Device-hours of one device running one job at a "
+        "time."
+        + (
+            f" Steps of a batch larger than {result['time_batch']} were timed at batch "
+            f"{result['time_batch']} and scaled linearly to the job's batch (an approximation)."
+            if result.get("time_batch")
+            else ""
+        )
+        + (
+            " One timing per shape stands for every method of that shape (`--by-shape`: approximate)."
+            if result.get("by_shape")
+            else ""
+        ),
+        "",
+        f"**Total: {fmt(h['total'])} device-hours** for {len(result['jobs'])} training jobs "
+        f"({sum(j['steps'] for j in result['jobs']):,} steps).",
+        "",
+        "Per stage:",
+        "",
+        tabulate(
+            [
+                (
+                    k,
+                    sum(1 for j in result["jobs"] if j["stage"] == k),
+                    f"{sum(j['steps'] for j in result['jobs'] if j['stage'] == k):,}",
+                    fmt(v),
+                )
+                for k, v in h["stage"].items()
+            ],
+            ["stage", "jobs", "steps", "device-hours"],
+            tablefmt="github",
+        ),
+        "",
+        "Per result (a job counts for the first result it feeds; shared stages count for their first user):",
+        "",
+        tabulate(
+            [(k, sum(1 for j in result["jobs"] if j["table"] == k), fmt(v)) for k, v in h["table"].items()],
+            ["result", "jobs", "device-hours"],
+            tablefmt="github",
+        ),
+        "",
+        "Timed architectures (seconds):",
+        "",
+        tabulate(
+            [
+                (k, fmt(t["step_s"]), fmt(t["setup_s"]), fmt(t["checkpoint_s"]), fmt(1000 * t["eval_s_per_example"]))
+                for k, t in result["timings"].items()
+            ],
+            [
+                "method | shapes (layers x hidden x ffn) | batch | length | precision",
+                "s / step",
+                "set-up s",
+                "checkpoint s",
+                "eval ms / example",
+            ],
+            tablefmt="github",
+        ),
+        "",
+    ]
     sources = sorted({j["train_size_from"] for j in result["jobs"]})
     lines += ["Training-set sizes from: " + "; ".join(sources) + ".", ""]
     c = result["check"]
     if c.get("runs"):
-        lines += ["**Check against the finished runs of this plan**: "
-                  f"{c['steps_equal']} of {c['runs']} runs took exactly the forecast number of steps; their measured "
-                  f"wall time (run.json `wall_time_s`) sums to {c['measured_s']:.1f} s, the forecast for them to "
-                  f"{c['forecast_s']:.1f} s (ratio {c['forecast_s'] / c['measured_s']:.2f}; the wall time also holds "
-                  "what the forecast leaves out, and the load of the machine while they ran)."]
+        lines += [
+            "**Check against the finished runs of this plan**: "
+            f"{c['steps_equal']} of {c['runs']} runs took exactly the forecast number of steps; their measured "
+            f"wall time (run.json `wall_time_s`) sums to {c['measured_s']:.1f} s, the forecast for them to "
+            f"{c['forecast_s']:.1f} s (ratio {c['forecast_s'] / c['measured_s']:.2f}; the wall time also holds "
+            "what the forecast leaves out, and the load of the machine while they ran)."
+        ]
         if c.get("train_runs"):
-            lines += ["", f"Training time alone (the steps; run.json `train_time_s`, {c['train_runs']} runs): measured "
-                      f"{c['measured_train_s']:.1f} s, forecast {c['forecast_train_s']:.1f} s (ratio "
-                      f"{c['forecast_train_s'] / max(c['measured_train_s'], 1e-9):.2f})."]
+            lines += [
+                "",
+                f"Training time alone (the steps; run.json `train_time_s`, {c['train_runs']} runs): measured "
+                f"{c['measured_train_s']:.1f} s, forecast {c['forecast_train_s']:.1f} s (ratio "
+                f"{c['forecast_train_s'] / max(c['measured_train_s'], 1e-9):.2f}).",
+            ]
         lines += [""]
     return "\n".join(lines)
 
 
-def main(plan_path: str, out_md: str | None, out_json: str | None, corpus_lines: int | None = None,
-         repeats: int = TIMED_STEPS, time_batch: int | None = None, by_shape: bool = False) -> dict:
+def main(
+    plan_path: str,
+    out_md: str | None,
+    out_json: str | None,
+    corpus_lines: int | None = None,
+    repeats: int = TIMED_STEPS,
+    time_batch: int | None = None,
+    by_shape: bool = False,
+) -> dict:
     from .runinfo import atomic_write_json, atomic_write_text
-    result = forecast(load_plan(plan_path), corpus_lines=corpus_lines, repeats=repeats, time_batch=time_batch,
-                      by_shape=by_shape)
+
+    result = forecast(
+        load_plan(plan_path), corpus_lines=corpus_lines, repeats=repeats, time_batch=time_batch, by_shape=by_shape
+    )
     text = markdown(result)
     if out_md:
         atomic_write_text(out_md, text)

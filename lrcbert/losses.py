@@ -3,6 +3,7 @@
 Nothing here holds state or knows about models: the objective (``objective.py``) picks the tensors and
 weights, these functions only compute.
 """
+
 from __future__ import annotations
 
 import torch
@@ -54,7 +55,7 @@ def in_batch_cos_nce(student: torch.Tensor, teacher: torch.Tensor, offset: int =
         raise ValueError(f"offset {offset} does not place {b} student rows among {n} teacher rows")
     s = F.normalize(student, dim=-1, eps=EPS)
     t = F.normalize(teacher, dim=-1, eps=EPS)
-    g = 1.0 - s @ t.T                          # g[b, j] = g(t_j, s_b)
+    g = 1.0 - s @ t.T  # g[b, j] = g(t_j, s_b)
     pos = torch.zeros(b, n, dtype=torch.bool, device=g.device)
     pos[torch.arange(b, device=g.device), offset + torch.arange(b, device=g.device)] = True
     return cos_nce_from_distances(g[pos], g[~pos].view(b, n - 1))
@@ -81,8 +82,14 @@ def masked_mse(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor)
     return ((student - teacher) ** 2 * m).sum() / (m.sum() * student.shape[-1]).clamp_min(1.0)
 
 
-def soft_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, tau: float, t2: bool = False,
-              regression: bool = False, reduction: str = "batchmean") -> torch.Tensor:
+def soft_loss(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    tau: float,
+    t2: bool = False,
+    regression: bool = False,
+    reduction: str = "batchmean",
+) -> torch.Tensor:
     """Eq. (4): KL(softmax(y_t / tau) || softmax(y_s / tau)), averaged over the batch (x tau^2 if ``t2``);
     ``reduction="mean"`` also divides by the number of classes (torch's ``KLDivLoss(reduction="mean")``, which
     PKD's released code uses). For regression (STS-B) the MSE between student and teacher predictions."""
@@ -93,13 +100,18 @@ def soft_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, tau: f
     log_p_s = F.log_softmax(student_logits / tau, dim=-1)
     log_p_t = F.log_softmax(teacher_logits / tau, dim=-1)
     kl = F.kl_div(log_p_s, log_p_t, log_target=True, reduction="batchmean")
-    if reduction == "mean":          # per element, written out: torch announces that its "mean" will change
+    if reduction == "mean":  # per element, written out: torch announces that its "mean" will change
         kl = kl / student_logits.shape[-1]
     return kl * tau * tau if t2 else kl
 
 
-def hard_loss(student_logits: torch.Tensor, labels: torch.Tensor, tau: float = 1.0, target: str = "one_hot",
-              regression: bool = False) -> torch.Tensor:
+def hard_loss(
+    student_logits: torch.Tensor,
+    labels: torch.Tensor,
+    tau: float = 1.0,
+    target: str = "one_hot",
+    regression: bool = False,
+) -> torch.Tensor:
     """Eq. (5): cross-entropy of softmax(y_s) against the gold label, averaged over the batch.
 
     target="one_hot" uses the one-hot label (the paper's text); "tempered" uses softmax(one_hot / tau),

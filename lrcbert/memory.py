@@ -13,6 +13,7 @@ update to its own copy and the copies stay identical without any broadcast (the 
 ``ddp_ignore`` so that DDP does not re-broadcast an N-row tensor from process 0 at every forward). Sampling uses
 the global torch RNG, which checkpoints restore.
 """
+
 from __future__ import annotations
 
 import math
@@ -37,8 +38,9 @@ class Memory(nn.Module):
     """``vectors`` (N, *shape) for the N training examples ``ids`` (their ``idx`` values), their ``labels``
     (-1 when unknown) and ``filled`` (which entries hold a written vector; all of them after ``init="random"``)."""
 
-    def __init__(self, ids, shape: tuple[int, ...], momentum: float, labels=None, init: str = "empty",
-                 normalize: bool = True):
+    def __init__(
+        self, ids, shape: tuple[int, ...], momentum: float, labels=None, init: str = "empty", normalize: bool = True
+    ):
         super().__init__()
         ids = torch.as_tensor(list(ids), dtype=torch.long)
         order = torch.argsort(ids)
@@ -47,11 +49,14 @@ class Memory(nn.Module):
             raise ValueError("memory: the training set's idx column must be non-empty and unique")
         self.momentum, self.normalize = float(momentum), normalize
         n = len(ids)
-        lab = torch.full((n,), -1, dtype=torch.long) if labels is None else \
-            torch.as_tensor(list(labels)).to(torch.long)[order]
+        lab = (
+            torch.full((n,), -1, dtype=torch.long)
+            if labels is None
+            else torch.as_tensor(list(labels)).to(torch.long)[order]
+        )
         self.register_buffer("ids", sorted_ids)
         self.register_buffer("labels", lab)
-        if init == "random":     # CRD's initialisation: uniform in [-s, s], s = 1 / sqrt(dim / 3)
+        if init == "random":  # CRD's initialisation: uniform in [-s, s], s = 1 / sqrt(dim / 3)
             dim = shape[-1]
             s = 1.0 / math.sqrt(dim / 3)
             self.register_buffer("vectors", torch.rand(n, *shape) * 2 * s - s)
@@ -104,6 +109,8 @@ class Memory(nn.Module):
         counts = cand.sum(1)
         if (counts == 0).any():
             b = int((counts == 0).nonzero()[0])
-            raise ValueError(f"memory: example idx {int(idx[b])} has no candidate negative "
-                             f"({'no other label' if labels is not None else 'no other example'} in memory)")
+            raise ValueError(
+                f"memory: example idx {int(idx[b])} has no candidate negative "
+                f"({'no other label' if labels is not None else 'no other example'} in memory)"
+            )
         return torch.multinomial(cand.float(), k, replacement=bool((counts < k).any()))

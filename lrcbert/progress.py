@@ -9,6 +9,7 @@ step count of each unfinished job, minus a running job's logged steps) at the st
 runs of the same stage and system (``steps / wall_time_s`` of ``run.json``; the stage's rate where the system has
 none finished yet). Needs no finished run: with none, the page says so.
 """
+
 from __future__ import annotations
 
 import csv
@@ -24,8 +25,11 @@ def job_state(job: dict, now: float, stale_minutes: float = 30.0) -> tuple[str, 
     """(state, detail) of one job of the plan."""
     run, log = Path(job["run"]), Path(job["log"])
     record = run / "run.json"
-    if (run / "metrics.json").is_file() and record.is_file() and \
-            json.loads(record.read_text()).get("status") == "finished":
+    if (
+        (run / "metrics.json").is_file()
+        and record.is_file()
+        and json.loads(record.read_text()).get("status") == "finished"
+    ):
         return "finished", ""
     touched = [p.stat().st_mtime for p in (log, run / "losses.csv") if p.is_file()]
     if touched and now - max(touched) < stale_minutes * 60:
@@ -68,10 +72,18 @@ def step_rates(jobs: list[dict], states: dict) -> dict:
 def planned_steps(job: dict, cache: dict) -> int | None:
     """The forecast's step count of a job (None when its data is not on disk and not otherwise known)."""
     from .forecast import ForecastError, job_config, steps, train_size
+
     try:
         cfg = job_config(job)
-        key = (cfg.data.path, cfg.data.train_file, cfg.data.corpus, job.get("task"), cfg.data.max_train_examples,
-               cfg.data.max_corpus_lines, job.get("augment_factor"))
+        key = (
+            cfg.data.path,
+            cfg.data.train_file,
+            cfg.data.corpus,
+            job.get("task"),
+            cfg.data.max_train_examples,
+            cfg.data.max_corpus_lines,
+            job.get("augment_factor"),
+        )
         if key not in cache:
             cache[key] = train_size(cfg, job)[0]
         return steps(cfg, cache[key])
@@ -91,8 +103,13 @@ def provisional_table1(plan: dict, states: dict) -> list[dict]:
             for j in finished:
                 if j["system"] == system and j["task"] == task:
                     m = json.loads((Path(j["run"]) / "metrics.json").read_text()).get("splits", {})
-                    by_lr.setdefault(j["lr"], []).append({s: m[s]["score"] for s in splits_of.get(task, [task])
-                                                          if s in m and m[s].get("score") is not None})
+                    by_lr.setdefault(j["lr"], []).append(
+                        {
+                            s: m[s]["score"]
+                            for s in splits_of.get(task, [task])
+                            if s in m and m[s].get("score") is not None
+                        }
+                    )
             if not by_lr:
                 continue
             sel = lambda runs: statistics.fmean(statistics.fmean(r.values()) for r in runs if r) if any(runs) else -1e9
@@ -100,8 +117,11 @@ def provisional_table1(plan: dict, states: dict) -> list[dict]:
             for split in splits_of.get(task, [task]):
                 values = [r[split] for r in by_lr[best] if split in r]
                 if values:
-                    row[split] = (statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None,
-                                  len(values))
+                    row[split] = (
+                        statistics.fmean(values),
+                        statistics.stdev(values) if len(values) > 1 else None,
+                        len(values),
+                    )
         rows.append(row)
     return rows
 
@@ -123,27 +143,49 @@ def status(plan: dict, stale_minutes: float = 30.0, now: float | None = None) ->
             continue
         done = logged_step(Path(j["run"])) if state == "running" else 0
         left_s += max(0, total - done) / rate
-    return {"jobs": jobs, "states": states, "rates": rates, "left_hours": left_s / 3600, "unknown": unknown,
-            "table1": provisional_table1(plan, states), "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(now))}
+    return {
+        "jobs": jobs,
+        "states": states,
+        "rates": rates,
+        "left_hours": left_s / 3600,
+        "unknown": unknown,
+        "table1": provisional_table1(plan, states),
+        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(now)),
+    }
 
 
 def markdown(result: dict, splits: list[str]) -> str:
     from tabulate import tabulate
+
     groups = {}
     for j in result["jobs"]:
         key = (j["stage"], j["system"], j.get("task") or "-")
         g = groups.setdefault(key, {s: 0 for s in STATES})
         g[result["states"][j["run"]][0]] += 1
     counts = {s: sum(1 for v in result["states"].values() if v[0] == s) for s in STATES}
-    lines = ["# Progress", "", f"As of {result['when']}: " + ", ".join(f"{n} {s}" for s, n in counts.items()) +
-             f" of {len(result['jobs'])} training jobs (each seed x learning rate is a job).", "",
-             tabulate([(*k, *(v[s] for s in STATES)) for k, v in groups.items()],
-                      ["stage", "system", "task", *STATES], tablefmt="github"), ""]
-    failed = [(j["run"], result["states"][j["run"]][1]) for j in result["jobs"] if result["states"][j["run"]][0] == "failed"]
+    lines = [
+        "# Progress",
+        "",
+        f"As of {result['when']}: "
+        + ", ".join(f"{n} {s}" for s, n in counts.items())
+        + f" of {len(result['jobs'])} training jobs (each seed x learning rate is a job).",
+        "",
+        tabulate(
+            [(*k, *(v[s] for s in STATES)) for k, v in groups.items()],
+            ["stage", "system", "task", *STATES],
+            tablefmt="github",
+        ),
+        "",
+    ]
+    failed = [
+        (j["run"], result["states"][j["run"]][1]) for j in result["jobs"] if result["states"][j["run"]][0] == "failed"
+    ]
     if failed:
         lines += ["**Failed** (no metrics.json and nothing written recently; read the log):", ""]
         lines += [f"- `{run}`: {detail}" for run, detail in failed] + [""]
-    running = [(j["run"], result["states"][j["run"]][1]) for j in result["jobs"] if result["states"][j["run"]][0] == "running"]
+    running = [
+        (j["run"], result["states"][j["run"]][1]) for j in result["jobs"] if result["states"][j["run"]][0] == "running"
+    ]
     if running:
         lines += ["Running:", ""] + [f"- `{run}` ({detail})" for run, detail in running] + [""]
     rows = []
@@ -151,30 +193,57 @@ def markdown(result: dict, splits: list[str]) -> str:
         cells = {"System": r["system"]}
         for s in splits:
             m = r.get(s)
-            cells[s] = "-" if m is None else (f"{m[0]:.1f} (n={m[2]})" if m[1] is None else
-                                               f"{m[0]:.1f} ± {m[1]:.1f} (n={m[2]})")
+            cells[s] = (
+                "-"
+                if m is None
+                else (f"{m[0]:.1f} (n={m[2]})" if m[1] is None else f"{m[0]:.1f} ± {m[1]:.1f} (n={m[2]})")
+            )
         rows.append(cells)
-    lines += ["## Provisional Table 1 (dev, finished runs only)", "",
-              "Each cell: mean ± sd over the finished seeds at the learning rate with the best mean among them; "
-              "n = finished seeds. It changes as runs finish; the real Table 1 is results/table1.md.", "",
-              tabulate(rows, headers="keys", tablefmt="github") if rows else "(no system of Table 1 configured)", ""]
+    lines += [
+        "## Provisional Table 1 (dev, finished runs only)",
+        "",
+        "Each cell: mean ± sd over the finished seeds at the learning rate with the best mean among them; "
+        "n = finished seeds. It changes as runs finish; the real Table 1 is results/table1.md.",
+        "",
+        tabulate(rows, headers="keys", tablefmt="github") if rows else "(no system of Table 1 configured)",
+        "",
+    ]
     if result["rates"]:
         left = f"**about {result['left_hours']:.2f} device-hours of training left**"
-        lines += [f"## Time left", "", f"{left} at the step rates measured in the finished runs (one job at a time; "
-                  "divide by the number of jobs that run in parallel)"
-                  + (f"; {result['unknown']} unfinished jobs have no step count or rate yet and are not counted"
-                     if result["unknown"] else "") + ".", "",
-                  tabulate([(" / ".join(k), f"{v:.2f}") for k, v in sorted(result["rates"].items())],
-                           ["stage / system", "steps per second"], tablefmt="github"), ""]
+        lines += [
+            "## Time left",
+            "",
+            f"{left} at the step rates measured in the finished runs (one job at a time; "
+            "divide by the number of jobs that run in parallel)"
+            + (
+                f"; {result['unknown']} unfinished jobs have no step count or rate yet and are not counted"
+                if result["unknown"]
+                else ""
+            )
+            + ".",
+            "",
+            tabulate(
+                [(" / ".join(k), f"{v:.2f}") for k, v in sorted(result["rates"].items())],
+                ["stage / system", "steps per second"],
+                tablefmt="github",
+            ),
+            "",
+        ]
     else:
-        lines += ["## Time left", "", "No run has finished yet, so no step rate is measured; see "
-                  "`lrcbert forecast` (results/forecast.md) for an estimate made before the grid runs.", ""]
+        lines += [
+            "## Time left",
+            "",
+            "No run has finished yet, so no step rate is measured; see "
+            "`lrcbert forecast` (results/forecast.md) for an estimate made before the grid runs.",
+            "",
+        ]
     return "\n".join(lines)
 
 
 def main(plan_path: str, out: str | None, stale_minutes: float = 30.0) -> dict:
     from .forecast import load_plan
     from .runinfo import atomic_write_text
+
     plan = load_plan(plan_path)
     result = status(plan, stale_minutes)
     splits = [s for t in plan.get("splits", {}).values() for s in t]

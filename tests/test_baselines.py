@@ -2,6 +2,7 @@
 implementations (torch.nn.KLDivLoss / nn.MSELoss, and TextBrewer's ``textbrewer.losses`` when installed), the
 TinyBERT attention implementation, CoDIR's negatives and memory bank, ACKD's reweighting, student initialisation
 from teacher layers, the registry, and one short end-to-end run per baseline through ``lrcbert.run.run``."""
+
 import json
 import math
 import sys
@@ -10,10 +11,10 @@ import types
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import TEACHER, finetune_teacher, tiny_config
 
 import baselines
 from baselines import ackd, codir, pkd, tinybert
-from conftest import TEACHER, finetune_teacher, tiny_config
 from lrcbert import losses
 from lrcbert.objective import METHODS, Objective, get_method
 from lrcbert.run import run
@@ -33,7 +34,7 @@ def textbrewer_losses():
 
 # ---------------------------------------------------------------------------------------------- KD (DistilBERT, PKD)
 def test_kd_loss_hand_computed_and_times_t_squared():
-    s, t = torch.tensor([[0.0, math.log(3.0)]]), torch.tensor([[math.log(3.0), 0.0]])   # p_s = (1/4, 3/4), p_t reversed
+    s, t = torch.tensor([[0.0, math.log(3.0)]]), torch.tensor([[math.log(3.0), 0.0]])  # p_s = (1/4, 3/4), p_t reversed
     kl = 0.75 * math.log(0.75 / 0.25) + 0.25 * math.log(0.25 / 0.75)
     assert losses.soft_loss(s, t, tau=1.0).item() == pytest.approx(kl, abs=1e-6)
     # at tau = 2 the probabilities are softmax of halved logits: (1, sqrt 3) normalised; times tau^2 = 4
@@ -47,7 +48,7 @@ def test_kd_loss_agrees_with_torch_kldivloss_and_textbrewer():
     s, t = torch.randn(16, 3, generator=g) * 3, torch.randn(16, 3, generator=g) * 3
     tau = 4.0
     ours = losses.soft_loss(s, t, tau, t2=True)
-    kldiv = torch.nn.KLDivLoss(reduction="batchmean")(F.log_softmax(s / tau, -1), F.softmax(t / tau, -1)) * tau ** 2
+    kldiv = torch.nn.KLDivLoss(reduction="batchmean")(F.log_softmax(s / tau, -1), F.softmax(t / tau, -1)) * tau**2
     assert ours.item() == pytest.approx(kldiv.item(), rel=1e-5)
     tb = textbrewer_losses()
     # TextBrewer's kd_ce_loss is the cross-entropy: KL + the teacher's entropy (and not times tau^2)
@@ -81,15 +82,17 @@ def test_pkd_loss_hand_computed_and_reductions():
     # unit vectors (0.6, 0.8) and (1, 0): squared differences 0.16 and 0.64
     assert pkd.pkd_loss(s, t, "sum").item() == pytest.approx(0.8)
     assert pkd.pkd_loss(s, t, "mean").item() == pytest.approx(0.4)
-    assert pkd.pkd_loss(s * 2, t * 2, "sum").item() == pytest.approx(1.6)      # summed over layer pairs
-    assert pkd.pkd_loss(s * 2, t * 2, "mean").item() == pytest.approx(0.4)     # averaged over them (released)
+    assert pkd.pkd_loss(s * 2, t * 2, "sum").item() == pytest.approx(1.6)  # summed over layer pairs
+    assert pkd.pkd_loss(s * 2, t * 2, "mean").item() == pytest.approx(0.4)  # averaged over them (released)
 
 
 def test_pkd_loss_is_scale_invariant_and_agrees_with_textbrewer():
     g = torch.Generator().manual_seed(2)
     s, t = torch.randn(8, 6, generator=g), torch.randn(8, 6, generator=g)
     scale = torch.rand(8, 1, generator=g) * 10 + 0.1
-    assert pkd.pkd_loss([s * scale], [t], "mean").item() == pytest.approx(pkd.pkd_loss([s], [t], "mean").item(), rel=1e-5)
+    assert pkd.pkd_loss([s * scale], [t], "mean").item() == pytest.approx(
+        pkd.pkd_loss([s], [t], "mean").item(), rel=1e-5
+    )
     assert pkd.pkd_loss([s], [t], "sum").item() == pytest.approx(6 * pkd.pkd_loss([s], [t], "mean").item(), rel=1e-5)
     # the loss is not invariant to anything else: a different direction changes it
     assert pkd.pkd_loss([s + 1.0], [t]).item() != pytest.approx(pkd.pkd_loss([s], [t]).item(), rel=1e-3)
@@ -98,11 +101,15 @@ def test_pkd_loss_is_scale_invariant_and_agrees_with_textbrewer():
 
 
 def test_pkd_term_uses_cls_of_the_skip_layers():
-    cfg = tiny_config(None, method=get_method("pkd")["method"], model={"student_arch": {**TEACHER, "num_hidden_layers": 2}})
+    cfg = tiny_config(
+        None, method=get_method("pkd")["method"], model={"student_arch": {**TEACHER, "num_hidden_layers": 2}}
+    )
     from transformers import BertConfig
+
     from lrcbert.tasks import TASKS
+
     obj = Objective(cfg.method, TASKS["rte"], BertConfig(**{**TEACHER, "num_hidden_layers": 2}), BertConfig(**TEACHER))
-    assert obj.phi == [2, 4]                      # the pkd term uses (student 1, teacher 2); the last is the logits'
+    assert obj.phi == [2, 4]  # the pkd term uses (student 1, teacher 2); the last is the logits'
     hs_s = [torch.randn(2, 3, 32) for _ in range(3)]
     hs_t = [torch.randn(2, 3, 32) for _ in range(5)]
     out = pkd._pkd_term(obj, types.SimpleNamespace(hidden_states=hs_s), types.SimpleNamespace(hidden_states=hs_t), {})
@@ -129,11 +136,11 @@ def test_attention_loss_ignores_masked_positions(target):
     mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
     base = tinybert.attention_loss(s, t, mask, target)
     s2, t2 = s.clone(), t.clone()
-    s2[0, :, 3:, :] = 100.0            # padded queries
-    t2[0, :, :, 3:] = -50.0            # padded keys
+    s2[0, :, 3:, :] = 100.0  # padded queries
+    t2[0, :, :, 3:] = -50.0  # padded keys
     assert tinybert.attention_loss(s2, t2, mask, target).item() == pytest.approx(base.item(), rel=1e-6)
     t3 = t.clone()
-    t3[0, :, 1, 2] += 1.0              # a real (query, key) pair does count
+    t3[0, :, 1, 2] += 1.0  # a real (query, key) pair does count
     assert tinybert.attention_loss(s, t3, mask, target).item() != pytest.approx(base.item(), rel=1e-6)
     if target == "scores":
         tb = textbrewer_losses()
@@ -142,6 +149,7 @@ def test_attention_loss_ignores_masked_positions(target):
 
 def test_eager_scores_attention_matches_eager_and_returns_the_logits():
     from transformers import BertConfig, BertModel
+
     conf = BertConfig(vocab_size=50, **{**TEACHER, "num_hidden_layers": 2})
     conf._attn_implementation = "eager"
     eager = BertModel(conf).eval()
@@ -157,11 +165,12 @@ def test_eager_scores_attention_matches_eager_and_returns_the_logits():
     keys = mask[:, None, None, :].bool()
     probs = F.softmax(b.attentions[1].masked_fill(~keys, float("-inf")), dim=-1)
     assert torch.allclose(probs, a.attentions[1], atol=1e-5)
-    assert not torch.allclose(b.attentions[1].sum(-1), torch.ones(1))            # raw scores, not probabilities
+    assert not torch.allclose(b.attentions[1].sum(-1), torch.ones(1))  # raw scores, not probabilities
 
 
 def test_tinybert_terms_share_one_projection_and_refuse_other_attention():
     from transformers import BertConfig
+
     method = tiny_config(None, method=get_method("tinybert_general")["method"]).method
     s_conf, t_conf = BertConfig(**{**TEACHER, "hidden_size": 16, "num_hidden_layers": 2}), BertConfig(**TEACHER)
     with pytest.raises(ValueError, match="eager_scores"):
@@ -202,7 +211,7 @@ def test_ackd_loss_hand_computed_and_harder_samples_weigh_more():
     p0, p1 = math.e / (math.e + 1), 1 / (math.e + 1)
     w0, w1 = (2 * torch.softmax(torch.tensor([1 - p0, 1 - p1]), 0)).tolist()
     loss, w = ackd.adaptive_contrastive_loss(s, t, tau, 1.0)
-    assert w.tolist() == pytest.approx([w0, w1]) and w[1] > w[0]        # sample 1 is the hard one
+    assert w.tolist() == pytest.approx([w0, w1]) and w[1] > w[0]  # sample 1 is the hard one
     assert loss.item() == pytest.approx((w0 * -math.log(p0) + w1 * -math.log(p1)) / 2, rel=1e-6)
     assert "ackd" in baselines.RECONSTRUCTIONS and "reconstruction" in ackd.__doc__
 
@@ -210,18 +219,23 @@ def test_ackd_loss_hand_computed_and_harder_samples_weigh_more():
 # ---------------------------------------------------------------------------------------------- student init, size
 def test_student_from_teacher_layers_copies_the_chosen_layers():
     from transformers import BertConfig, BertForSequenceClassification
+
     from lrcbert.models import ModelError, student_from_teacher_layers
     from lrcbert.tasks import TASKS
+
     teacher = BertForSequenceClassification(BertConfig(vocab_size=60, num_labels=2, **TEACHER))
     student = student_from_teacher_layers(teacher, TASKS["rte"], {**TEACHER, "num_hidden_layers": 2}, [1, 3])
     assert student.config.num_hidden_layers == 2
     for i, j in ((0, 0), (1, 2)):
-        for (n, a), (_, b) in zip(student.bert.encoder.layer[i].named_parameters(),
-                                  teacher.bert.encoder.layer[j].named_parameters()):
+        for (n, a), (_, b) in zip(
+            student.bert.encoder.layer[i].named_parameters(), teacher.bert.encoder.layer[j].named_parameters()
+        ):
             assert torch.equal(a, b), n
     assert torch.equal(student.bert.embeddings.word_embeddings.weight, teacher.bert.embeddings.word_embeddings.weight)
     default = student_from_teacher_layers(teacher, TASKS["rte"], {**TEACHER, "num_hidden_layers": 2}, None)
-    assert torch.equal(default.bert.encoder.layer[0].output.dense.weight, teacher.bert.encoder.layer[1].output.dense.weight)
+    assert torch.equal(
+        default.bert.encoder.layer[0].output.dense.weight, teacher.bert.encoder.layer[1].output.dense.weight
+    )
     with pytest.raises(ModelError, match="hidden_size"):
         student_from_teacher_layers(teacher, TASKS["rte"], {**TEACHER, "hidden_size": 16}, None)
     with pytest.raises(ModelError, match="model.student_layers"):
@@ -232,11 +246,14 @@ def test_parameter_counts_of_the_table_rows():
     """4 x 768 (BERT-base shape): 52.78M as trained (with BERT's pooler), 52.19M = the paper's 52.2M without it;
     4 x 312: 14.35M (the paper's ~14.5M)."""
     from transformers import BertConfig, BertForSequenceClassification
+
     from lrcbert.models import count_parameters
+
     with torch.device("meta"):
         wide = BertForSequenceClassification(BertConfig(num_hidden_layers=4, num_labels=2))
-        tiny = BertForSequenceClassification(BertConfig(num_hidden_layers=4, hidden_size=312, intermediate_size=1200,
-                                                        num_labels=2))
+        tiny = BertForSequenceClassification(
+            BertConfig(num_hidden_layers=4, hidden_size=312, intermediate_size=1200, num_labels=2)
+        )
     pooler = sum(p.numel() for n, p in wide.named_parameters() if "pooler" in n)
     assert count_parameters(wide) == 52_780_802
     assert round((count_parameters(wide) - pooler) / 1e6, 1) == 52.2
@@ -246,14 +263,26 @@ def test_parameter_counts_of_the_table_rows():
 # ---------------------------------------------------------------------------------------------- registry, CLI
 def test_every_baseline_is_a_registered_method_the_cli_accepts():
     from lrcbert.cli import build_parser
-    assert set(baselines.BASELINES) == {"distilbert", "pkd", "tinybert_general", "tinybert_intermediate",
-                                        "tinybert", "codir", "codir_pooled", "ackd"}
+
+    assert set(baselines.BASELINES) == {
+        "distilbert",
+        "pkd",
+        "tinybert_general",
+        "tinybert_intermediate",
+        "tinybert",
+        "codir",
+        "codir_pooled",
+        "ackd",
+    }
     parser = build_parser()
     for name in ("distilbert", "pkd", "tinybert", "tinybert_intermediate", "codir", "ackd"):
         assert parser.parse_args(["distill", "--method", name, "--out", "x"]).method == name
-    assert parser.parse_args(["general-distill", "--method", "tinybert_general", "--out", "x"]).method == "tinybert_general"
+    assert (
+        parser.parse_args(["general-distill", "--method", "tinybert_general", "--out", "x"]).method
+        == "tinybert_general"
+    )
     for name in baselines.BASELINES:
-        assert get_method(name)["method"]["perturb"] is False        # no LRC-BERT gradient perturbation
+        assert get_method(name)["method"]["perturb"] is False  # no LRC-BERT gradient perturbation
 
 
 # ---------------------------------------------------------------------------------------------- end to end
@@ -274,15 +303,18 @@ def baseline_cfg(glue_dir, teacher, name, train=None, **sections):
 WIDE = {"student_arch": {**TEACHER, "num_hidden_layers": 2}}
 
 
-@pytest.mark.parametrize("name, sections", [
-    ("distilbert", {"model": WIDE}),
-    ("pkd", {"model": {**WIDE, "student_layers": [1, 2]}}),
-    ("tinybert_intermediate", {"method": {"projection_init": "new"}}),   # a random student: no W to continue
-    ("tinybert", {}),
-    ("codir", {}),
-    ("codir_pooled", {}),
-    ("ackd", {}),
-])
+@pytest.mark.parametrize(
+    "name, sections",
+    [
+        ("distilbert", {"model": WIDE}),
+        ("pkd", {"model": {**WIDE, "student_layers": [1, 2]}}),
+        ("tinybert_intermediate", {"method": {"projection_init": "new"}}),  # a random student: no W to continue
+        ("tinybert", {}),
+        ("codir", {}),
+        ("codir_pooled", {}),
+        ("ackd", {}),
+    ],
+)
 def test_each_baseline_runs_end_to_end(glue_dir, teacher_run, tmp_path, name, sections):
     result = run(baseline_cfg(glue_dir, teacher_run, name, **sections), tmp_path, "distill")
     assert (tmp_path / "metrics.json").is_file() and 0 <= result["splits"]["rte"]["accuracy"] <= 1
@@ -299,6 +331,7 @@ def test_tinybert_stage1_continues_the_projection_of_general_distillation(glue_d
     """General distillation saves W; task stage 1 (preset: method.projection_init=student) starts from it. With a
     learning rate of 1e-12 the W that stage 1 saves is still the general one; with projection_init=new it is not."""
     from safetensors.torch import load_file
+
     cfg = baseline_cfg(glue_dir, teacher_run, "tinybert_general", data={"corpus": str(glue_dir / "corpus.txt")})
     run(cfg, tmp_path / "general", "general")
     general_w = load_file(str(tmp_path / "general" / "model" / "objective.safetensors"))["proj.0.weight"]
@@ -306,8 +339,18 @@ def test_tinybert_stage1_continues_the_projection_of_general_distillation(glue_d
 
     def stage1(out, **method):
         model = {"student": str(tmp_path / "general" / "model"), "student_init": "path"}
-        run(baseline_cfg(glue_dir, teacher_run, "tinybert_intermediate", train={"max_steps": 2, "lr": 1e-12},
-                         model=model, method=method), tmp_path / out, "distill")
+        run(
+            baseline_cfg(
+                glue_dir,
+                teacher_run,
+                "tinybert_intermediate",
+                train={"max_steps": 2, "lr": 1e-12},
+                model=model,
+                method=method,
+            ),
+            tmp_path / out,
+            "distill",
+        )
         return load_file(str(tmp_path / out / "model" / "objective.safetensors"))["proj.0.weight"]
 
     assert get_method("tinybert_intermediate")["method"]["projection_init"] == "student"
@@ -318,19 +361,38 @@ def test_tinybert_stage1_continues_the_projection_of_general_distillation(glue_d
 def test_projection_init_student_refuses_what_it_cannot_continue(glue_dir, teacher_run, tmp_path):
     from lrcbert.config import ConfigError
     from lrcbert.run import RunError
-    with pytest.raises(ConfigError, match="method.projection_init"):       # a random student has no earlier W
+
+    with pytest.raises(ConfigError, match="method.projection_init"):  # a random student has no earlier W
         baseline_cfg(glue_dir, teacher_run, "tinybert_intermediate")
     # a student folder without objective.safetensors (a fine-tuned model trains no W)
-    cfg = baseline_cfg(glue_dir, teacher_run, "tinybert_intermediate",
-                       model={"student": str(teacher_run / "model"), "student_init": "path"})
+    cfg = baseline_cfg(
+        glue_dir,
+        teacher_run,
+        "tinybert_intermediate",
+        model={"student": str(teacher_run / "model"), "student_init": "path"},
+    )
     with pytest.raises(RunError, match="no saved W at .*objective.safetensors"):
         run(cfg, tmp_path / "nofile", "distill")
     assert not (tmp_path / "nofile" / "metrics.json").exists()
     # a W of another shape: a per-layer projection cannot start from one shared W
     general = tmp_path / "general"
-    run(baseline_cfg(glue_dir, teacher_run, "tinybert_general", data={"corpus": str(glue_dir / "corpus.txt")},
-                     train={"max_steps": 1}), general, "general")
-    cfg = baseline_cfg(glue_dir, teacher_run, "tinybert_intermediate", method={"projection": "per_layer"},
-                       model={"student": str(general / "model"), "student_init": "path"})
+    run(
+        baseline_cfg(
+            glue_dir,
+            teacher_run,
+            "tinybert_general",
+            data={"corpus": str(glue_dir / "corpus.txt")},
+            train={"max_steps": 1},
+        ),
+        general,
+        "general",
+    )
+    cfg = baseline_cfg(
+        glue_dir,
+        teacher_run,
+        "tinybert_intermediate",
+        method={"projection": "per_layer"},
+        model={"student": str(general / "model"), "student_init": "path"},
+    )
     with pytest.raises(RunError, match="W in .* has shapes"):
         run(cfg, tmp_path / "shape", "distill")

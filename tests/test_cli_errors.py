@@ -1,5 +1,6 @@
 """The command line: an error a user causes is one line ``lrcbert: error: ...`` naming the culprit and exit 2; a
 bug keeps its traceback; ``--debug`` shows every traceback; ``--help`` and a config error need no torch."""
+
 import errno
 import subprocess
 import sys
@@ -24,18 +25,32 @@ def one_error_line(stderr: str) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize("override, message", [
-    ("train.max_steps=-1", "config key 'train.max_steps' must be >= 1, got -1"),
-    ("train.epochs=.inf", "config key 'train.epochs' must be a finite number, got inf"),
-    ("train.lr=nan", "config key 'train.lr' must be a number, got 'nan'"),
-    ("train.seed=-1", "config key 'train.seed' must be >= 0, got -1"),
-    ("model.student_arch.num_hidden_layer=1", "unknown config key 'model.student_arch.num_hidden_layer'"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.max_steps=-1", "config key 'train.max_steps' must be >= 1, got -1"),
+        ("train.epochs=.inf", "config key 'train.epochs' must be a finite number, got inf"),
+        ("train.lr=nan", "config key 'train.lr' must be a number, got 'nan'"),
+        ("train.seed=-1", "config key 'train.seed' must be >= 0, got -1"),
+        ("model.student_arch.num_hidden_layer=1", "unknown config key 'model.student_arch.num_hidden_layer'"),
+    ],
+)
 def test_bad_values_stop_with_one_line_naming_key_and_override(override, message, tmp_path, capsys):
     """Findings 7 and 9: each of these used to start (or finish) a run, or end in a traceback."""
     out = tmp_path / "run"
-    code = main(["distill", "--config", str(ROOT / "config/quickstart.yaml"), "--task", "sst2", "--out", str(out),
-                 "--set", override])
+    code = main(
+        [
+            "distill",
+            "--config",
+            str(ROOT / "config/quickstart.yaml"),
+            "--task",
+            "sst2",
+            "--out",
+            str(out),
+            "--set",
+            override,
+        ]
+    )
     assert code == 2
     assert one_error_line(capsys.readouterr().err).startswith(f"lrcbert: error: --set {override}: {message}")
     assert not out.exists()
@@ -48,24 +63,32 @@ def test_yaml_errors_name_file_line_and_column(tmp_path, capsys):
     assert one_error_line(capsys.readouterr().err).startswith(f"lrcbert: error: {bad}:4:1: YAML syntax error: ")
     bad.write_text("train:\n  lr: 1.0e-4\ntrain:\n  epochs: 2\n")
     assert main(["finetune", "--config", str(bad), "--task", "rte", "--out", str(tmp_path / "r")]) == 2
-    assert one_error_line(capsys.readouterr().err) == (f"lrcbert: error: {bad}:3: key 'train' is given twice "
-                                                       "(first on line 1); YAML would silently keep only the last")
+    assert one_error_line(capsys.readouterr().err) == (
+        f"lrcbert: error: {bad}:3: key 'train' is given twice (first on line 1); YAML would silently keep only the last"
+    )
 
 
 def test_method_presets_are_checked_on_one_line(tmp_path, capsys):
     args = ["--task", "rte", "--out", str(tmp_path / "r")]
-    for argv, known in ((["distill", *args, "--method", "pdk"], "'ackd', 'bert_m', 'codir',"),
-                        (["distill", *args, "--method", "general"], "'tinybert_intermediate'"),
-                        (["general-distill", "--out", str(tmp_path / "g"), "--method", "lrcbert"],
-                         "(choose from 'general', 'tinybert_general')")):
+    for argv, known in (
+        (["distill", *args, "--method", "pdk"], "'ackd', 'bert_m', 'codir',"),
+        (["distill", *args, "--method", "general"], "'tinybert_intermediate'"),
+        (
+            ["general-distill", "--out", str(tmp_path / "g"), "--method", "lrcbert"],
+            "(choose from 'general', 'tinybert_general')",
+        ),
+    ):
         code = main(argv)
         err = capsys.readouterr().err.strip().splitlines()
         assert code == 2 and len(err) == 1, err
         assert err[0].startswith(f"lrcbert {argv[0]}: error: argument --method: invalid choice: '{argv[-1]}'")
         assert known in err[0]
-    from lrcbert.cli import command_config          # the same check for callers of command_config (the workflow)
+    from lrcbert.cli import command_config  # the same check for callers of command_config (the workflow)
     from lrcbert.config import ConfigError
-    with pytest.raises(ConfigError, match="--method 'general' is not a preset for 'distill'; choose from: ackd, bert_m,"):
+
+    with pytest.raises(
+        ConfigError, match="--method 'general' is not a preset for 'distill'; choose from: ackd, bert_m,"
+    ):
         command_config("distill", "general", "rte")
     with pytest.raises(ConfigError, match="unknown method 'pdk'; known: ackd,"):
         command_config("distill", "pdk", "rte")
@@ -73,6 +96,7 @@ def test_method_presets_are_checked_on_one_line(tmp_path, capsys):
 
 def test_distill_help_lists_lrcbert_presets_without_loading_the_baselines(capsys):
     from lrcbert.presets import METHODS
+
     assert main(["distill", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
     for name in ("lrcbert", "intermediate", "lrcbert_c", "lrcbert_s", "lrcbert_h", "lrcbert_g", "lrcbert_2", "bert_m"):
@@ -82,24 +106,34 @@ def test_distill_help_lists_lrcbert_presets_without_loading_the_baselines(capsys
 def test_command_line_mistakes_are_one_line(capsys):
     assert main(["make-synthetic", "--out", "x", "--seed", "-1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["lrcbert make-synthetic: error: argument --seed: -1 is not in [0, inf] "
-                   "(see lrcbert make-synthetic --help)"]
+    assert err == [
+        "lrcbert make-synthetic: error: argument --seed: -1 is not in [0, inf] (see lrcbert make-synthetic --help)"
+    ]
 
 
 def _raising(exc):
     def fail(*args, **kwargs):
         raise exc
+
     return fail
 
 
-@pytest.mark.parametrize("exc, message", [
-    (OSError(errno.ENOSPC, "No space left on device", "runs/x/model.safetensors"),
-     "lrcbert: error: runs/x/model.safetensors: No space left on device"),
-    (FileNotFoundError(errno.ENOENT, "No such file or directory", "teachers/rte"),
-     "lrcbert: error: teachers/rte: No such file or directory"),
-])
+@pytest.mark.parametrize(
+    "exc, message",
+    [
+        (
+            OSError(errno.ENOSPC, "No space left on device", "runs/x/model.safetensors"),
+            "lrcbert: error: runs/x/model.safetensors: No space left on device",
+        ),
+        (
+            FileNotFoundError(errno.ENOENT, "No such file or directory", "teachers/rte"),
+            "lrcbert: error: teachers/rte: No such file or directory",
+        ),
+    ],
+)
 def test_file_system_errors_are_one_line_naming_the_file(exc, message, monkeypatch, tmp_path, capsys):
     import lrcbert.run
+
     monkeypatch.setattr(lrcbert.run, "run", _raising(exc))
     assert main(["finetune", "--task", "rte", "--out", str(tmp_path / "r")]) == 2
     assert one_error_line(capsys.readouterr().err) == message
@@ -110,10 +144,11 @@ def test_a_truncated_safetensors_file_is_one_line(monkeypatch, tmp_path, capsys)
     from safetensors.torch import load_file, save_file
 
     import lrcbert.run
+
     path = tmp_path / "model.safetensors"
     save_file({"w": torch.zeros(64, 64)}, str(path))
     path.write_bytes(path.read_bytes()[:1000])
-    with pytest.raises(Exception) as real:                   # the error safetensors itself raises
+    with pytest.raises(Exception) as real:  # the error safetensors itself raises
         load_file(str(path))
     monkeypatch.setattr(lrcbert.run, "run", _raising(real.value))
     assert main(["finetune", "--task", "rte", "--out", str(tmp_path / "r")]) == 2
@@ -122,10 +157,12 @@ def test_a_truncated_safetensors_file_is_one_line(monkeypatch, tmp_path, capsys)
 
 def test_a_bug_keeps_its_traceback_and_debug_shows_every_traceback(monkeypatch, tmp_path, capsys):
     import lrcbert.run
+
     monkeypatch.setattr(lrcbert.run, "run", _raising(ZeroDivisionError("a bug")))
     with pytest.raises(ZeroDivisionError):
         main(["finetune", "--task", "rte", "--out", str(tmp_path / "r")])
     from lrcbert.config import ConfigError
+
     monkeypatch.setattr(lrcbert.run, "run", _raising(ConfigError("a user error")))
     assert main(["finetune", "--task", "rte", "--out", str(tmp_path / "r")]) == 2
     for argv in (["--debug", "finetune"], ["finetune", "--debug"]):
@@ -135,6 +172,7 @@ def test_a_bug_keeps_its_traceback_and_debug_shows_every_traceback(monkeypatch, 
 
 def test_ctrl_c_outside_training_is_one_line(monkeypatch, tmp_path, capsys):
     import lrcbert.run
+
     monkeypatch.setattr(lrcbert.run, "run", _raising(KeyboardInterrupt()))
     assert main(["finetune", "--task", "rte", "--out", str(tmp_path / "r")]) == cli.EXIT_INTERRUPTED == 130
     assert capsys.readouterr().err.strip().splitlines() == ["lrcbert: interrupted (Ctrl-C)"]
@@ -162,14 +200,18 @@ print(code, sorted(m for m in {heavy} if m in sys.modules))
 """
 
 
-@pytest.mark.parametrize("argv, code", [
-    (["--help"], 0),
-    (["distill", "--help"], 0),
-    (["distill", "--task", "sst2", "--out", "/nonexistent/x", "--set", "train.lr=nan"], 2),
-    (["distill", "--task", "sst2", "--out", "/nonexistent/x", "--config", "/nonexistent.yaml"], 2),
-])
+@pytest.mark.parametrize(
+    "argv, code",
+    [
+        (["--help"], 0),
+        (["distill", "--help"], 0),
+        (["distill", "--task", "sst2", "--out", "/nonexistent/x", "--set", "train.lr=nan"], 2),
+        (["distill", "--task", "sst2", "--out", "/nonexistent/x", "--config", "/nonexistent.yaml"], 2),
+    ],
+)
 def test_help_and_config_errors_import_no_torch(argv, code):
     """Issue 15 item 0: the parser and configuration loading stay light (sys.modules, not a stopwatch)."""
-    p = subprocess.run([sys.executable, "-c", SNIPPET.format(heavy=HEAVY), *argv], capture_output=True, text=True,
-                       cwd=ROOT)
+    p = subprocess.run(
+        [sys.executable, "-c", SNIPPET.format(heavy=HEAVY), *argv], capture_output=True, text=True, cwd=ROOT
+    )
     assert p.stdout.strip().splitlines()[-1] == f"{code} []", p.stdout + p.stderr

@@ -1,4 +1,5 @@
 """GLUE loading from a local TSV folder, from the hub (schema mocked in memory), and its error messages."""
+
 import datasets
 import pytest
 
@@ -19,10 +20,12 @@ def write(path, text):
 def test_tsv_layouts(tmp_path):
     write(tmp_path / "CoLA/train.tsv", "gj04\t1\t\tThe cat sat .\ngj04\t0\t*\tCat the sat .\n")
     write(tmp_path / "CoLA/test.tsv", "index\tsentence\n0\tA dog ran .\n7\tRan dog .\n")
-    write(tmp_path / "MNLI/dev_mismatched.tsv",
-          "index\tpromptID\tpairID\tgenre\tsentence1\tsentence2\tlabel1\tgold_label\n"
-          "0\t1\t1a\tfiction\tA man sleeps .\tA man rests .\tentailment\tentailment\n"
-          "1\t2\t2a\tfiction\tA man sleeps .\tA man runs .\tcontradiction\tcontradiction\n")
+    write(
+        tmp_path / "MNLI/dev_mismatched.tsv",
+        "index\tpromptID\tpairID\tgenre\tsentence1\tsentence2\tlabel1\tgold_label\n"
+        "0\t1\t1a\tfiction\tA man sleeps .\tA man rests .\tentailment\tentailment\n"
+        "1\t2\t2a\tfiction\tA man sleeps .\tA man runs .\tcontradiction\tcontradiction\n",
+    )
     write(tmp_path / "STS-B/dev.tsv", "index\tsentence1\tsentence2\tscore\n0\ta b\ta c\t3.800\n")
     cfg = cfg_for(tmp_path)
     cola = D.load_split(cfg, get_task("cola"), "train")
@@ -35,35 +38,82 @@ def test_tsv_layouts(tmp_path):
     assert D.load_split(cfg, get_task("stsb"), "dev")["label"] == [pytest.approx(3.8)]
 
 
-@pytest.mark.parametrize("files, task, split, message", [
-    ({}, "rte", "train", "data file not found: {root}/RTE/train.tsv"),
-    ({"RTE/train.tsv": "index\tsentence1\tlabel\n0\ta\tentailment\n"}, "rte", "train",
-     "RTE/train.tsv: line 1 (header): missing column(s) ['sentence2']"),
-    ({"RTE/dev.tsv": "index\tsentence1\tsentence2\tlabel\n0\ta\tb\tentailment\n1\ta\tb\tmaybe\n"}, "rte", "dev",
-     "RTE/dev.tsv: line 3, column 4 (label): label 'maybe' is outside the label set "
-     "['entailment', 'not_entailment'] of rte"),
-    ({"SST-2/test.tsv": "index\tsentence\tlabel\n0\tgood\t1\n"}, "sst2", "test",
-     "the test split carries labels in column 'label'"),
-    ({"STS-B/train.tsv": "index\tsentence1\tsentence2\tscore\n0\ta\tb\tnan\n"}, "stsb", "train",
-     "STS-B/train.tsv: line 2, column 4 (score): score 'nan' is not a number in [0, 5]"),
-    # finding 7: STS-B scores outside [0, 5]
-    ({"STS-B/train.tsv": "index\tsentence1\tsentence2\tscore\n0\ta\tb\t4.5\n1\ta\tb\t7.5\n"}, "stsb", "train",
-     "STS-B/train.tsv: line 3, column 4 (score): score '7.5' is not a number in [0, 5]"),
-    ({"STS-B/dev.tsv": "index\tsentence1\tsentence2\tscore\n0\ta\tb\t-2\n"}, "stsb", "dev",
-     "STS-B/dev.tsv: line 2, column 4 (score): score '-2' is not a number in [0, 5]"),
-    # finding 9: empty, non-UTF-8, extra column, short row
-    ({"RTE/train.tsv": ""}, "rte", "train", "RTE/train.tsv: empty file (0 bytes)"),
-    ({"RTE/train.tsv": b"index\tsentence1\tsentence2\tlabel\n0\ta\tcaf\xe9\tentailment\n"}, "rte", "train",
-     "RTE/train.tsv: line 2, byte 8: 0xe9 is not UTF-8"),
-    ({"RTE/train.tsv": "index\tsentence1\tsentence2\tlabel\n0\ta\tb\tentailment\textra\n"}, "rte", "train",
-     "RTE/train.tsv: line 2: 5 tab-separated fields, expected 4 (index, sentence1, sentence2, label)"),
-    ({"RTE/train.tsv": "index\tsentence1\tsentence2\tlabel\n0\ta\tb\tentailment\n1\ta\tb\n"}, "rte", "train",
-     "RTE/train.tsv: line 3: 3 tab-separated fields, expected 4"),
-    ({"CoLA/train.tsv": "gj04\t1\t\tok .\ngj04\t1\tok\n"}, "cola", "train",
-     "CoLA/train.tsv: line 2: 3 tab-separated fields, expected 4 (source, label, original_label, sentence)"),
-    ({"SST-2/test.tsv": "index\tsentence\n0\tgood\nx1\tbad\n"}, "sst2", "test",
-     "SST-2/test.tsv: line 3, column 1 (index): 'x1' is not an integer id"),
-])
+@pytest.mark.parametrize(
+    "files, task, split, message",
+    [
+        ({}, "rte", "train", "data file not found: {root}/RTE/train.tsv"),
+        (
+            {"RTE/train.tsv": "index\tsentence1\tlabel\n0\ta\tentailment\n"},
+            "rte",
+            "train",
+            "RTE/train.tsv: line 1 (header): missing column(s) ['sentence2']",
+        ),
+        (
+            {"RTE/dev.tsv": "index\tsentence1\tsentence2\tlabel\n0\ta\tb\tentailment\n1\ta\tb\tmaybe\n"},
+            "rte",
+            "dev",
+            "RTE/dev.tsv: line 3, column 4 (label): label 'maybe' is outside the label set "
+            "['entailment', 'not_entailment'] of rte",
+        ),
+        (
+            {"SST-2/test.tsv": "index\tsentence\tlabel\n0\tgood\t1\n"},
+            "sst2",
+            "test",
+            "the test split carries labels in column 'label'",
+        ),
+        (
+            {"STS-B/train.tsv": "index\tsentence1\tsentence2\tscore\n0\ta\tb\tnan\n"},
+            "stsb",
+            "train",
+            "STS-B/train.tsv: line 2, column 4 (score): score 'nan' is not a number in [0, 5]",
+        ),
+        # finding 7: STS-B scores outside [0, 5]
+        (
+            {"STS-B/train.tsv": "index\tsentence1\tsentence2\tscore\n0\ta\tb\t4.5\n1\ta\tb\t7.5\n"},
+            "stsb",
+            "train",
+            "STS-B/train.tsv: line 3, column 4 (score): score '7.5' is not a number in [0, 5]",
+        ),
+        (
+            {"STS-B/dev.tsv": "index\tsentence1\tsentence2\tscore\n0\ta\tb\t-2\n"},
+            "stsb",
+            "dev",
+            "STS-B/dev.tsv: line 2, column 4 (score): score '-2' is not a number in [0, 5]",
+        ),
+        # finding 9: empty, non-UTF-8, extra column, short row
+        ({"RTE/train.tsv": ""}, "rte", "train", "RTE/train.tsv: empty file (0 bytes)"),
+        (
+            {"RTE/train.tsv": b"index\tsentence1\tsentence2\tlabel\n0\ta\tcaf\xe9\tentailment\n"},
+            "rte",
+            "train",
+            "RTE/train.tsv: line 2, byte 8: 0xe9 is not UTF-8",
+        ),
+        (
+            {"RTE/train.tsv": "index\tsentence1\tsentence2\tlabel\n0\ta\tb\tentailment\textra\n"},
+            "rte",
+            "train",
+            "RTE/train.tsv: line 2: 5 tab-separated fields, expected 4 (index, sentence1, sentence2, label)",
+        ),
+        (
+            {"RTE/train.tsv": "index\tsentence1\tsentence2\tlabel\n0\ta\tb\tentailment\n1\ta\tb\n"},
+            "rte",
+            "train",
+            "RTE/train.tsv: line 3: 3 tab-separated fields, expected 4",
+        ),
+        (
+            {"CoLA/train.tsv": "gj04\t1\t\tok .\ngj04\t1\tok\n"},
+            "cola",
+            "train",
+            "CoLA/train.tsv: line 2: 3 tab-separated fields, expected 4 (source, label, original_label, sentence)",
+        ),
+        (
+            {"SST-2/test.tsv": "index\tsentence\n0\tgood\nx1\tbad\n"},
+            "sst2",
+            "test",
+            "SST-2/test.tsv: line 3, column 1 (index): 'x1' is not an integer id",
+        ),
+    ],
+)
 @pytest.mark.faults
 def test_bad_data_named_in_one_line(tmp_path, files, task, split, message):
     for name, text in files.items():
@@ -87,8 +137,12 @@ def _fake_hub(config, split):
     else:
         names = ["not_equivalent", "equivalent"]
         cols = {"sentence1": ["a"], "sentence2": ["b"], "label": [1 if split != "test" else -1], "idx": [5]}
-    feats = datasets.Features({k: datasets.ClassLabel(names=names) if k == "label" else
-                               datasets.Value("int32" if k == "idx" else "string") for k in cols})
+    feats = datasets.Features(
+        {
+            k: datasets.ClassLabel(names=names) if k == "label" else datasets.Value("int32" if k == "idx" else "string")
+            for k in cols
+        }
+    )
     return datasets.Dataset.from_dict(cols, features=feats)
 
 
@@ -114,14 +168,20 @@ def test_hub_label_order_mismatch_is_refused(monkeypatch):
     def load_dataset(hub_id, config, split):
         ds = _fake_hub("mnli", split)
         return ds.cast_column("label", datasets.ClassLabel(names=["neutral", "entailment", "contradiction"]))
+
     monkeypatch.setattr(D.datasets, "load_dataset", load_dataset)
     with pytest.raises(D.DataError, match="label order"):
         D.load_split(load_config(base={"data": {"source": "hub"}}), get_task("mnli"), "train")
 
 
 def test_dynamic_and_fixed_padding(tokenizer):
-    ds = D.tokenize(datasets.Dataset.from_dict({"text_a": ["short", "a somewhat longer sentence here"],
-                                                "label": [0, 1], "idx": [0, 1]}), tokenizer, 32)
+    ds = D.tokenize(
+        datasets.Dataset.from_dict(
+            {"text_a": ["short", "a somewhat longer sentence here"], "label": [0, 1], "idx": [0, 1]}
+        ),
+        tokenizer,
+        32,
+    )
     longest = max(len(x) for x in ds["input_ids"])
     dyn = D.Collator(tokenizer, 32, False)([dict(x) for x in ds])
     fixed = D.Collator(tokenizer, 32, True)([dict(x) for x in ds])

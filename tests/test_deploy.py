@@ -1,14 +1,14 @@
 """The deployment path (lrcbert/export.py, lrcbert/deploy.py) on tiny random BERTs: the fused graph is really
 fused, every export gives PyTorch's logits (padding and segments included), and the deployment report states
 what it measured. No timing is asserted (speed is measured by the report, never tested)."""
+
 import json
 
-import numpy as np
 import pytest
 import torch
+from conftest import MINILM
 from transformers import BertConfig, BertForSequenceClassification
 
-from conftest import MINILM
 from lrcbert import deploy
 from lrcbert.export import OnnxClassifier, export_all, fusion_report, op_counts
 
@@ -17,8 +17,14 @@ LAYERS = 2
 
 def tiny_classifier(vocab=1000, layers=LAYERS, hidden=32, labels=2, seed=0):
     torch.manual_seed(seed)
-    conf = BertConfig(vocab_size=vocab, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=4,
-                      intermediate_size=2 * hidden, num_labels=labels)
+    conf = BertConfig(
+        vocab_size=vocab,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        intermediate_size=2 * hidden,
+        num_labels=labels,
+    )
     conf._attn_implementation = "sdpa"
     return BertForSequenceClassification(conf).eval()
 
@@ -31,7 +37,7 @@ def exported(tmp_path_factory):
 
 def test_fused_graph_has_one_attention_node_per_layer_and_no_softmax(exported):
     model, paths = exported
-    assert model.config._attn_implementation == "sdpa"               # export put the model's attention back
+    assert model.config._attn_implementation == "sdpa"  # export put the model's attention back
     plain, fp32, int8 = (op_counts(paths[k]) for k in ("plain", "fp32", "int8"))
     # the plain export: per layer Q, K, V, QK^T, PV, output, two feed-forward products; softmax; GELU from Erf
     assert plain["MatMul"] == 8 * LAYERS and plain["Softmax"] == LAYERS and plain["Erf"] == LAYERS
@@ -82,6 +88,7 @@ def test_paper_ratios_from_the_repository_csv():
 
 def _saved(tmp_path, name, layers, hidden, tokenizer):
     from transformers import AutoConfig
+
     vocab = AutoConfig.from_pretrained(MINILM).vocab_size
     model = tiny_classifier(vocab=vocab, layers=layers, hidden=hidden)
     model.save_pretrained(tmp_path / name)
@@ -93,14 +100,46 @@ def test_deployment_report_on_generated_data(tmp_path, glue_dir, tokenizer):
     teacher = _saved(tmp_path, "teacher", 4, 32, tokenizer)
     student = _saved(tmp_path, "student", 2, 16, tokenizer)
     out = tmp_path / "results" / "deployment.json"
-    rc = deploy.main(["--teacher", str(teacher), "--student", f"tiny4={student}", "--task", "rte",
-                      "--set", "data.source=tsv", "--set", f"data.path={glue_dir}", "--paper",
-                      "results/paper/table2_speed.csv", "--out", str(out), "--work", str(tmp_path / "onnx"),
-                      "--threads", "1", "--length", "16", "--batch-sizes", "1", "4", "--repeats", "3",
-                      "--warmup", "1", "--generated"])
+    rc = deploy.main(
+        [
+            "--teacher",
+            str(teacher),
+            "--student",
+            f"tiny4={student}",
+            "--task",
+            "rte",
+            "--set",
+            "data.source=tsv",
+            "--set",
+            f"data.path={glue_dir}",
+            "--paper",
+            "results/paper/table2_speed.csv",
+            "--out",
+            str(out),
+            "--work",
+            str(tmp_path / "onnx"),
+            "--threads",
+            "1",
+            "--length",
+            "16",
+            "--batch-sizes",
+            "1",
+            "4",
+            "--repeats",
+            "3",
+            "--warmup",
+            "1",
+            "--generated",
+        ]
+    )
     assert rc == 0
     r = json.loads(out.read_text())
-    assert r["threads"] == 1 and r["clock"] == "cpu" and r["generated"] is True and set(r["models"]) == {"teacher", "tiny4"}
+    assert (
+        r["threads"] == 1
+        and r["clock"] == "cpu"
+        and r["generated"] is True
+        and set(r["models"]) == {"teacher", "tiny4"}
+    )
     t, s = r["models"]["teacher"], r["models"]["tiny4"]
     assert s["params"] == sum(p.numel() for p in BertForSequenceClassification.from_pretrained(student).parameters())
     assert t["params"] > s["params"] and s["layers"] == 2 and t["layers"] == 4
@@ -122,7 +161,19 @@ def test_deployment_report_on_generated_data(tmp_path, glue_dir, tokenizer):
 
 def test_deployment_refuses_a_missing_model_before_writing(tmp_path, capsys):
     out = tmp_path / "d.json"
-    rc = deploy.main(["--teacher", str(tmp_path / "nope"), "--task", "rte", "--paper", "x.csv", "--out", str(out),
-                      "--work", str(tmp_path)])
+    rc = deploy.main(
+        [
+            "--teacher",
+            str(tmp_path / "nope"),
+            "--task",
+            "rte",
+            "--paper",
+            "x.csv",
+            "--out",
+            str(out),
+            "--work",
+            str(tmp_path),
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and "teacher" in err and "nope" in err and err.count("\n") == 1 and not out.exists()

@@ -1,19 +1,28 @@
 """lrcbert forecast: the step count it derives for a job equals the steps the same lrcbert command really takes,
 for fine-tuning and distillation, with fractional epochs, max_steps and an augmented set not written yet."""
+
 import json
 
 import pytest
-
 from conftest import MINILM, STUDENT, TEACHER
+
 from lrcbert import forecast as F
 from lrcbert.cli import main
 
 
 def _sets(glue_dir, **extra):
-    base = {"data.source": '"synthetic"', "data.path": f'"{glue_dir}"', "data.max_length": "64",
-            "model.teacher": f'"{MINILM}"', "model.teacher_random_init": "true",
-            "model.teacher_overrides": json.dumps(TEACHER), "train.batch_size": "8", "train.checkpoint_every": "0",
-            "train.eval_batch_size": "32", "train.lr": "0.001"}
+    base = {
+        "data.source": '"synthetic"',
+        "data.path": f'"{glue_dir}"',
+        "data.max_length": "64",
+        "model.teacher": f'"{MINILM}"',
+        "model.teacher_random_init": "true",
+        "model.teacher_overrides": json.dumps(TEACHER),
+        "train.batch_size": "8",
+        "train.checkpoint_every": "0",
+        "train.eval_batch_size": "32",
+        "train.lr": "0.001",
+    }
     base.update(extra)
     return [f"{k}={v}" for k, v in base.items()]
 
@@ -28,13 +37,25 @@ def _run(job):
 
 
 def test_forecast_steps_equal_the_runs_actual_steps(glue_dir, tmp_path):
-    teacher = {"command": "finetune", "method": None, "task": "rte", "run": str(tmp_path / "teacher"),
-               "sets": _sets(glue_dir, **{"train.epochs": "1.5"}), "stage": "teacher"}
+    teacher = {
+        "command": "finetune",
+        "method": None,
+        "task": "rte",
+        "run": str(tmp_path / "teacher"),
+        "sets": _sets(glue_dir, **{"train.epochs": "1.5"}),
+        "stage": "teacher",
+    }
     _run(teacher)
-    student = {"command": "distill", "method": "lrcbert", "task": "mrpc", "run": str(tmp_path / "student"),
-               "stage": "distill",
-               "sets": _sets(glue_dir, **{"train.epochs": "2", "model.student_arch": json.dumps(STUDENT),
-                                          "train.batch_size": "16"})}
+    student = {
+        "command": "distill",
+        "method": "lrcbert",
+        "task": "mrpc",
+        "run": str(tmp_path / "student"),
+        "stage": "distill",
+        "sets": _sets(
+            glue_dir, **{"train.epochs": "2", "model.student_arch": json.dumps(STUDENT), "train.batch_size": "16"}
+        ),
+    }
     teacher_model = tmp_path / "teacher_mrpc"
     _run({**teacher, "task": "mrpc", "run": str(teacher_model)})
     student["sets"].append(f'model.teacher="{teacher_model / "model"}"')
@@ -49,31 +70,50 @@ def test_forecast_steps_equal_the_runs_actual_steps(glue_dir, tmp_path):
         assert F.steps(cfg, n) == actual
     # by hand: 96 examples; batch 8, 1.5 epochs -> ceil(1.5 * 12) = 18; batch 16, 2 epochs -> 12; max_steps 3
     assert [F.steps(F.job_config(j), 96) for j in (teacher, student, capped)] == [18, 12, 3]
-    check = F.check_against_runs([{"run": j["run"], "steps": F.steps(F.job_config(j), 96), "seconds": 1.0,
-                                   "train_seconds": 0.5} for j in (teacher, student, capped)])
+    check = F.check_against_runs(
+        [
+            {"run": j["run"], "steps": F.steps(F.job_config(j), 96), "seconds": 1.0, "train_seconds": 0.5}
+            for j in (teacher, student, capped)
+        ]
+    )
     assert check["runs"] == 3 and check["steps_equal"] == 3
     # the training time each run recorded (its steps only) is what the forecast's training time is checked against
-    train = [json.loads((tmp_path / j["run"] / "run.json").read_text())["train_time_s"]
-             for j in (teacher, student, capped)]
-    assert all(0 < t < json.loads((tmp_path / j["run"] / "run.json").read_text())["wall_time_s"]
-               for t, j in zip(train, (teacher, student, capped)))
+    train = [
+        json.loads((tmp_path / j["run"] / "run.json").read_text())["train_time_s"] for j in (teacher, student, capped)
+    ]
+    assert all(
+        0 < t < json.loads((tmp_path / j["run"] / "run.json").read_text())["wall_time_s"]
+        for t, j in zip(train, (teacher, student, capped))
+    )
     assert check["train_runs"] == 3 and check["forecast_train_s"] == 1.5
     assert check["measured_train_s"] == sum(train)
 
 
 def test_augmented_set_not_written_yet_is_counted_from_the_task(glue_dir, tmp_path):
-    job = {"command": "distill", "method": "lrcbert", "task": "rte", "run": str(tmp_path / "r"), "stage": "distill",
-           "augment_factor": 3, "sets": _sets(glue_dir, **{"data.train_file": f'"{tmp_path / "missing.tsv"}"',
-                                                           "train.epochs": "1"})}
+    job = {
+        "command": "distill",
+        "method": "lrcbert",
+        "task": "rte",
+        "run": str(tmp_path / "r"),
+        "stage": "distill",
+        "augment_factor": 3,
+        "sets": _sets(glue_dir, **{"data.train_file": f'"{tmp_path / "missing.tsv"}"', "train.epochs": "1"}),
+    }
     cfg = F.job_config(job)
     n, where = F.train_size(cfg, job)
     assert n == 3 * 96 and "augmented set not written yet" in where
-    assert F.steps(cfg, n) == 36                        # 288 // 8
+    assert F.steps(cfg, n) == 36  # 288 // 8
 
 
 def test_general_distillation_without_a_corpus_needs_a_size(glue_dir, tmp_path):
-    job = {"command": "general-distill", "method": "general", "task": None, "run": str(tmp_path / "g"),
-           "stage": "general", "sets": _sets(glue_dir, **{"data.corpus": f'"{tmp_path / "none.txt"}"'})}
+    job = {
+        "command": "general-distill",
+        "method": "general",
+        "task": None,
+        "run": str(tmp_path / "g"),
+        "stage": "general",
+        "sets": _sets(glue_dir, **{"data.corpus": f'"{tmp_path / "none.txt"}"'}),
+    }
     cfg = F.job_config(job)
     with pytest.raises(F.ForecastError, match="corpus-lines"):
         F.train_size(cfg, job)
@@ -81,8 +121,14 @@ def test_general_distillation_without_a_corpus_needs_a_size(glue_dir, tmp_path):
 
 
 def test_glue_sizes_when_hub_data_is_not_downloaded(tmp_path):
-    job = {"command": "finetune", "method": None, "task": "mnli", "run": str(tmp_path / "t"), "stage": "teacher",
-           "sets": ['data.source="tsv"', f'data.path="{tmp_path}/glue"', "train.batch_size=32", "train.epochs=3"]}
+    job = {
+        "command": "finetune",
+        "method": None,
+        "task": "mnli",
+        "run": str(tmp_path / "t"),
+        "stage": "teacher",
+        "sets": ['data.source="tsv"', f'data.path="{tmp_path}/glue"', "train.batch_size=32", "train.epochs=3"],
+    }
     cfg = F.job_config(job)
     n, where = F.train_size(cfg, job)
     assert n == 392702 and "published GLUE size" in where

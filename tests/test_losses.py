@@ -1,4 +1,5 @@
 """The loss functions against values computed by hand from paper eq. (1)-(5)."""
+
 import math
 
 import pytest
@@ -31,7 +32,7 @@ def test_cos_nce_upper_bound_opposite_positive_identical_negative():
 
 
 def test_cos_nce_hand_computed_two_negatives():
-    s, z_t = t([1.0, 0.0]), t([0.0, 1.0])            # g_pos = 1
+    s, z_t = t([1.0, 0.0]), t([0.0, 1.0])  # g_pos = 1
     negs = t([[1.0, 1.0], [-1.0, 0.0]]).view(1, 2, 2)  # g = 1 - 1/sqrt(2), 2
     g1 = 1 - 1 / math.sqrt(2)
     expected = ((2 - (g1 - 1)) + (2 - (2 - 1))) / (2 * 2) + 1
@@ -65,7 +66,7 @@ def test_cos_nce_invariant_to_rescaling():
 def test_in_batch_cos_nce_equals_explicit_negatives():
     g = torch.Generator().manual_seed(1)
     s, z_t = torch.randn(6, 10, generator=g, dtype=torch.float64), torch.randn(6, 10, generator=g, dtype=torch.float64)
-    negs = torch.stack([torch.cat([z_t[:b], z_t[b + 1:]]) for b in range(6)])   # (B, B-1, D)
+    negs = torch.stack([torch.cat([z_t[:b], z_t[b + 1 :]]) for b in range(6)])  # (B, B-1, D)
     assert losses.in_batch_cos_nce(s, z_t).item() == pytest.approx(losses.cos_nce(s, z_t, negs).item(), abs=1e-12)
 
 
@@ -83,7 +84,7 @@ def test_flatten_representation_ignores_padding():
     pad = lambda h: torch.cat([h, 100 * torch.randn(3, 4, 4, generator=g)], dim=1)
     mask9 = torch.cat([mask, torch.zeros(3, 4, dtype=mask.dtype)], dim=1)
     h_s9, h_t9 = pad(h_s), pad(h_t)
-    h_s9[1, 3:5], h_t9[2, 2:5] = 50.0, -50.0     # garbage inside the original padding too
+    h_s9[1, 3:5], h_t9[2, 2:5] = 50.0, -50.0  # garbage inside the original padding too
     h_s[1, 3:5], h_t[2, 2:5] = 50.0, -50.0
     padded = losses.in_batch_cos_nce(losses.layer_vectors(h_s9, mask9), losses.layer_vectors(h_t9, mask9))
     assert padded.item() == pytest.approx(base.item(), abs=1e-6)

@@ -1,19 +1,20 @@
 """What the gradient perturbation and the ablation presets run, as stated in README "Where the paper is
 ambiguous": the second pass's dropout masks (method.perturb_dropout), g/|g| as a constant (method.perturb_grad)
 and which presets keep the perturbation on."""
+
 import copy
 
 import pytest
 import torch
-
 from conftest import tiny_config
+from test_engine import setup, toy_set
+
 from lrcbert import data as D
 from lrcbert.config import ConfigError, load_config
 from lrcbert.engine import Trainer
 from lrcbert.models import build_student, build_teacher
 from lrcbert.objective import METHODS, Objective, combine, get_method
 from lrcbert.tasks import get_task
-from test_engine import setup, toy_set
 
 
 def dropout_trainer(tokenizer, tmp_path, **method):
@@ -61,7 +62,7 @@ def test_perturbation_enters_as_a_constant(tokenizer, tmp_path):
 
     def grads_of(through: bool):
         model, obj = copy.deepcopy(student), copy.deepcopy(objective)
-        model.set_attn_implementation("eager")        # sdpa on a CPU has no second derivative
+        model.set_attn_implementation("eager")  # sdpa on a CPU has no second derivative
 
         def loss_at(e):
             h = model.bert.embeddings.register_forward_hook(lambda m, a, out: e)
@@ -72,6 +73,7 @@ def test_perturbation_enters_as_a_constant(tokenizer, tmp_path):
             with torch.no_grad():
                 t_out = teacher(**inputs, output_hidden_states=True)
             return combine(obj(s_out, t_out, batch, weights), weights)
+
         e = model.bert.embeddings(input_ids=inputs["input_ids"], token_type_ids=inputs["token_type_ids"])
         leaf = e.detach().requires_grad_(True)
         (g,) = torch.autograd.grad(loss_at(leaf), leaf, create_graph=through)
@@ -82,7 +84,8 @@ def test_perturbation_enters_as_a_constant(tokenizer, tmp_path):
     constant, through = grads_of(False), grads_of(True)
     got = {}
     trainer.optimizer.step = lambda *a, **k: got.update(
-        {n: p.grad.clone() for n, p in student.named_parameters() if p.grad is not None})
+        {n: p.grad.clone() for n, p in student.named_parameters() if p.grad is not None}
+    )
     trainer.train_step(batch)
     for name, g in constant.items():
         torch.testing.assert_close(got[name], g, atol=1e-6, rtol=1e-4)
@@ -96,8 +99,9 @@ def test_only_constant_is_accepted_for_perturb_grad():
         load_config(overrides=["method.perturb_dropout=never"])
 
 
-@pytest.mark.parametrize("name", ["lrcbert", "lrcbert_c", "lrcbert_s", "lrcbert_h", "lrcbert_2", "bert_m",
-                                  "general", "intermediate"])
+@pytest.mark.parametrize(
+    "name", ["lrcbert", "lrcbert_c", "lrcbert_s", "lrcbert_h", "lrcbert_2", "bert_m", "general", "intermediate"]
+)
 def test_presets_that_keep_the_perturbation(name):
     """Every LRC-BERT preset but lrcbert_g perturbs: the ablations change one thing each (lrcbert_c keeps the
     perturbation), general and augmented-data distillation perturb too, with fresh masks and a constant step."""

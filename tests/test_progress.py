@@ -1,5 +1,6 @@
 """lrcbert status: job states from run folders and logs, the provisional Table 1 with n, and the time left at the
 measured step rate, on a hand-built plan."""
+
 import json
 import os
 import time
@@ -11,8 +12,17 @@ from lrcbert import progress as P
 
 def _job(tmp, system, task, seed, lr="0.001", stage="distill"):
     run = tmp / "runs" / system / task / f"seed{seed}" / f"lr{lr}"
-    return {"stage": stage, "system": system, "task": task, "seed": seed, "lr": lr, "run": str(run),
-            "log": str(tmp / "logs" / system / task / f"seed{seed}.log"), "command": "distill", "sets": []}
+    return {
+        "stage": stage,
+        "system": system,
+        "task": task,
+        "seed": seed,
+        "lr": lr,
+        "run": str(run),
+        "log": str(tmp / "logs" / system / task / f"seed{seed}.log"),
+        "command": "distill",
+        "sets": [],
+    }
 
 
 def _finish(job, score, steps=100, wall=50.0):

@@ -2,6 +2,7 @@
 either loads as exactly what was asked (each key's last value, merged key by key into the defaults) or stops with
 one line naming a key whose value was invalid. The ranges below are written out independently of lrcbert/config.py.
 """
+
 import math
 
 import pytest
@@ -19,7 +20,7 @@ SPEC = {
     "train.max_steps": ("int", 1, INF, False, True, True),
     "train.lr": ("float", 0, INF, True, True, False),
     "train.warmup": ("float", 0, 1, False, True, False),
-    "train.batch_size": ("int", 1, INF, False, True, False),    # and >= 2 with COS-NCE (bad_keys)
+    "train.batch_size": ("int", 1, INF, False, True, False),  # and >= 2 with COS-NCE (bad_keys)
     "train.grad_clip": ("float", 0, INF, False, True, False),
     "train.checkpoint_every": ("int", 0, INF, False, True, False),
     "method.temperature": ("float", 0, INF, True, True, False),
@@ -71,13 +72,17 @@ def values(key):
         return st.one_of(st.sampled_from(low), st.sampled_from(["", "l1", low[0].upper()]), wrong)
     if kind == "text":
         return st.one_of(st.text("abc/._-019", min_size=1, max_size=8), st.integers(0, 99))
-    edge = st.sampled_from([low, -1, 0, 1, 0.5, 1.5, 1e-5, 512, 513, 7, 2**32, -0.0, math.nan, INF, -INF]
-                           + ([high] if high < INF else []))
+    edge = st.sampled_from(
+        [low, -1, 0, 1, 0.5, 1.5, 1e-5, 512, 513, 7, 2**32, -0.0, math.nan, INF, -INF] + ([high] if high < INF else [])
+    )
     ints = st.integers(-3, 10**6)
     floats = st.floats(min_value=-10.0, max_value=10**6, allow_nan=False)
     top = min(high, low + 1000)
-    good = st.integers(int(low) + low_open, int(top) - (high_open and top == high)) if kind == "int" else \
-        st.floats(low, top, exclude_min=low_open, exclude_max=high_open and top == high)
+    good = (
+        st.integers(int(low) + low_open, int(top) - (high_open and top == high))
+        if kind == "int"
+        else st.floats(low, top, exclude_min=low_open, exclude_max=high_open and top == high)
+    )
     if kind == "weight":
         good = st.one_of(good, st.integers(int(low), int(top)))
     return st.one_of(good, good, edge, ints, floats, wrong)
@@ -121,7 +126,7 @@ def read_as(key, value, via_set: bool):
 def test_a_config_is_what_was_asked_or_one_line_naming_a_bad_key(data, tmp_path):
     keys = data.draw(st.lists(st.sampled_from(sorted(SPEC)), min_size=1, max_size=6))
     assignments = [(k, data.draw(values(k), label=k)) for k in keys]
-    in_file = data.draw(st.integers(0, len(assignments)))           # the first ones come from a YAML file
+    in_file = data.draw(st.integers(0, len(assignments)))  # the first ones come from a YAML file
     file_part, set_part = assignments[:in_file], assignments[in_file:]
     tree = {}
     for k, v in file_part:
@@ -130,7 +135,7 @@ def test_a_config_is_what_was_asked_or_one_line_naming_a_bad_key(data, tmp_path)
     f.write_text(yaml.safe_dump(tree))
     overrides = [f"{k}={as_yaml(v)}" for k, v in set_part]
 
-    final = {}                      # each key's last value: what the user asked for
+    final = {}  # each key's last value: what the user asked for
     for (k, v), via_set in [(a, False) for a in file_part] + [(a, True) for a in set_part]:
         final[k] = read_as(k, v, via_set)
     bad = bad_keys(final)
@@ -148,7 +153,7 @@ def test_a_config_is_what_was_asked_or_one_line_naming_a_bad_key(data, tmp_path)
         expected = deep_merge(expected, nest(k, v))
     got = cfg.to_dict()
     assert got == expected
-    for k, v in final.items():                              # ints given to float keys become floats, nothing else
+    for k, v in final.items():  # ints given to float keys become floats, nothing else
         node = got
         for part in k.split("."):
             node = node[part]

@@ -1,11 +1,12 @@
 """Whole runs through the CLI and ``lrcbert.run``: fine-tune, distil, general distillation, resume, and the
 errors that must stop a run before any training."""
+
 import csv
 import json
 
 import pytest
-
 from conftest import finetune_teacher, tiny_config
+
 from lrcbert.cli import main
 from lrcbert.run import RunError, run
 from lrcbert.tasks import TASKS
@@ -17,8 +18,12 @@ def teacher(glue_dir, tmp_path_factory):
 
 
 def distill_cfg(glue_dir, teacher, **train):
-    return tiny_config(glue_dir, task="rte", model={"teacher": str(teacher / "model"), "teacher_random_init": False},
-                       train={"epochs": 2, "checkpoint_every": 5, **train})
+    return tiny_config(
+        glue_dir,
+        task="rte",
+        model={"teacher": str(teacher / "model"), "teacher_random_init": False},
+        train={"epochs": 2, "checkpoint_every": 5, **train},
+    )
 
 
 def test_finetune_writes_a_whole_run(teacher, glue_dir):
@@ -38,7 +43,7 @@ def test_resume_gives_the_same_metrics_as_an_uninterrupted_run(teacher, glue_dir
     cut = tmp_path / "cut"
     stopped = run(distill_cfg(glue_dir, teacher, stop_after_steps=7), cut, "distill")
     assert stopped["status"] == "stopped" and not (cut / "metrics.json").exists()
-    resumed = run(distill_cfg(glue_dir, teacher), cut, "distill")       # resumes from the step-5 checkpoint
+    resumed = run(distill_cfg(glue_dir, teacher), cut, "distill")  # resumes from the step-5 checkpoint
     assert resumed["splits"] == whole["splits"]
     with open(cut / "losses.csv") as f, open(tmp_path / "whole" / "losses.csv") as g:
         assert [r["total"] for r in csv.DictReader(f)] == [r["total"] for r in csv.DictReader(g)]
@@ -59,6 +64,7 @@ def test_finished_run_is_not_redone_and_other_config_is_refused(teacher, glue_di
 def test_teacher_with_other_label_order_stops_before_training(teacher, glue_dir, tmp_path, capsys):
     bad = tmp_path / "bad_teacher"
     import shutil
+
     shutil.copytree(teacher / "model", bad)
     conf = json.loads((bad / "config.json").read_text())
     conf["id2label"] = {"0": "not_entailment", "1": "entailment"}
@@ -83,8 +89,12 @@ def test_cli_rejects_unknown_task_and_key(tmp_path, capsys):
 
 
 def test_general_distillation_then_task_distillation_from_it(teacher, glue_dir, tmp_path):
-    general = tiny_config(glue_dir, train={"max_steps": 6}, data={"max_corpus_lines": 100},
-                          method={"stage_split": 1.0, "stage1": {"layer": 1.0}, "stage2": {"layer": 1.0}})
+    general = tiny_config(
+        glue_dir,
+        train={"max_steps": 6},
+        data={"max_corpus_lines": 100},
+        method={"stage_split": 1.0, "stage1": {"layer": 1.0}, "stage2": {"layer": 1.0}},
+    )
     result = run(general, tmp_path / "general", "general")
     assert result["splits"] == {}
     with open(tmp_path / "general" / "losses.csv") as f:
@@ -98,12 +108,28 @@ def test_general_distillation_then_task_distillation_from_it(teacher, glue_dir, 
 
 def test_cli_augment_writes_a_trainable_file(glue_dir, tmp_path, capsys):
     out = tmp_path / "aug.tsv"
-    args = ["augment", "--task", "cola", "--set", "data.source=synthetic", "--set", f"data.path={glue_dir}",
-            "--out", str(out), "--n-aug", "2", "--p", "0", "--max-examples", "10"]
+    args = [
+        "augment",
+        "--task",
+        "cola",
+        "--set",
+        "data.source=synthetic",
+        "--set",
+        f"data.path={glue_dir}",
+        "--out",
+        str(out),
+        "--n-aug",
+        "2",
+        "--p",
+        "0",
+        "--max-examples",
+        "10",
+    ]
     assert main(args) == 0
     assert json.loads(capsys.readouterr().out)["written"] == 30
     from lrcbert import data as D
     from lrcbert.config import load_config
+
     cfg = load_config(base={"data": {"source": "synthetic", "path": str(glue_dir), "train_file": str(out)}})
     ds = D.load_split(cfg, TASKS["cola"], "train")
     assert len(ds) == 30 and ds["text_a"][0] == ds["text_a"][1] == ds["text_a"][2]
@@ -117,8 +143,10 @@ def test_sigterm_checkpoints_and_the_rerun_matches(teacher, glue_dir, tmp_path, 
     the rerun ends with the metrics of an uninterrupted one."""
     import os
     import signal
+
     from lrcbert import engine
     from lrcbert.run import Preempted
+
     whole = run(distill_cfg(glue_dir, teacher, checkpoint_every=0), tmp_path / "whole", "distill")
     step = engine.Trainer.train_step
 
@@ -131,18 +159,21 @@ def test_sigterm_checkpoints_and_the_rerun_matches(teacher, glue_dir, tmp_path, 
     with pytest.raises(Preempted, match="interrupted by SIGTERM at step 5/24"):
         run(distill_cfg(glue_dir, teacher, checkpoint_every=0), tmp_path / "cut", "distill")
     assert (tmp_path / "cut" / "checkpoints" / "step-00000005" / "manifest.json").is_file()
-    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL      # handlers restored
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # handlers restored
     monkeypatch.setattr(engine.Trainer, "train_step", step)
-    assert run(distill_cfg(glue_dir, teacher, checkpoint_every=0), tmp_path / "cut", "distill")["splits"] == whole["splits"]
+    assert (
+        run(distill_cfg(glue_dir, teacher, checkpoint_every=0), tmp_path / "cut", "distill")["splits"]
+        == whole["splits"]
+    )
 
 
 @pytest.mark.faults
 def test_corrupt_newest_checkpoint_falls_back_to_the_previous_one(teacher, glue_dir, tmp_path):
     whole = run(distill_cfg(glue_dir, teacher), tmp_path / "whole", "distill")
     cut = tmp_path / "cut"
-    run(distill_cfg(glue_dir, teacher, stop_after_steps=10), cut, "distill")     # checkpoints at 5 and 10
+    run(distill_cfg(glue_dir, teacher, stop_after_steps=10), cut, "distill")  # checkpoints at 5 and 10
     newest = cut / "checkpoints" / "step-00000010" / "student.safetensors"
-    newest.write_bytes(newest.read_bytes()[:100])                                   # a truncated file
+    newest.write_bytes(newest.read_bytes()[:100])  # a truncated file
     with pytest.warns(UserWarning, match=r"step-00000010 is unusable \(student.safetensors fails its checksum\)"):
         resumed = run(distill_cfg(glue_dir, teacher), cut, "distill")
     assert resumed["splits"] == whole["splits"]
@@ -150,8 +181,26 @@ def test_corrupt_newest_checkpoint_falls_back_to_the_previous_one(teacher, glue_
 
 def test_cli_evaluate_a_saved_classifier(teacher, glue_dir, tmp_path):
     out = tmp_path / "eval"
-    assert main(["evaluate", "--task", "rte", "--model", str(teacher / "model"), "--set", "data.source=synthetic",
-                 "--set", f"data.path={glue_dir}", "--set", "data.max_length=64", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--task",
+                "rte",
+                "--model",
+                str(teacher / "model"),
+                "--set",
+                "data.source=synthetic",
+                "--set",
+                f"data.path={glue_dir}",
+                "--set",
+                "data.max_length=64",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     got = json.loads((out / "metrics.json").read_text())["splits"]["rte"]
     assert got["accuracy"] == json.loads((teacher / "metrics.json").read_text())["splits"]["rte"]["accuracy"]
     assert (out / "predictions" / "RTE.tsv").is_file()

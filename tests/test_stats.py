@@ -1,5 +1,6 @@
 """lrcbert/stats.py: metrics against sklearn/scipy, the two-level bootstrap, the paired permutation test, Holm's
 correction, power and the verdict rule, on hand-built predictions whose answer is known."""
+
 import numpy as np
 import pytest
 from scipy import stats as st
@@ -16,12 +17,12 @@ def test_metrics_agree_with_sklearn_and_scipy():
     assert S.f1(pred, gold) == pytest.approx(100 * f1_score(gold, pred))
     assert S.mcc(pred, gold) == pytest.approx(100 * matthews_corrcoef(gold, pred))
     x, y = rng.normal(size=100), rng.normal(size=100)
-    x[:10] = x[0]                                               # ties
+    x[:10] = x[0]  # ties
     assert S.spearman(x, y) == pytest.approx(100 * st.spearmanr(x, y).statistic)
     # rows are independent runs
     both = np.stack([pred, gold])
     assert S.mcc(both, gold) == pytest.approx([100 * matthews_corrcoef(gold, pred), 100.0])
-    assert S.mcc(np.zeros(10, int), gold[:10]) == 0.0            # an empty margin: 0 as sklearn
+    assert S.mcc(np.zeros(10, int), gold[:10]) == 0.0  # an empty margin: 0 as sklearn
 
 
 def _split(name, gold, **systems):
@@ -51,7 +52,7 @@ def test_bootstrap_resamples_seeds_too():
     sp = _split("sst2", gold, a=[ones, zeros], b=[half, half])
     est, lo, hi = S.bootstrap_ci([sp], S.difference("a", "b", ["sst2"]), n_resamples=500)
     assert est == pytest.approx(0.0)
-    assert lo <= -50 + 1e-9 and hi >= 50 - 1e-9                 # draws of (seed 1, seed 1) and (seed 2, seed 2)
+    assert lo <= -50 + 1e-9 and hi >= 50 - 1e-9  # draws of (seed 1, seed 1) and (seed 2, seed 2)
 
 
 def test_permutation_p_small_for_a_clear_difference_one_for_identical_runs():
@@ -102,14 +103,25 @@ def test_verdicts_obvious_identical_reversed():
 def test_predictions_file_round_trip(tmp_path):
     from lrcbert.evaluation import write_dev_predictions
     from lrcbert.tasks import TASKS
+
     for run, preds in (("r1", [1, 0, 1]), ("r2", [1, 1, 1])):
-        write_dev_predictions(TASKS["rte"], np.array(preds), np.array([1, 0, 0]), np.array([2, 0, 1]),
-                              tmp_path / run / "predictions" / "dev_rte.tsv")
+        write_dev_predictions(
+            TASKS["rte"],
+            np.array(preds),
+            np.array([1, 0, 0]),
+            np.array([2, 0, 1]),
+            tmp_path / run / "predictions" / "dev_rte.tsv",
+        )
     sp = S.load_split("rte", {"a": [tmp_path / "r1", tmp_path / "r2"]})
     # sorted by idx: idx 0, 1, 2 -> gold 0, 0, 1
     assert sp.gold.tolist() == [0, 0, 1]
     assert sp.preds["a"].tolist() == [[0, 1, 1], [1, 1, 1]]
-    write_dev_predictions(TASKS["stsb"], np.array([0.5, 4.25]), np.array([1.0, 4.0]), np.array([0, 1]),
-                          tmp_path / "s" / "predictions" / "dev_stsb.tsv")
+    write_dev_predictions(
+        TASKS["stsb"],
+        np.array([0.5, 4.25]),
+        np.array([1.0, 4.0]),
+        np.array([0, 1]),
+        tmp_path / "s" / "predictions" / "dev_stsb.tsv",
+    )
     idx, p, g = S.read_predictions(tmp_path / "s" / "predictions" / "dev_stsb.tsv")
     assert p.tolist() == [0.5, 4.25] and g.tolist() == [1.0, 4.0]

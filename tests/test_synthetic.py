@@ -3,6 +3,7 @@
 The rule checks below re-derive labels from the surface text with their own small parsers, using only the
 generator's word tables, so a generator that mislabels or leaks labels makes them fail.
 """
+
 import csv
 import os
 import re
@@ -17,14 +18,19 @@ from lrcbert.tasks import COLA_COLUMNS, TASKS
 
 HEADERS = {  # the original GLUE column names (train/dev, test)
     "SST-2": (["sentence", "label"], ["index", "sentence"]),
-    "MRPC": (["Quality", "#1 ID", "#2 ID", "#1 String", "#2 String"],
-             ["index", "#1 ID", "#2 ID", "#1 String", "#2 String"]),
-    "STS-B": (["index", "genre", "filename", "year", "old_index", "source1", "source2", "sentence1", "sentence2",
-               "score"],
-              ["index", "genre", "filename", "year", "old_index", "source1", "source2", "sentence1", "sentence2"]),
+    "MRPC": (
+        ["Quality", "#1 ID", "#2 ID", "#1 String", "#2 String"],
+        ["index", "#1 ID", "#2 ID", "#1 String", "#2 String"],
+    ),
+    "STS-B": (
+        ["index", "genre", "filename", "year", "old_index", "source1", "source2", "sentence1", "sentence2", "score"],
+        ["index", "genre", "filename", "year", "old_index", "source1", "source2", "sentence1", "sentence2"],
+    ),
     "QQP": (["id", "qid1", "qid2", "question1", "question2", "is_duplicate"], ["id", "question1", "question2"]),
-    "MNLI": (["index", "promptID", "pairID", "genre", "sentence1", "sentence2", "gold_label"],
-             ["index", "promptID", "pairID", "genre", "sentence1", "sentence2"]),
+    "MNLI": (
+        ["index", "promptID", "pairID", "genre", "sentence1", "sentence2", "gold_label"],
+        ["index", "promptID", "pairID", "genre", "sentence1", "sentence2"],
+    ),
     "QNLI": (["index", "question", "sentence", "label"], ["index", "question", "sentence"]),
     "RTE": (["index", "sentence1", "sentence2", "label"], ["index", "sentence1", "sentence2"]),
     "CoLA": (None, ["index", "sentence"]),
@@ -41,8 +47,15 @@ def data(tmp_path_factory):
 def read(out, task, split):
     path = os.path.join(out, task.folder, task.files[split])
     if split != "test" and not task.header:
-        return pd.read_csv(path, sep="\t", quoting=csv.QUOTE_NONE, header=None, names=list(COLA_COLUMNS),
-                           dtype=str, keep_default_na=False)
+        return pd.read_csv(
+            path,
+            sep="\t",
+            quoting=csv.QUOTE_NONE,
+            header=None,
+            names=list(COLA_COLUMNS),
+            dtype=str,
+            keep_default_na=False,
+        )
     return pd.read_csv(path, sep="\t", quoting=csv.QUOTE_NONE, dtype=str, keep_default_na=False)
 
 
@@ -53,9 +66,27 @@ def words(text):
 
 _VERB = {f: lemma for lemma, forms in syn.VERB_FORMS.items() for f in (lemma, *forms)}
 _NOUNS = {n for d in syn.DOMAINS.values() for k in ("agents", "objects", "places") for n in d[k]}
-_NOUNS |= set(syn.QQP_OBJECTS) | set(syn.HYPERNYMS.values()) | {"kid", "automobile", "bike", "couch", "photo",
-                                                                "mug", "store", "physician", "pupil", "scientist",
-                                                                "statute", "agreement", "lab", "telephone", "flat"}
+_NOUNS |= (
+    set(syn.QQP_OBJECTS)
+    | set(syn.HYPERNYMS.values())
+    | {
+        "kid",
+        "automobile",
+        "bike",
+        "couch",
+        "photo",
+        "mug",
+        "store",
+        "physician",
+        "pupil",
+        "scientist",
+        "statute",
+        "agreement",
+        "lab",
+        "telephone",
+        "flat",
+    }
+)
 _ADJS = {a for pair in syn.ADJ_CLASSES.values() for a in pair} | set(syn.COLOURS) | set(syn.QQP_ADJS)
 _ADJS |= {w for g in syn.SYNONYMS for w in g if g[0] in _ADJS}
 _TIME = {w for t in syn.TIMES + syn.PRESENT_TIMES for w in t.split()} - {"last", "on", "this", "in", "the", "every"}
@@ -67,8 +98,13 @@ PLACES = {p for d in syn.DOMAINS.values() for p in d["places"]}
 
 def noun_lemma(w):
     irregular = {"children": "child", "people": "person"}
-    for cand in (irregular.get(w), w, w[:-1] if w.endswith("s") else None, w[:-2] if w.endswith("es") else None,
-                 w[:-3] + "y" if w.endswith("ies") else None):
+    for cand in (
+        irregular.get(w),
+        w,
+        w[:-1] if w.endswith("s") else None,
+        w[:-2] if w.endswith("es") else None,
+        w[:-3] + "y" if w.endswith("ies") else None,
+    ):
         if cand in _NOUNS:
             return cand
     return None
@@ -98,6 +134,7 @@ def ridge_accuracy(train_x, train_y, dev_x, dev_y, lam=1.0):
                 if w in vocab:
                     x[r, vocab[w]] += 1
         return x
+
     classes = sorted(set(train_y))
     x, y = feats(train_x), np.array([[c == v for c in classes] for v in train_y], float)
     w = np.linalg.solve(x.T @ x + lam * np.eye(x.shape[1]), x.T @ y)
@@ -119,8 +156,9 @@ def test_deterministic_and_seed_dependent(tmp_path):
 
 def test_files_are_independent_of_other_sizes(tmp_path):
     syn.make_synthetic(tmp_path / "a", seed=0, sizes={"train": 30, "dev": 10, "test": 5}, corpus_lines=5)
-    syn.make_synthetic(tmp_path / "b", seed=0, sizes={"train": 30, "dev": 10, "test": 5, "SST-2": {"train": 99}},
-                       corpus_lines=5)
+    syn.make_synthetic(
+        tmp_path / "b", seed=0, sizes={"train": 30, "dev": 10, "test": 5, "SST-2": {"train": 99}}, corpus_lines=5
+    )
     assert open(tmp_path / "a/SST-2/dev.tsv", "rb").read() == open(tmp_path / "b/SST-2/dev.tsv", "rb").read()
     assert open(tmp_path / "a/RTE/train.tsv", "rb").read() == open(tmp_path / "b/RTE/train.tsv", "rb").read()
 
@@ -138,8 +176,7 @@ def test_return_value_and_sizes(data):
 
 
 def test_sizes_override_and_validation(tmp_path):
-    written = syn.make_synthetic(tmp_path, sizes={"train": 7, "dev": 5, "test": 3, "MNLI": {"dev": 4}},
-                                 corpus_lines=3)
+    written = syn.make_synthetic(tmp_path, sizes={"train": 7, "dev": 5, "test": 3, "MNLI": {"dev": 4}}, corpus_lines=3)
     counts = {os.path.relpath(p, tmp_path): n for p, n in written.items()}
     assert counts["SST-2/train.tsv"] == 7 and counts["QQP/test.tsv"] == 3
     assert counts["MNLI/dev_matched.tsv"] == counts["MNLI/dev_mismatched.tsv"] == 4
@@ -162,7 +199,7 @@ def test_layout_matches_tasks(data, name):
         header = HEADERS[task.folder][split == "test"]
         lines = raw.splitlines()
         ncol = len(header) if header else len(COLA_COLUMNS)
-        assert all(line.count("\t") == ncol - 1 for line in lines), path      # no tab inside any field
+        assert all(line.count("\t") == ncol - 1 for line in lines), path  # no tab inside any field
         assert len(lines) == SIZES[split] + (header is not None)
         df = read(out, task, split)
         assert len(df) == SIZES[split]
@@ -190,8 +227,15 @@ def test_cola_original_label_column(data):
 
 def test_class_balance(data):
     out, _ = data
-    targets = {"cola": ("1", 0.70), "sst2": ("1", 0.50), "mrpc": ("1", 0.68), "qqp": ("1", 0.37),
-               "mnli_m": ("entailment", 1 / 3), "qnli": ("entailment", 0.5), "rte": ("entailment", 0.5)}
+    targets = {
+        "cola": ("1", 0.70),
+        "sst2": ("1", 0.50),
+        "mrpc": ("1", 0.68),
+        "qqp": ("1", 0.37),
+        "mnli_m": ("entailment", 1 / 3),
+        "qnli": ("entailment", 0.5),
+        "rte": ("entailment", 0.5),
+    }
     for name, (label, share) in targets.items():
         task = TASKS[name]
         for split in ("train", "dev"):
@@ -205,8 +249,11 @@ def test_class_balance(data):
 
 def test_sentence_lengths_vary(data):
     out, _ = data
-    lengths = [len(words(s)) for name in ("sst2", "cola", "mrpc", "mnli_m")
-               for s in read(out, TASKS[name], "train")[TASKS[name].text_a]]
+    lengths = [
+        len(words(s))
+        for name in ("sst2", "cola", "mrpc", "mnli_m")
+        for s in read(out, TASKS[name], "train")[TASKS[name].text_a]
+    ]
     assert min(lengths) <= 6 and max(lengths) >= 20
     rte = read(out, TASKS["rte"], "train").sentence1.map(lambda s: len(words(s)))
     assert rte.max() >= 30
@@ -217,9 +264,14 @@ def test_corpus(data):
     lines = open(os.path.join(out, "corpus.txt"), encoding="utf-8").read().splitlines()
     assert len(lines) == 2000 and all(line.strip() and "\t" not in line for line in lines)
     corpus_vocab = {w for line in lines for w in words(line)}
-    task_vocab = {w for name in ("sst2", "mnli_m", "mnli_mm", "qqp", "qnli")
-                  for col in (TASKS[name].text_a, TASKS[name].text_b) if col
-                  for s in read(out, TASKS[name], "train" if name != "mnli_mm" else "dev")[col] for w in words(s)}
+    task_vocab = {
+        w
+        for name in ("sst2", "mnli_m", "mnli_mm", "qqp", "qnli")
+        for col in (TASKS[name].text_a, TASKS[name].text_b)
+        if col
+        for s in read(out, TASKS[name], "train" if name != "mnli_mm" else "dev")[col]
+        for w in words(s)
+    }
     assert len(task_vocab - corpus_vocab) / len(task_vocab) < 0.05, sorted(task_vocab - corpus_vocab)
 
 
@@ -275,7 +327,7 @@ def test_cola_rule(data):
     flagged = df.sentence.map(lambda s: bool(cola_errors(s)))
     good = df[df.label == "1"]
     assert not flagged[df.label == "1"].any(), [(s, cola_errors(s)) for s in good.sentence if cola_errors(s)][:5]
-    assert flagged[df.label == "0"].mean() > 0.75     # all but word-order swaps are caught
+    assert flagged[df.label == "0"].mean() > 0.75  # all but word-order swaps are caught
 
 
 def test_mrpc_rule(data):
@@ -290,7 +342,7 @@ def qqp_parse(question):
     q = " ".join(words(question))
     prefixes = [(f.split("{x}")[0].strip(), intent) for intent, fs in syn.QQP_FRAMES.items() for f in fs]
     prefix, intent = max(((p, i) for p, i in prefixes if q.startswith(p + " ")), key=lambda pi: len(pi[0]))
-    return intent, content(q[len(prefix):])
+    return intent, content(q[len(prefix) :])
 
 
 def test_qqp_rule(data):
@@ -299,9 +351,11 @@ def test_qqp_rule(data):
     assert df.question1.str.endswith("?").all() and df.question2.str.endswith("?").all()
     dup = [qqp_parse(a) == qqp_parse(b) for a, b in zip(df.question1, df.question2)]
     assert [str(int(d)) for d in dup] == list(df.is_duplicate)
-    hard = [qqp_parse(a)[0] != qqp_parse(b)[0] and qqp_parse(a)[1] == qqp_parse(b)[1]
-            for a, b in zip(df.question1, df.question2)]
-    assert np.mean(hard) > 0.15       # many non-duplicates share every content word
+    hard = [
+        qqp_parse(a)[0] != qqp_parse(b)[0] and qqp_parse(a)[1] == qqp_parse(b)[1]
+        for a, b in zip(df.question1, df.question2)
+    ]
+    assert np.mean(hard) > 0.15  # many non-duplicates share every content word
 
 
 def test_stsb_rule(data):
@@ -407,9 +461,18 @@ def test_qnli_rule(data):
 @pytest.fixture(scope="module")
 def big(tmp_path_factory):
     out = tmp_path_factory.mktemp("big")
-    syn.make_synthetic(out, seed=1, corpus_lines=1, sizes={"train": 4, "dev": 4, "test": 2,
-                                                           "SST-2": {"train": 2000, "dev": 500},
-                                                           "MNLI": {"train": 2000, "dev": 500}})
+    syn.make_synthetic(
+        out,
+        seed=1,
+        corpus_lines=1,
+        sizes={
+            "train": 4,
+            "dev": 4,
+            "test": 2,
+            "SST-2": {"train": 2000, "dev": 500},
+            "MNLI": {"train": 2000, "dev": 500},
+        },
+    )
     return out
 
 
@@ -418,12 +481,19 @@ def test_sst2_bag_of_words_is_above_chance_but_far_from_solved(big):
     acc = ridge_accuracy(list(train.sentence), list(train.label), list(dev.sentence), list(dev.label))
     assert 0.58 < acc < 0.8, acc
     # the majority class and the single best keyword do no better
-    best_word = max(0.5, *(max(np.mean((dev.sentence.str.split().map(lambda ws, w=w: w in ws)) == (dev.label == v))
-                               for v in ("0", "1")) for w in ("not", "never", "good", "bad", "but")))
+    best_word = max(
+        0.5,
+        *(
+            max(
+                np.mean((dev.sentence.str.split().map(lambda ws, w=w: w in ws)) == (dev.label == v)) for v in ("0", "1")
+            )
+            for w in ("not", "never", "good", "bad", "but")
+        ),
+    )
     assert best_word < 0.7
 
 
 def test_mnli_hypothesis_only_baseline_is_weak(big):
     train, dev = read(big, TASKS["mnli_m"], "train"), read(big, TASKS["mnli_m"], "dev")
     acc = ridge_accuracy(list(train.sentence2), list(train.gold_label), list(dev.sentence2), list(dev.gold_label))
-    assert acc < 0.6, acc      # about 0.5 measured: no strong hypothesis-only artefacts
+    assert acc < 0.6, acc  # about 0.5 measured: no strong hypothesis-only artefacts

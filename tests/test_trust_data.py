@@ -6,6 +6,7 @@ STS-B's scores), corrupts it (truncation, bytes that are not UTF-8, an extra or 
 the task's set) and loads it. The expected rows come from an independent reading of the same bytes with Python's
 ``csv`` module; the data folder is hashed before and after.
 """
+
 import csv
 import hashlib
 import io
@@ -23,8 +24,11 @@ from lrcbert.tasks import COLA_COLUMNS, get_task
 
 pytestmark = pytest.mark.faults
 TASKS = ("rte", "sst2", "cola", "stsb")
-HEADERS = {"rte": ["index", "sentence1", "sentence2", "label"], "sst2": ["sentence", "label"], "stsb":
-           ["index", "genre", "sentence1", "sentence2", "score"]}
+HEADERS = {
+    "rte": ["index", "sentence1", "sentence2", "label"],
+    "sst2": ["sentence", "label"],
+    "stsb": ["index", "genre", "sentence1", "sentence2", "score"],
+}
 TEXT = st.text(alphabet="abcdeXYZ .,'!é-0123", min_size=1, max_size=12)
 
 
@@ -36,8 +40,14 @@ def tsv_file(draw):
     rows = []
     for i in range(n):
         label = f"{draw(st.floats(0, 5)):.3f}" if task.is_regression else draw(st.sampled_from(task.labels))
-        values = {"index": str(i), "genre": "news", "source": "gj04", "original_label": "",
-                  task.text_a: draw(TEXT), task.label_col: label}
+        values = {
+            "index": str(i),
+            "genre": "news",
+            "source": "gj04",
+            "original_label": "",
+            task.text_a: draw(TEXT),
+            task.label_col: label,
+        }
         if task.text_b:
             values[task.text_b] = draw(TEXT)
         rows.append(values)
@@ -46,9 +56,9 @@ def tsv_file(draw):
     original = "".join("\t".join(x) + "\n" for x in lines).encode()
     kind = draw(st.sampled_from(["none", "truncate", "bad_bytes", "extra_field", "missing_field", "bad_label"]))
     data = original
-    first = 0 if task.name == "cola" else 1                  # index of the first data row in ``lines``
+    first = 0 if task.name == "cola" else 1  # index of the first data row in ``lines``
     if kind == "truncate":
-        data = original[:draw(st.integers(0, len(original) - 1))]
+        data = original[: draw(st.integers(0, len(original) - 1))]
     elif kind == "bad_bytes":
         at = draw(st.integers(0, len(original)))
         data = original[:at] + draw(st.sampled_from([b"\xff", b"\x80", b"\xc3(", b"\xe9t\xe9"])) + original[at:]
@@ -62,7 +72,7 @@ def tsv_file(draw):
         else:
             bad = ["7.5", "-2", "nan", "inf", "", "x"] if task.is_regression else ["maybe", "", "2", "Entailment"]
             row[header.index(task.label_col)] = draw(st.sampled_from(bad))
-        lines = lines[:k] + [row] + lines[k + 1:]
+        lines = lines[:k] + [row] + lines[k + 1 :]
         data = "".join("\t".join(x) + "\n" for x in lines).encode()
     return task, data, kind
 

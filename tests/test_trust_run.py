@@ -5,6 +5,7 @@
 head; 8 every split validated before the first step; 9 one-line errors for broken teachers, a full disk,
 stale temporary files and Ctrl-C.
 """
+
 import errno
 import hashlib
 import json
@@ -18,9 +19,9 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import MINILM, finetune_teacher, tiny_config
 from safetensors.torch import load_file
 
-from conftest import MINILM, finetune_teacher, tiny_config
 from lrcbert import checkpoint, engine
 from lrcbert.data import SYNTHETIC_LABEL, DataError
 from lrcbert.models import ModelError
@@ -34,8 +35,11 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PYTHONPATH"
 
 
 def tree_digest(folder: Path) -> dict:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def user_glue(glue_dir, dest: Path) -> Path:
@@ -47,8 +51,13 @@ def user_glue(glue_dir, dest: Path) -> Path:
 
 def small(glue_dir, data=None, **train):
     """A few steps of fine-tuning the tiny teacher on rte."""
-    return tiny_config(glue_dir, task="rte", train={"max_steps": 3, "batch_size": 8, **train},
-                       method=METHODS["finetune"], **({"data": data} if data else {}))
+    return tiny_config(
+        glue_dir,
+        task="rte",
+        train={"max_steps": 3, "batch_size": 8, **train},
+        method=METHODS["finetune"],
+        **({"data": data} if data else {}),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +66,12 @@ def teacher(glue_dir, tmp_path_factory):
 
 
 def distill_config(glue_dir, teacher, **train):
-    return tiny_config(glue_dir, task="rte", model={"teacher": str(teacher), "teacher_random_init": False},
-                       train={"max_steps": 12, "log_every": 1, "batch_size": 4, "checkpoint_every": 0, **train})
+    return tiny_config(
+        glue_dir,
+        task="rte",
+        model={"teacher": str(teacher), "teacher_random_init": False},
+        train={"max_steps": 12, "log_every": 1, "batch_size": 4, "checkpoint_every": 0, **train},
+    )
 
 
 # ---------------------------------------------------------------------------------------------- finding 1
@@ -67,39 +80,51 @@ def test_a_run_never_writes_into_a_user_glue_folder(glue_dir, tmp_path):
     before = tree_digest(mine)
     with pytest.raises(DataError) as e:
         run(small(mine), tmp_path / "run", "finetune")
-    assert str(e.value) == (f"data.path {mine} was not made by lrcbert make-synthetic (no {MARKER} marker) but "
-                            "data.source is 'synthetic'; for a GLUE folder set data.source=tsv")
+    assert str(e.value) == (
+        f"data.path {mine} was not made by lrcbert make-synthetic (no {MARKER} marker) but "
+        "data.source is 'synthetic'; for a GLUE folder set data.source=tsv"
+    )
     assert tree_digest(mine) == before
 
 
 def test_a_missing_synthetic_folder_is_not_generated_by_a_run(glue_dir, tmp_path):
-    with pytest.raises(DataError, match=r"no such folder; data.source 'synthetic' reads generated data: make it "
-                                        r"first with `lrcbert make-synthetic --out "):
+    with pytest.raises(
+        DataError,
+        match=r"no such folder; data.source 'synthetic' reads generated data: make it "
+        r"first with `lrcbert make-synthetic --out ",
+    ):
         run(small(tmp_path / "absent"), tmp_path / "run", "finetune")
     assert not (tmp_path / "absent").exists()
 
 
 def test_make_synthetic_refuses_a_folder_it_did_not_make(glue_dir, tmp_path, capsys):
     from lrcbert.cli import main
+
     mine = user_glue(glue_dir, tmp_path / "my_glue")
     before = tree_digest(mine)
     assert main(["make-synthetic", "--out", str(mine), "--train", "8", "--dev", "4", "--test", "2"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith(f"lrcbert: error: {mine} (data.path) holds files that lrcbert make-synthetic did not "
-                          "write (e.g. CoLA/dev.tsv; no README.txt marker)") and "\n" not in err
+    assert (
+        err.startswith(
+            f"lrcbert: error: {mine} (data.path) holds files that lrcbert make-synthetic did not "
+            "write (e.g. CoLA/dev.tsv; no README.txt marker)"
+        )
+        and "\n" not in err
+    )
     assert tree_digest(mine) == before
 
 
 def test_make_synthetic_writes_a_new_an_empty_or_its_own_folder(tmp_path):
     sizes = {"train": 8, "dev": 4, "test": 2}
     make_synthetic(tmp_path / "new", sizes=sizes, corpus_lines=3)
-    (tmp_path / "empty" / "CoLA").mkdir(parents=True)         # what Snakemake makes before the job runs
+    (tmp_path / "empty" / "CoLA").mkdir(parents=True)  # what Snakemake makes before the job runs
     make_synthetic(tmp_path / "empty", sizes=sizes, corpus_lines=3)
     first = tree_digest(tmp_path / "new")
-    make_synthetic(tmp_path / "new", sizes=sizes, corpus_lines=3)   # its own: regenerated, byte for byte
+    make_synthetic(tmp_path / "new", sizes=sizes, corpus_lines=3)  # its own: regenerated, byte for byte
     assert tree_digest(tmp_path / "new") == first == tree_digest(tmp_path / "empty")
     assert is_generated(tmp_path / "new") and (tmp_path / "new" / MARKER).read_text().startswith(
-        "GENERATED DATA, NOT GLUE.")
+        "GENERATED DATA, NOT GLUE."
+    )
 
 
 def test_outputs_of_generated_data_say_so_whatever_data_source_says(glue_dir, tmp_path):
@@ -111,20 +136,31 @@ def test_outputs_of_generated_data_say_so_whatever_data_source_says(glue_dir, tm
 
 
 # ---------------------------------------------------------------------------------------------- finding 3
-HOLD = ("import os, sys; from pathlib import Path; from lrcbert.run import lock_folder; "
-        "lock_folder(Path(sys.argv[1])); print('locked', os.getpid(), flush=True); {after}")
+HOLD = (
+    "import os, sys; from pathlib import Path; from lrcbert.run import lock_folder; "
+    "lock_folder(Path(sys.argv[1])); print('locked', os.getpid(), flush=True); {after}"
+)
 
 
 def test_a_second_process_on_a_run_folder_stops_at_once_naming_the_holder(glue_dir, tmp_path):
     out = tmp_path / "run"
-    holder = subprocess.Popen([sys.executable, "-c", HOLD.format(after="sys.stdin.read()"), str(out)], env=ENV,
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD.format(after="sys.stdin.read()"), str(out)],
+        env=ENV,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().split() == ["locked", str(holder.pid)]
         cfg_file = tmp_path / "cfg.yaml"
         cfg_file.write_text(yaml.safe_dump(small(glue_dir).to_dict()))
-        second = subprocess.run([sys.executable, "-m", "lrcbert", "finetune", "--config", str(cfg_file),
-                                 "--out", str(out)], env=ENV, capture_output=True, text=True)
+        second = subprocess.run(
+            [sys.executable, "-m", "lrcbert", "finetune", "--config", str(cfg_file), "--out", str(out)],
+            env=ENV,
+            capture_output=True,
+            text=True,
+        )
     finally:
         holder.stdin.close()
         holder.wait()
@@ -132,37 +168,42 @@ def test_a_second_process_on_a_run_folder_stops_at_once_naming_the_holder(glue_d
     err = second.stderr.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"lrcbert: error: run folder {out} is in use by PID {holder.pid} on ")
     assert "; wait for it to finish or stop it" in err[0]
-    assert not (out / "config.yaml").exists()         # the second process wrote nothing
+    assert not (out / "config.yaml").exists()  # the second process wrote nothing
 
 
 def test_a_dead_holder_is_reported_and_taken_over(tmp_path, capsys):
     out = tmp_path / "run"
-    dead = subprocess.run([sys.executable, "-c", HOLD.format(after="import os; os._exit(9)"), str(out)],
-                          env=ENV, capture_output=True, text=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", HOLD.format(after="import os; os._exit(9)"), str(out)],
+        env=ENV,
+        capture_output=True,
+        text=True,
+    )
     word, pid = dead.stdout.split()
     assert word == "locked" and dead.returncode == 9
     note = json.loads((out / ".lock").read_text())
     assert note["pid"] == int(pid)
     fd = lock_folder(out)
     try:
-        assert f"the previous holder of this run folder ({json.dumps(note)}) is gone; taking it over" in \
-            capsys.readouterr().out
+        assert (
+            f"the previous holder of this run folder ({json.dumps(note)}) is gone; taking it over"
+            in capsys.readouterr().out
+        )
         assert json.loads((out / ".lock").read_text())["pid"] == os.getpid()
     finally:
         unlock_folder(fd)
-    assert (out / ".lock").read_text() == ""              # a clean exit leaves no holder behind
+    assert (out / ".lock").read_text() == ""  # a clean exit leaves no holder behind
 
 
 # ---------------------------------------------------------------------------------------------- finding 4
-def test_a_run_killed_before_its_first_checkpoint_restarts_to_the_same_model(glue_dir, teacher, tmp_path,
-                                                                               monkeypatch):
+def test_a_run_killed_before_its_first_checkpoint_restarts_to_the_same_model(glue_dir, teacher, tmp_path, monkeypatch):
     cfg = distill_config(glue_dir, teacher, teacher_cache="on")
     run(cfg, tmp_path / "whole", "distill")
     real = engine.Trainer.train_step
 
     def killed_at_step_4(self, batch):
         if self.step == 4:
-            raise SystemExit("killed")          # like SIGKILL: no checkpoint, the teacher cache stays whole
+            raise SystemExit("killed")  # like SIGKILL: no checkpoint, the teacher cache stays whole
         return real(self, batch)
 
     monkeypatch.setattr(engine.Trainer, "train_step", killed_at_step_4)
@@ -182,18 +223,25 @@ def test_distilling_from_a_teacher_that_was_never_fine_tuned_stops(glue_dir, tmp
     cfg = tiny_config(glue_dir, task="rte", model={"teacher": MINILM, "teacher_random_init": False})
     with pytest.raises(ModelError) as e:
         run(cfg, tmp_path / "run", "distill")
-    assert str(e.value) == (f"model.teacher {MINILM} is not fine-tuned on rte: it has no trained weights for "
-                            "classifier.bias, classifier.weight (a pre-trained encoder gets an untrained head); "
-                            "fine-tune it with `lrcbert finetune` and give its model/ folder")
+    assert str(e.value) == (
+        f"model.teacher {MINILM} is not fine-tuned on rte: it has no trained weights for "
+        "classifier.bias, classifier.weight (a pre-trained encoder gets an untrained head); "
+        "fine-tune it with `lrcbert finetune` and give its model/ folder"
+    )
     assert not (tmp_path / "run" / "losses.csv").exists()
 
 
 # ---------------------------------------------------------------------------------------------- finding 8
-@pytest.mark.parametrize("damage, message", [
-    (lambda d: (d / "RTE" / "dev.tsv").unlink(), "data file not found: {d}/RTE/dev.tsv (task rte, split dev)"),
-    (lambda d: (d / "RTE" / "test.tsv").write_text("index\tsentence1\tsentence2\n0\ta\n"),
-     "{d}/RTE/test.tsv: line 2: 2 tab-separated fields, expected 3 (index, sentence1, sentence2)"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda d: (d / "RTE" / "dev.tsv").unlink(), "data file not found: {d}/RTE/dev.tsv (task rte, split dev)"),
+        (
+            lambda d: (d / "RTE" / "test.tsv").write_text("index\tsentence1\tsentence2\n0\ta\n"),
+            "{d}/RTE/test.tsv: line 2: 2 tab-separated fields, expected 3 (index, sentence1, sentence2)",
+        ),
+    ],
+)
 def test_every_split_is_checked_before_the_first_step(glue_dir, tmp_path, damage, message):
     data = tmp_path / "glue"
     shutil.copytree(glue_dir, data)
@@ -232,8 +280,7 @@ def test_a_truncated_teacher_weights_file_is_named(glue_dir, teacher, tmp_path):
     assert "\n" not in str(e.value)
 
 
-def test_a_full_disk_during_a_checkpoint_leaves_nothing_behind_and_the_rerun_finishes(glue_dir, tmp_path,
-                                                                                       monkeypatch):
+def test_a_full_disk_during_a_checkpoint_leaves_nothing_behind_and_the_rerun_finishes(glue_dir, tmp_path, monkeypatch):
     cfg = small(glue_dir, max_steps=6, checkpoint_every=2)
     real, calls = checkpoint.save_model, []
 
@@ -247,12 +294,14 @@ def test_a_full_disk_during_a_checkpoint_leaves_nothing_behind_and_the_rerun_fin
     out = tmp_path / "run"
     with pytest.raises(checkpoint.CheckpointError) as e:
         run(cfg, out, "finetune")
-    assert str(e.value) == (f"checkpoint {out}/checkpoints/step-00000004 not written: No space left on device; "
-                            "nothing of it was kept; free space and run the same command again (it resumes from "
-                            "the last whole checkpoint)")
+    assert str(e.value) == (
+        f"checkpoint {out}/checkpoints/step-00000004 not written: No space left on device; "
+        "nothing of it was kept; free space and run the same command again (it resumes from "
+        "the last whole checkpoint)"
+    )
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-00000002"]
     monkeypatch.setattr(checkpoint, "save_model", real)
-    (out / "checkpoints" / ".tmp-step-00000003").mkdir()         # what a kill in the middle of a write leaves
+    (out / "checkpoints" / ".tmp-step-00000003").mkdir()  # what a kill in the middle of a write leaves
     (out / ".metrics.json.x1y2.tmp").write_text("{")
     assert run(cfg, out, "finetune")["splits"]["rte"]["n"] == 48
     assert not [p for p in out.rglob("*") if ".tmp" in p.name]
@@ -262,8 +311,13 @@ def test_ctrl_c_checkpoints_at_the_step_boundary_in_one_line(glue_dir, tmp_path)
     out = tmp_path / "run"
     cfg_file = tmp_path / "cfg.yaml"
     cfg_file.write_text(yaml.safe_dump(small(glue_dir, max_steps=400, batch_size=4).to_dict()))
-    proc = subprocess.Popen([sys.executable, "-m", "lrcbert", "finetune", "--config", str(cfg_file), "--out",
-                             str(out)], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lrcbert", "finetune", "--config", str(cfg_file), "--out", str(out)],
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         while not ((out / "losses.csv").is_file() and len((out / "losses.csv").read_text().splitlines()) > 2):
             if proc.poll() is not None:
@@ -278,6 +332,7 @@ def test_ctrl_c_checkpoints_at_the_step_boundary_in_one_line(glue_dir, tmp_path)
     assert proc.returncode == 75, err[-2000:]
     assert "Traceback" not in err
     assert last.startswith("lrcbert: interrupted by SIGINT at step ") and last.endswith(
-        "; run the same command again to resume")
+        "; run the same command again to resume"
+    )
     step = int(last.split("at step ")[1].split("/")[0])
     assert (out / "checkpoints" / f"step-{step:08d}" / "manifest.json").is_file()

@@ -20,20 +20,21 @@ rule sweep_distill:
         f"{SWEEPS_ROOT}/{{sweep}}/{{point}}/{{task}}/seed{{seed}}/lr{{lr}}/metrics.json",
     log:
         f"{LOGS}/sweep/{{sweep}}/{{point}}/{{task}}/seed{{seed}}/lr{{lr}}.log",
-    params:
-        run=subpath(output[0], parent=True),
-        method=SYSTEMS[REFERENCE]["method"] if REFERENCE in SYSTEMS else "lrcbert",
-        sets=lambda wildcards: set_args(sweep_sets(wildcards.sweep, wildcards.point, wildcards.task,
-                                                   int(wildcards.seed), wildcards.lr)),
-        launch=LAUNCH,
-        jsonget=JSONGET,
+    conda:
+        "../envs/lrcbert.yaml"
     threads: THREADS
     resources:
         gpu=GPU,
         mem_mb=mem_mb("distill"),
         runtime=runtime("distill"),
-    conda:
-        "../envs/lrcbert.yaml"
+    params:
+        run=subpath(output[0], parent=True),
+        method=SYSTEMS[REFERENCE]["method"] if REFERENCE in SYSTEMS else "lrcbert",
+        sets=lambda wildcards: set_args(
+            sweep_sets(wildcards.sweep, wildcards.point, wildcards.task, int(wildcards.seed), wildcards.lr)
+        ),
+        launch=LAUNCH,
+        jsonget=JSONGET,
     shell:
         'teacher="$({params.jsonget:q} --yaml {input.teacher:q} model)" && '
         "{params.launch:q} --threads {threads} -- python -m lrcbert distill --method {params.method:q} "
@@ -43,8 +44,12 @@ rule sweep_distill:
 
 rule sweep_table:
     input:
-        runs=lambda wildcards: [f"{sweep_run(wildcards.sweep, p, sweep_task(wildcards.sweep), s, lr)}/metrics.json"
-                                for p in SWEEPS[wildcards.sweep] for s in SWEEP_SEEDS for lr in SWEEP_LRS],
+        runs=lambda wildcards: [
+            f"{sweep_run(wildcards.sweep, p, sweep_task(wildcards.sweep), s, lr)}/metrics.json"
+            for p in SWEEPS[wildcards.sweep]
+            for s in SWEEP_SEEDS
+            for lr in SWEEP_LRS
+        ],
         teacher=lambda wildcards: f"{RUNS}/teacher/{sweep_task(wildcards.sweep)}/selected.json",
     output:
         md=f"{RESULTS}/sweep_{{sweep}}.md",
@@ -52,6 +57,9 @@ rule sweep_table:
         csv=f"{RESULTS}/sweep_{{sweep}}.csv",
     log:
         f"{LOGS}/analysis/sweep_{{sweep}}.log",
+    localrule: True
+    conda:
+        "../envs/lrcbert.yaml"
     params:
         layout=lambda wildcards: sweep_layout(wildcards.sweep),
         points=lambda wildcards: SWEEPS[wildcards.sweep],
@@ -59,9 +67,6 @@ rule sweep_table:
         reference=REFERENCE,
         weights=SW.get("weights", {}),
         data_source=DATA_ORIGIN,
-    localrule: True
-    conda:
-        "../envs/lrcbert.yaml"
     script:
         "../scripts/sweeps.py"
 
@@ -76,15 +81,15 @@ rule table3:
         csv=f"{RESULTS}/table3.csv",
     log:
         f"{LOGS}/analysis/table3.log",
+    localrule: True
+    conda:
+        "../envs/lrcbert.yaml"
     params:
         systems=labels([REFERENCE, *A3.get("systems", [])]),
         reference=REFERENCE,
         splits=A3.get("splits", []),
         title="Table 3: loss ablation (dev)",
         data_source=DATA_ORIGIN,
-    localrule: True
-    conda:
-        "../envs/lrcbert.yaml"
     script:
         "../scripts/ablation_tables.py"
 
@@ -98,15 +103,15 @@ rule table4:
         csv=f"{RESULTS}/table4.csv",
     log:
         f"{LOGS}/analysis/table4.log",
+    localrule: True
+    conda:
+        "../envs/lrcbert.yaml"
     params:
         systems=labels([REFERENCE, *A4.get("systems", [])]),
         reference=REFERENCE,
         splits=A4.get("splits", []),
         title="Table 4: two-stage training ablation (dev)",
         data_source=DATA_ORIGIN,
-    localrule: True
-    conda:
-        "../envs/lrcbert.yaml"
     script:
         "../scripts/ablation_tables.py"
 
@@ -119,6 +124,13 @@ rule case_stats:
         f"{ANALYSIS}/case_stats_{A5_TASK}.json",
     log:
         f"{LOGS}/analysis/case_stats.log",
+    conda:
+        "../envs/lrcbert.yaml"
+    threads: THREADS
+    resources:
+        gpu=GPU,
+        mem_mb=mem_mb("evaluate"),
+        runtime=runtime("evaluate"),
     params:
         sets=set_args(DATA_SETS, GLOBAL_SETS),
         seed=[] if A5.get("seed") is None else ["--seed", A5["seed"]],
@@ -127,13 +139,6 @@ rule case_stats:
         launch=LAUNCH,
         jsonget=JSONGET,
         selected=SELECTED_RUN,
-    threads: THREADS
-    resources:
-        gpu=GPU,
-        mem_mb=mem_mb("distill"),
-        runtime=lambda wildcards, attempt: int(R["runtime"].get("default", 30)) * attempt,
-    conda:
-        "../envs/lrcbert.yaml"
     shell:
         'teacher="$({params.jsonget:q} --yaml {input.teacher:q} model)" && '
         "{params.selected:q} --task {params.task:q} {params.seed:q} {params.runs:q} -- "
@@ -152,6 +157,9 @@ rule table5:
         csv=f"{RESULTS}/table5.csv",
     log:
         f"{LOGS}/analysis/table5.log",
+    localrule: True
+    conda:
+        "../envs/lrcbert.yaml"
     params:
         reference=REFERENCE,
         other=A5_SYSTEM,
@@ -159,9 +167,6 @@ rule table5:
         cases=A5.get("cases", 4),
         seed=A5.get("seed"),
         data_source=DATA_ORIGIN,
-    localrule: True
-    conda:
-        "../envs/lrcbert.yaml"
     script:
         "../scripts/table5.py"
 
@@ -176,6 +181,9 @@ rule figure5:
         csv=f"{RESULTS}/figure5.csv",
     log:
         f"{LOGS}/analysis/figure5.log",
+    localrule: True
+    conda:
+        "../envs/lrcbert.yaml"
     params:
         systems=labels([REFERENCE, F5_SYSTEM]),
         reference=REFERENCE,
@@ -184,9 +192,6 @@ rule figure5:
         layouts=lambda wildcards: {s: system_layout(s) for s in (REFERENCE, F5_SYSTEM)},
         smoothing=F5.get("smoothing", 0.9),
         data_source=DATA_ORIGIN,
-    localrule: True
-    conda:
-        "../envs/lrcbert.yaml"
     script:
         "../scripts/figure5.py"
 
@@ -199,20 +204,26 @@ rule robustness_eval:
         f"{ANALYSIS}/robustness_{{system}}.json",
     log:
         f"{LOGS}/analysis/robustness_{{system}}.log",
-    params:
-        sets=set_args(DATA_SETS, GLOBAL_SETS),
-        options=["--eps", *(_w(e) for e in ROB.get("eps", [0.0])),
-                 "--directions", *ROB.get("directions", ["random", "gradient"]), "--seed", ROB.get("seed", 0)],
-        task=ROB_TASK,
-        launch=LAUNCH,
-        selected=SELECTED_RUN,
+    conda:
+        "../envs/lrcbert.yaml"
     threads: THREADS
     resources:
         gpu=GPU,
-        mem_mb=mem_mb("distill"),
-        runtime=lambda wildcards, attempt: int(R["runtime"].get("default", 30)) * attempt,
-    conda:
-        "../envs/lrcbert.yaml"
+        mem_mb=mem_mb("evaluate"),
+        runtime=runtime("evaluate"),
+    params:
+        sets=set_args(DATA_SETS, GLOBAL_SETS),
+        options=[
+            "--eps",
+            *(_w(e) for e in ROB.get("eps", [0.0])),
+            "--directions",
+            *ROB.get("directions", ["random", "gradient"]),
+            "--seed",
+            ROB.get("seed", 0),
+        ],
+        task=ROB_TASK,
+        launch=LAUNCH,
+        selected=SELECTED_RUN,
     shell:
         "{params.selected:q} --task {params.task:q} --each-seed {input.dev:q} -- "
         "{params.launch:q} --threads {threads} -- python -m lrcbert robustness --task {params.task:q} "
@@ -228,12 +239,12 @@ rule robustness_table:
         csv=f"{RESULTS}/robustness.csv",
     log:
         f"{LOGS}/analysis/robustness.log",
+    localrule: True
+    conda:
+        "../envs/lrcbert.yaml"
     params:
         systems=labels(ROB.get("systems", [])),
         task=ROB_TASK,
         data_source=DATA_ORIGIN,
-    localrule: True
-    conda:
-        "../envs/lrcbert.yaml"
     script:
         "../scripts/robustness.py"

@@ -1,5 +1,6 @@
 """Helpers of the analysis rules (workflow/rules/analysis.smk): the ``analyses`` section of the configuration,
 checked when the workflow is parsed, the sweep points and run folders computed from it, and the targets."""
+
 from types import SimpleNamespace
 
 AN = config.get("analyses") or {}
@@ -57,16 +58,22 @@ def sweep_points(sweep):
     """{point name: {dotted lrcbert key: value}} of a sweep, in the configured order."""
     if sweep == "stage_split":
         return {f"split{_w(v)}": {"method.stage_split": float(v)} for v in SW.get("stage_split", [])}
-    if sweep == "negatives":     # the suite's reading (in-batch, K = B - 1) beside K sampled from the training set
+    if sweep == "negatives":  # the suite's reading (in-batch, K = B - 1) beside K sampled from the training set
         ks = (SW.get("negatives") or {}).get("values", [])
-        return {"inbatch": {"method.negatives": "in_batch"},
-                **{f"k{int(k)}": {"method.negatives": "sampled", "method.num_negatives": int(k)} for k in ks}} if ks else {}
+        return (
+            {
+                "inbatch": {"method.negatives": "in_batch"},
+                **{f"k{int(k)}": {"method.negatives": "sampled", "method.num_negatives": int(k)} for k in ks},
+            }
+            if ks
+            else {}
+        )
     w = SW.get("weights") or {}
     values, base = [float(v) for v in w.get("values", [])], w.get("base", {"layer": 1, "soft": 1, "hard": 3})
     terms = ("layer", "soft", "hard")
     if w.get("mode", "one_at_a_time") == "grid":
         combos = [(a, b, c) for a in values for b in values for c in values]
-    else:   # each weight over the values with the other two at their base value
+    else:  # each weight over the values with the other two at their base value
         combos = []
         for i in range(3):
             for v in values:
@@ -84,6 +91,8 @@ def sweep_task(sweep):
     """The task a sweep runs on: ``analyses.sweeps.task``, or the negatives sweep's own (its memory of flattened
     teacher layers grows with the training set)."""
     return ((SW.get("negatives") or {}).get("task") or SWEEP_TASK) if sweep == "negatives" else SWEEP_TASK
+
+
 SWEEP_SEEDS = list(SW.get("seeds") or (system_seeds(REFERENCE) if REFERENCE in SYSTEMS else SEEDS))
 SWEEP_LRS = [lr_token(x) for x in SW["lr"]] if SW.get("lr") else (system_lrs(REFERENCE) if REFERENCE in SYSTEMS else [])
 
@@ -104,27 +113,52 @@ def sweep_layout(sweep):
     """point -> lr -> seed -> run folder, and (under ``expect``) the lrcbert command the current configuration
     implies for each run, so that a run of an older configuration is left out (as collect_dev does)."""
     task = sweep_task(sweep)
-    runs = {p: {lr: {str(s): sweep_run(sweep, p, task, s, lr) for s in SWEEP_SEEDS} for lr in SWEEP_LRS}
-            for p in SWEEPS[sweep]}
-    expect = {run: {"command": "distill", "method": SYSTEMS[REFERENCE]["method"], "task": task,
-                    "sets": overrides(sweep_sets(sweep, p, task, int(seed), lr)),
-                    "teacher_from": f"{RUNS}/teacher/{task}/selected.json"}
-              for p, lrs in runs.items() for lr, seeds in lrs.items() for seed, run in seeds.items()}
+    runs = {
+        p: {lr: {str(s): sweep_run(sweep, p, task, s, lr) for s in SWEEP_SEEDS} for lr in SWEEP_LRS}
+        for p in SWEEPS[sweep]
+    }
+    expect = {
+        run: {
+            "command": "distill",
+            "method": SYSTEMS[REFERENCE]["method"],
+            "task": task,
+            "sets": overrides(sweep_sets(sweep, p, task, int(seed), lr)),
+            "teacher_from": f"{RUNS}/teacher/{task}/selected.json",
+        }
+        for p, lrs in runs.items()
+        for lr, seeds in lrs.items()
+        for seed, run in seeds.items()
+    }
     return {"points": runs, "expect": expect}
 
 
 for _sweep, _points in SWEEPS.items():
     for _point in _points:
-        check_lrcbert_keys([sweep_sets(_sweep, _point, sweep_task(_sweep), SWEEP_SEEDS[0], SWEEP_LRS[0])],
-                           f"analyses.sweeps.{_sweep}", method=SYSTEMS[REFERENCE]["method"], task=sweep_task(_sweep))
+        check_lrcbert_keys(
+            [sweep_sets(_sweep, _point, sweep_task(_sweep), SWEEP_SEEDS[0], SWEEP_LRS[0])],
+            f"analyses.sweeps.{_sweep}",
+            method=SYSTEMS[REFERENCE]["method"],
+            task=sweep_task(_sweep),
+        )
 
 
 # ---------------------------------------------------------------------------------------------- targets
 def analysis_targets():
     if not AN_ENABLED:
         return []
-    out = [f"{RESULTS}/{name}" for name in ("table3.md", "table4.md", "table5.md", "figure5.png", "figure5.csv",
-                                            "robustness.md", "robustness.png", "robustness.csv")]
+    out = [
+        f"{RESULTS}/{name}"
+        for name in (
+            "table3.md",
+            "table4.md",
+            "table5.md",
+            "figure5.png",
+            "figure5.csv",
+            "robustness.md",
+            "robustness.png",
+            "robustness.csv",
+        )
+    ]
     for sweep, points in SWEEPS.items():
         if points:
             out += [f"{RESULTS}/sweep_{sweep}.md", f"{RESULTS}/sweep_{sweep}.png", f"{RESULTS}/sweep_{sweep}.csv"]

@@ -2,11 +2,23 @@
 student inference, the student in ONNX (fp32, int8) and the teacher-output cache. Runs when ``bench.enabled``;
 its ONNX section uses the Table 2 student (a distilled run of the grid) and the task's dev set."""
 
-BENCH = {"enabled": False, "quick": False, "sections": ["step", "padding", "inference", "onnx", "cache"],
-         "bf16": True, "compile": False, "repeats": None, **config.get("bench", {})}
-BENCH_OPTIONS = ["--sections", ",".join(BENCH["sections"]), *(["--quick"] if BENCH["quick"] else []),
-                 *([] if BENCH["bf16"] else ["--no-bf16"]), *(["--compile"] if BENCH["compile"] else []),
-                 *(["--repeats", BENCH["repeats"]] if BENCH["repeats"] else [])]
+BENCH = {
+    "enabled": False,
+    "quick": False,
+    "sections": ["step", "padding", "inference", "onnx", "cache"],
+    "bf16": True,
+    "compile": False,
+    "repeats": None,
+    **config.get("bench", {}),
+}
+BENCH_OPTIONS = [
+    "--sections",
+    ",".join(BENCH["sections"]),
+    *(["--quick"] if BENCH["quick"] else []),
+    *([] if BENCH["bf16"] else ["--no-bf16"]),
+    *(["--compile"] if BENCH["compile"] else []),
+    *(["--repeats", BENCH["repeats"]] if BENCH["repeats"] else []),
+]
 
 BENCH_TARGETS = [f"{RESULTS}/bench.md", f"{RESULTS}/bench.json"] if BENCH["enabled"] else []
 
@@ -20,6 +32,13 @@ rule bench:
         json=f"{RESULTS}/bench.json",
     log:
         f"{LOGS}/bench.log",
+    conda:
+        "../envs/lrcbert.yaml"
+    threads: THREADS
+    resources:
+        gpu=GPU,
+        mem_mb=mem_mb("evaluate"),
+        runtime=runtime("evaluate"),
     params:
         student=f"{T2_STUDENT_RUN}/model",
         sets=set_args(DATA_SETS, {"task": T2["task"]}),
@@ -28,13 +47,6 @@ rule bench:
         launch=LAUNCH,
         data_source=DATA_ORIGIN,
         mark=os.path.join(SCRIPTS, "mark_generated.py"),
-    threads: THREADS
-    resources:
-        gpu=GPU,
-        mem_mb=mem_mb("timing"),
-        runtime=lambda wildcards, attempt: int(R["runtime"].get("timing", 30)) * attempt,
-    conda:
-        "../envs/lrcbert.yaml"
     shell:
         "{params.launch:q} --threads {threads} -- python -m lrcbert bench --student {params.student:q} "
         "{params.sets:q} --work {params.work:q} --out {output.json:q} --md {output.md:q} {params.options:q} "

@@ -1,9 +1,12 @@
 """The verdict: every quantitative claim of the paper checked against the suite's runs (results/claims.md, .csv),
 with paired bootstrap intervals over dev examples and seeds (lrcbert/stats.py, workflow/scripts/claims.py)."""
 
-CLAIM_SYSTEMS = list(dict.fromkeys(
-    TABLE1_SYSTEMS + ([REFERENCE, *A3.get("systems", []), *A4.get("systems", []), A5_SYSTEM, F5_SYSTEM]
-                      if AN_ENABLED else [])))
+CLAIM_SYSTEMS = list(
+    dict.fromkeys(
+        TABLE1_SYSTEMS
+        + ([REFERENCE, *A3.get("systems", []), *A4.get("systems", []), A5_SYSTEM, F5_SYSTEM] if AN_ENABLED else [])
+    )
+)
 CLAIMS_RESAMPLES = 2000
 
 
@@ -21,6 +24,9 @@ rule claims:
         csv=f"{RESULTS}/claims.csv",
     log:
         f"{LOGS}/tables/claims.log",
+    localrule: True
+    conda:
+        "../envs/lrcbert.yaml"
     params:
         systems={s: {"label": SYSTEMS[s]["label"], "paper": SYSTEMS[s].get("paper")} for s in CLAIM_SYSTEMS},
         reference=REFERENCE,
@@ -30,8 +36,5 @@ rule claims:
         table3_splits=list(A3.get("splits", [])) if AN_ENABLED else [],
         n_resamples=CLAIMS_RESAMPLES,
         data_source=D["source"],
-    localrule: True
-    conda:
-        "../envs/lrcbert.yaml"
     script:
         "../scripts/claims.py"

@@ -10,29 +10,35 @@ if D["source"] == "hub":
             multiext(f"{DATA}/{{folder}}/", "train.tsv", "dev.tsv", "test.tsv"),
         log:
             f"{LOGS}/data/download_glue_{{folder}}.log",
+        localrule: True
+        conda:
+            "../envs/lrcbert.yaml"
         params:
             task=lambda wildcards: FOLDER_TASK[wildcards.folder],
             root=subpath(output[0], ancestor=2),
             hub_id=D["hub_id"],
-        localrule: True
-        conda:
-            "../envs/lrcbert.yaml"
         script:
             "../scripts/download_glue.py"
 
     rule download_glue_mnli:
         output:
-            multiext(f"{DATA}/MNLI/", "train.tsv", "dev_matched.tsv", "dev_mismatched.tsv", "test_matched.tsv",
-                     "test_mismatched.tsv"),
+            multiext(
+                f"{DATA}/MNLI/",
+                "train.tsv",
+                "dev_matched.tsv",
+                "dev_mismatched.tsv",
+                "test_matched.tsv",
+                "test_mismatched.tsv",
+            ),
         log:
             f"{LOGS}/data/download_glue_MNLI.log",
+        localrule: True
+        conda:
+            "../envs/lrcbert.yaml"
         params:
             task="mnli",
             root=subpath(output[0], ancestor=2),
             hub_id=D["hub_id"],
-        localrule: True
-        conda:
-            "../envs/lrcbert.yaml"
         script:
             "../scripts/download_glue.py"
 
@@ -45,17 +51,26 @@ elif D["source"] == "synthetic":
             directory(DATA),
         log:
             f"{LOGS}/data/make_synthetic.log",
-        params:
-            options=["--seed", D["synthetic"]["seed"], "--train", D["synthetic"]["train"], "--dev",
-                     D["synthetic"]["dev"], "--test", D["synthetic"]["test"], "--corpus-lines",
-                     D["synthetic"]["corpus_lines"]],
+        conda:
+            "../envs/lrcbert.yaml"
         threads: 1
         resources:
             gpu=0,
             mem_mb=mem_mb("default"),
-            runtime=R["runtime"].get("default", 30),
-        conda:
-            "../envs/lrcbert.yaml"
+            runtime=runtime("default"),
+        params:
+            options=[
+                "--seed",
+                D["synthetic"]["seed"],
+                "--train",
+                D["synthetic"]["train"],
+                "--dev",
+                D["synthetic"]["dev"],
+                "--test",
+                D["synthetic"]["test"],
+                "--corpus-lines",
+                D["synthetic"]["corpus_lines"],
+            ],
         shell:
             "python -m lrcbert make-synthetic --out {output:q} {params.options:q} > {log:q} 2>&1"
 
@@ -67,15 +82,15 @@ if config["corpus"]["source"] == "hub":
             config["corpus"]["path"],
         log:
             f"{LOGS}/data/download_corpus.log",
+        localrule: True
+        conda:
+            "../envs/lrcbert.yaml"
         params:
             hub_id=config["corpus"]["hub_id"],
             hub_config=config["corpus"]["hub_config"],
             text_column=config["corpus"]["text_column"],
             max_lines=config["corpus"]["max_lines"],
             min_chars=config["corpus"]["min_chars"],
-        localrule: True
-        conda:
-            "../envs/lrcbert.yaml"
         script:
             "../scripts/download_corpus.py"
 
@@ -85,10 +100,10 @@ rule download_model:
         "data/hub/{model}/download.json",
     log:
         f"{LOGS}/data/download_model_{{model}}.log",
-    params:
-        repo_id=lambda wildcards: HUB_MODELS[wildcards.model],
     localrule: True
     conda:
         "../envs/lrcbert.yaml"
+    params:
+        repo_id=lambda wildcards: HUB_MODELS[wildcards.model],
     script:
         "../scripts/download_model.py"

@@ -14,19 +14,19 @@ rule general_distill:
     log:
         f"{LOGS}/general/{{student}}.log",
     benchmark:
-        f"{LOGS}/benchmarks/general/{{student}}.tsv",
+        f"{LOGS}/benchmarks/general/{{student}}.tsv"
+    conda:
+        "../envs/lrcbert.yaml"
+    threads: THREADS
+    resources:
+        gpu=GPUS,
+        mem_mb=mem_mb("general"),
+        runtime=runtime("general"),
     params:
         run=subpath(output[0], parent=True),
         sets=lambda wildcards: set_args(general_sets(wildcards.student)),
         method=lambda wildcards: general_method(wildcards.student),
-        launch=LAUNCH,
-    threads: THREADS
-    resources:
-        gpu=GPU,
-        mem_mb=mem_mb("general"),
-        runtime=lambda wildcards, attempt: int(R["runtime"].get("general", 60)) * attempt,
-    conda:
-        "../envs/lrcbert.yaml"
+        launch=TRAIN_LAUNCH,
     shell:
         "exec {params.launch:q} --threads {threads} -- python -m lrcbert general-distill --method {params.method:q} "
         "--out {params.run:q} {params.sets:q} > {log:q} 2>&1"
@@ -40,18 +40,29 @@ rule augment:
         augmented_file("{task}"),
     log:
         f"{LOGS}/augment/{{task}}.log",
-    params:
-        sets=set_args(DATA_SETS, GLOBAL_SETS),
-        launch=LAUNCH,
-        options=["--n-aug", A["n_aug"], "--p", num(A["p"]), "--top-k", A["top_k"], "--mlm", MLM_MODEL,
-                 "--seed", A["seed"], *(["--glove", A["glove"]] if A["glove"] else [])],
+    conda:
+        "../envs/lrcbert.yaml"
     threads: THREADS
     resources:
         gpu=GPU,
         mem_mb=mem_mb("augment"),
         runtime=runtime("augment"),
-    conda:
-        "../envs/lrcbert.yaml"
+    params:
+        sets=set_args(DATA_SETS, GLOBAL_SETS),
+        launch=LAUNCH,
+        options=[
+            "--n-aug",
+            A["n_aug"],
+            "--p",
+            num(A["p"]),
+            "--top-k",
+            A["top_k"],
+            "--mlm",
+            MLM_MODEL,
+            "--seed",
+            A["seed"],
+            *(["--glove", A["glove"]] if A["glove"] else []),
+        ],
     shell:
         "exec {params.launch:q} --threads {threads} -- python -m lrcbert augment --task {wildcards.task:q} "
         "--out {output:q} {params.options:q} {params.sets:q} > {log:q} 2>&1"
@@ -65,20 +76,20 @@ rule intermediate_distill:
     log:
         f"{LOGS}/intermediate/{{system}}/{{task}}/seed{{seed}}.log",
     benchmark:
-        f"{LOGS}/benchmarks/intermediate/{{system}}/{{task}}/seed{{seed}}.tsv",
+        f"{LOGS}/benchmarks/intermediate/{{system}}/{{task}}/seed{{seed}}.tsv"
+    conda:
+        "../envs/lrcbert.yaml"
+    threads: THREADS
+    resources:
+        gpu=GPUS,
+        mem_mb=mem_mb("intermediate"),
+        runtime=runtime("intermediate"),
     params:
         run=subpath(output[0], parent=True),
         sets=lambda wildcards: set_args(intermediate_sets(wildcards.system, wildcards.task, int(wildcards.seed))),
         method=lambda wildcards: intermediate_method(wildcards.system),
-        launch=LAUNCH,
+        launch=TRAIN_LAUNCH,
         jsonget=JSONGET,
-    threads: THREADS
-    resources:
-        gpu=GPU,
-        mem_mb=mem_mb("intermediate"),
-        runtime=runtime("intermediate"),
-    conda:
-        "../envs/lrcbert.yaml"
     shell:
         'teacher="$({params.jsonget:q} --yaml {input.teacher:q} model)" && '
         "exec {params.launch:q} --threads {threads} -- python -m lrcbert distill --method {params.method:q} "
@@ -93,21 +104,22 @@ rule task_distill:
     log:
         f"{LOGS}/distill/{{system}}/{{task}}/seed{{seed}}/lr{{lr}}.log",
     benchmark:
-        f"{LOGS}/benchmarks/distill/{{system}}/{{task}}/seed{{seed}}/lr{{lr}}.tsv",
+        f"{LOGS}/benchmarks/distill/{{system}}/{{task}}/seed{{seed}}/lr{{lr}}.tsv"
+    conda:
+        "../envs/lrcbert.yaml"
+    threads: THREADS
+    resources:
+        gpu=GPUS,
+        mem_mb=mem_mb("distill"),
+        runtime=runtime("distill"),
     params:
         run=subpath(output[0], parent=True),
         method=lambda wildcards: SYSTEMS[wildcards.system]["method"],
-        sets=lambda wildcards: set_args(distill_sets(wildcards.system, wildcards.task, int(wildcards.seed),
-                                                     wildcards.lr)),
-        launch=LAUNCH,
+        sets=lambda wildcards: set_args(
+            distill_sets(wildcards.system, wildcards.task, int(wildcards.seed), wildcards.lr)
+        ),
+        launch=TRAIN_LAUNCH,
         jsonget=JSONGET,
-    threads: THREADS
-    resources:
-        gpu=GPU,
-        mem_mb=mem_mb("distill"),
-        runtime=runtime("distill"),
-    conda:
-        "../envs/lrcbert.yaml"
     shell:
         'teacher="$({params.jsonget:q} --yaml {input.teacher:q} model)" && '
         "exec {params.launch:q} --threads {threads} -- python -m lrcbert distill --method {params.method:q} "

@@ -9,12 +9,12 @@ rule collect_dev:
         f"{RESULTS}/dev/{{any_system}}.json",
     log:
         f"{LOGS}/evaluate/collect_dev_{{any_system}}.log",
-    params:
-        layout=lambda wildcards: system_layout(wildcards.any_system),
-        splits={t: list(EVAL_SPLITS[t]) for t in TRAIN_TASKS},
     localrule: True
     conda:
         "../envs/lrcbert.yaml"
+    params:
+        layout=lambda wildcards: system_layout(wildcards.any_system),
+        splits={t: list(EVAL_SPLITS[t]) for t in TRAIN_TASKS},
     script:
         "../scripts/collect_dev.py"
 

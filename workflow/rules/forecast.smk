@@ -9,13 +9,13 @@ rule plan:
         f"{RESULTS}/plan.json",
     log:
         f"{LOGS}/tables/plan.log",
-    params:
-        jobs=lambda wildcards: plan_jobs(),      # computed only when the plan is wanted (1000+ jobs on the paper grid)
-        table1={s: {"label": SYSTEMS[s]["label"], "tasks": system_tasks(s)} for s in TABLE1_SYSTEMS},
-        splits={t: list(EVAL_SPLITS[t]) for t in TRAIN_TASKS},
     localrule: True
     conda:
         "../envs/lrcbert.yaml"
+    params:
+        jobs=lambda wildcards: plan_jobs(),  # computed only when the plan is wanted (1000+ jobs on the paper grid)
+        table1={s: {"label": SYSTEMS[s]["label"], "tasks": system_tasks(s)} for s in TABLE1_SYSTEMS},
+        splits={t: list(EVAL_SPLITS[t]) for t in TRAIN_TASKS},
     script:
         "../scripts/plan.py"
 
@@ -29,15 +29,15 @@ rule forecast:
         json=f"{RESULTS}/forecast.json",
     log:
         f"{LOGS}/tables/forecast.log",
-    params:
-        launch=LAUNCH,
+    conda:
+        "../envs/lrcbert.yaml"
     threads: THREADS
     resources:
         gpu=GPU,
-        mem_mb=mem_mb("distill"),
-        runtime=lambda wildcards, attempt: int(R["runtime"].get("default", 30)) * attempt,
-    conda:
-        "../envs/lrcbert.yaml"
+        mem_mb=mem_mb("evaluate"),  # a few steps of each architecture, one at a time: no whole training set
+        runtime=runtime("evaluate"),
+    params:
+        launch=LAUNCH,
     shell:
         "{params.launch} --threads {threads} -- python -m lrcbert forecast --plan {input.plan} "
         "--out {output.md} --json {output.json} > {log} 2>&1"

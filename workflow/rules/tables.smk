@@ -2,10 +2,13 @@
 (size and inference time of teacher and student, measured on one fixed workload on one device)."""
 
 T2 = TABLES["table2"]
-T2_STUDENT_RUN = distill_run(T2["student_system"], T2["task"], system_seeds(T2["student_system"])[0],
-                             system_lrs(T2["student_system"])[0])
+T2_STUDENT_RUN = distill_run(
+    T2["student_system"], T2["task"], system_seeds(T2["student_system"])[0], system_lrs(T2["student_system"])[0]
+)
 # further systems timed beside them when their architecture differs (the 4 x 768 baselines)
-T2_EXTRA_RUNS = {s: distill_run(s, T2["task"], system_seeds(s)[0], system_lrs(s)[0]) for s in T2.get("extra_systems", [])}
+T2_EXTRA_RUNS = {
+    s: distill_run(s, T2["task"], system_seeds(s)[0], system_lrs(s)[0]) for s in T2.get("extra_systems", [])
+}
 
 
 rule table1:
@@ -18,17 +21,23 @@ rule table1:
         csv=f"{RESULTS}/table1.csv",
     log:
         f"{LOGS}/tables/table1.log",
+    localrule: True
+    conda:
+        "../envs/lrcbert.yaml"
     params:
-        systems={s: {"label": SYSTEMS[s]["label"], "paper": SYSTEMS[s]["paper"],
-                     "reconstruction": SYSTEMS[s].get("reconstruction", False),
-                     "variant": SYSTEMS[s].get("variant")} for s in TABLE1_SYSTEMS},
+        systems={
+            s: {
+                "label": SYSTEMS[s]["label"],
+                "paper": SYSTEMS[s]["paper"],
+                "reconstruction": SYSTEMS[s].get("reconstruction", False),
+                "variant": SYSTEMS[s].get("variant"),
+            }
+            for s in TABLE1_SYSTEMS
+        },
         teacher=TABLES["table1"]["teacher"],
         compare=TABLES["table1"]["compare"],
         splits=list(PAPER_SPLITS),
         data_source=DATA_ORIGIN,
-    localrule: True
-    conda:
-        "../envs/lrcbert.yaml"
     script:
         "../scripts/table1.py"
 
@@ -42,25 +51,37 @@ rule inference_time:
         f"{RESULTS}/inference_time.json",
     log:
         f"{LOGS}/tables/inference_time.log",
-    params:
-        student=f"{T2_STUDENT_RUN}/model",
-        options=["--sequences", T2["sequences"], "--batch-size", T2["batch_size"], "--max-length", T2["max_length"],
-                 "--warmup", T2["warmup"], "--repeats", T2["repeats"], "--task", T2["task"],
-                 *(["--threads", T2["threads"]] if T2["threads"] else []),
-                 *(f"--extra={SYSTEMS[s]['label']}={run}/model" for s, run in T2_EXTRA_RUNS.items())],
-        launch=LAUNCH,
-        jsonget=JSONGET,
-        script=TIME_INFERENCE,
+    conda:
+        "../envs/lrcbert.yaml"
     threads: THREADS
     resources:
         gpu=GPU,
-        mem_mb=mem_mb("timing"),
-        runtime=lambda wildcards, attempt: int(R["runtime"].get("timing", 30)) * attempt,
-    conda:
-        "../envs/lrcbert.yaml"
+        mem_mb=mem_mb("evaluate"),
+        runtime=runtime("evaluate"),
+    params:
+        student=f"{T2_STUDENT_RUN}/model",
+        options=[
+            "--sequences",
+            T2["sequences"],
+            "--batch-size",
+            T2["batch_size"],
+            "--max-length",
+            T2["max_length"],
+            "--warmup",
+            T2["warmup"],
+            "--repeats",
+            T2["repeats"],
+            "--task",
+            T2["task"],
+            *(["--threads", T2["threads"]] if T2["threads"] else []),
+            *(f"--extra={SYSTEMS[s]['label']}={run}/model" for s, run in T2_EXTRA_RUNS.items()),
+        ],
+        launch=LAUNCH,
+        jsonget=JSONGET,
+        script=TIME_INFERENCE,
     shell:
         'teacher="$({params.jsonget:q} {input.teacher:q} model)" && '
-        "exec {params.launch:q} --threads {threads} -- python {params.script:q} --teacher \"$teacher\" "
+        'exec {params.launch:q} --threads {threads} -- python {params.script:q} --teacher "$teacher" '
         "--student {params.student:q} {params.options:q} --out {output:q} > {log:q} 2>&1"
 
 
@@ -73,10 +94,10 @@ rule table2:
         f"{RESULTS}/table2.md",
     log:
         f"{LOGS}/tables/table2.log",
-    params:
-        data_source=DATA_ORIGIN,
     localrule: True
     conda:
         "../envs/lrcbert.yaml"
+    params:
+        data_source=DATA_ORIGIN,
     script:
         "../scripts/table2.py"

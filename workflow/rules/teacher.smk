@@ -11,18 +11,18 @@ rule teacher_finetune:
     log:
         f"{LOGS}/teacher/{{task}}/lr{{lr}}.log",
     benchmark:
-        f"{LOGS}/benchmarks/teacher/{{task}}/lr{{lr}}.tsv",
+        f"{LOGS}/benchmarks/teacher/{{task}}/lr{{lr}}.tsv"
+    conda:
+        "../envs/lrcbert.yaml"
+    threads: THREADS
+    resources:
+        gpu=GPUS,
+        mem_mb=mem_mb("teacher"),
+        runtime=runtime("teacher"),
     params:
         run=subpath(output[0], parent=True),
         sets=lambda wildcards: set_args(TEACHER_SETS, {"train.lr": num(wildcards.lr)}),
-        launch=LAUNCH,
-    threads: THREADS
-    resources:
-        gpu=GPU,
-        mem_mb=mem_mb("teacher"),
-        runtime=runtime("teacher"),
-    conda:
-        "../envs/lrcbert.yaml"
+        launch=TRAIN_LAUNCH,
     shell:
         "exec {params.launch:q} --threads {threads} -- python -m lrcbert finetune --task {wildcards.task:q} "
         "--out {params.run:q} {params.sets:q} > {log:q} 2>&1"
@@ -36,18 +36,18 @@ rule teacher_evaluate:
         f"{RUNS}/teacher/{{task}}/given/metrics.json",
     log:
         f"{LOGS}/teacher/{{task}}/given.log",
+    conda:
+        "../envs/lrcbert.yaml"
+    threads: THREADS
+    resources:
+        gpu=GPU,
+        mem_mb=mem_mb("evaluate"),
+        runtime=runtime("evaluate"),
     params:
         run=subpath(output[0], parent=True),
         model=lambda wildcards: GIVEN_TEACHERS[wildcards.task][0],
         sets=set_args(DATA_SETS, GLOBAL_SETS),
         launch=LAUNCH,
-    threads: THREADS
-    resources:
-        gpu=GPU,
-        mem_mb=mem_mb("teacher"),
-        runtime=runtime("default"),
-    conda:
-        "../envs/lrcbert.yaml"
     shell:
         "exec {params.launch:q} --threads {threads} -- python -m lrcbert evaluate --model {params.model:q} "
         "--task {wildcards.task:q} --out {params.run:q} {params.sets:q} > {log:q} 2>&1"
@@ -60,10 +60,10 @@ rule teacher_select:
         f"{RUNS}/teacher/{{task}}/selected.json",
     log:
         f"{LOGS}/teacher/{{task}}/select.log",
-    params:
-        given=lambda wildcards: GIVEN_TEACHERS.get(wildcards.task, [None])[0],
     localrule: True
     conda:
         "../envs/lrcbert.yaml"
+    params:
+        given=lambda wildcards: GIVEN_TEACHERS.get(wildcards.task, [None])[0],
     script:
         "../scripts/select_teacher.py"

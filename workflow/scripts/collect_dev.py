@@ -3,11 +3,11 @@
 Output ``results/dev/{system}.json``: for each task, the dev selection score of every lr (mean over seeds) and
 of every run, the chosen lr, and for each seed of the chosen lr its run folder, dev scores per evaluation
 split, parameter count and test prediction files (what Table 1 and the submissions are built from)."""
+
 import json
 from pathlib import Path
 
-from results_lib import (best_lr, job_log, mean, read_json, run_params, run_problem, selection_score,
-                         split_scores)
+from results_lib import best_lr, job_log, mean, read_json, run_params, run_problem, selection_score, split_scores
 
 
 def predictions(run: Path, splits) -> dict:
@@ -21,8 +21,12 @@ def predictions(run: Path, splits) -> dict:
 
 
 def seed_entry(run: Path, splits, params=None) -> dict:
-    return {"run": str(run), "scores": split_scores(run, splits), "params": params or run_params(run),
-            "predictions": predictions(run, splits)}
+    return {
+        "run": str(run),
+        "scores": split_scores(run, splits),
+        "params": params or run_params(run),
+        "predictions": predictions(run, splits),
+    }
 
 
 def collect(system: str, layout: dict, task_splits: dict) -> dict:
@@ -40,9 +44,13 @@ def collect(system: str, layout: dict, task_splits: dict) -> dict:
                 out["tasks"][task] = {"splits": splits, "selected_lr": None, "lr_scores": {}, "seeds": {}}
                 continue
             seed = str(sel.get("seed"))
-            out["tasks"][task] = {"splits": splits, "selected_lr": sel.get("lr"), "teacher_model": sel["model"],
-                                  "lr_scores": {str(k): {"mean": v} for k, v in sel.get("candidates", {}).items()},
-                                  "seeds": {seed: seed_entry(run, splits, sel.get("params"))}}
+            out["tasks"][task] = {
+                "splits": splits,
+                "selected_lr": sel.get("lr"),
+                "teacher_model": sel["model"],
+                "lr_scores": {str(k): {"mean": v} for k, v in sel.get("candidates", {}).items()},
+                "seeds": {seed: seed_entry(run, splits, sel.get("params"))},
+            }
             continue
         lr_scores = {}
         for lr, seeds in spec.items():
@@ -64,7 +72,9 @@ if __name__ == "__main__":
         result = collect(smk.wildcards.any_system, smk.params.layout, smk.params.splits)
         Path(smk.output[0]).write_text(json.dumps(result, indent=2) + "\n")
         for task, entry in result["tasks"].items():
-            print(f"{task}: lr {entry['selected_lr']} " +
-                  ", ".join(f"{k}={v['mean']}" for k, v in entry["lr_scores"].items()))
+            print(
+                f"{task}: lr {entry['selected_lr']} "
+                + ", ".join(f"{k}={v['mean']}" for k, v in entry["lr_scores"].items())
+            )
         for run, why in result["excluded"].items():
             print(f"left out {run}: {why}")

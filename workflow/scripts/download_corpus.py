@@ -5,6 +5,7 @@ Run by the local rule ``download_corpus``. The data set is streamed, so the whol
 disk twice; each article is split at line breaks, paragraphs shorter than ``min_chars`` characters (headings,
 list items) are dropped, and writing stops after ``max_lines`` paragraphs when that is set.
 """
+
 from pathlib import Path
 
 from results_lib import job_log
@@ -37,6 +38,7 @@ def write_corpus(out: str | Path, texts, min_chars: int = 40, max_lines: int | N
 
 def hub_texts(hub_id: str, hub_config: str | None, column: str):
     import datasets
+
     ds = datasets.load_dataset(hub_id, hub_config, split="train", streaming=True)
     for row in ds:
         yield row[column]

@@ -4,8 +4,10 @@ layout that ``lrcbert`` reads with ``data.source=tsv`` (folder, file and column 
 Run by the local rules ``download_glue`` / ``download_glue_mnli`` (on the submitting host, so compute nodes
 need no network), or by hand: ``python workflow/scripts/download_glue.py TASK OUT_DIR [HUB_ID]``.
 Label ids of the hub become the label strings of the GLUE files (``entailment``, ``0``/``1``, ...); test files
-carry ``index`` and the text columns only; runs of whitespace inside a text (tabs and line breaks included) become one space.
+carry ``index`` and the text columns only; runs of whitespace inside a text (tabs and line breaks included) become
+one space.
 """
+
 import sys
 from pathlib import Path
 
@@ -42,9 +44,10 @@ def rows(task: Task, split: str, ds) -> tuple[list[str] | None, list[list[str]]]
         if bad:
             raise ValueError(f"{task.name} {split}: label ids {bad[:5]} outside 0..{task.num_labels - 1}")
         label_str = [task.labels[int(x)] for x in labels]
-    if not task.header:   # CoLA train/dev: source, label, original_label, sentence; no header
-        return None, [["hub", lab, "*" if lab == task.labels[0] else "", _clean(s)]
-                      for lab, s in zip(label_str, texts[0])]
+    if not task.header:  # CoLA train/dev: source, label, original_label, sentence; no header
+        return None, [
+            ["hub", lab, "*" if lab == task.labels[0] else "", _clean(s)] for lab, s in zip(label_str, texts[0])
+        ]
     header = ["index", task.text_a] + ([task.text_b] if task.text_b else []) + [task.label_col]
     return header, [[str(k)] + [_clean(t[k]) for t in texts] + [label_str[k]] for k in range(len(label_str))]
 
@@ -64,6 +67,7 @@ def download_task(train_task: str, root: str | Path, hub_id: str = "nyu-mll/glue
     """Write every file of ``train_task`` (train, and dev/test of each evaluation split) under ``root``."""
     if load is None:
         import datasets
+
         load = datasets.load_dataset
     written = []
     for name in EVAL_SPLITS[train_task]:

@@ -12,6 +12,7 @@ curve's stage-2 roughness: the standard deviation of the step-to-step change of 
 
 Outputs ``results/figure5.png`` and ``results/figure5.csv`` (step, raw and smoothed value of each curve).
 """
+
 import statistics
 
 import matplotlib
@@ -19,7 +20,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
-
 from results_lib import SMOKE_NOTE, job_log, read_json, run_problem, save_figure, write_table  # noqa: E402
 
 
@@ -43,7 +43,7 @@ def ema(values: list[float], beta: float, restart: int | None = None, steps=None
         if restart is not None and i == restart:
             avg, n = 0.0, 0
         avg, n = beta * avg + (1 - beta) * v, n + 1
-        out.append(avg / (1 - beta ** n))
+        out.append(avg / (1 - beta**n))
     return out
 
 
@@ -64,7 +64,9 @@ def choose_runs(dev: dict, layout: dict, task: str, lr: str | None) -> tuple[str
 
 
 def build(devs: dict, layouts: dict, systems: dict, reference: str, other: str, task: str, smoothing: float):
-    ref_lr, ref_runs = choose_runs(devs[reference], layouts[reference], task, devs[reference]["tasks"][task]["selected_lr"])
+    ref_lr, ref_runs = choose_runs(
+        devs[reference], layouts[reference], task, devs[reference]["tasks"][task]["selected_lr"]
+    )
     oth_lr, oth_runs = choose_runs(devs[other], layouts[other], task, ref_lr)
     ref, oth = read_losses(ref_runs), read_losses(oth_runs)
     curves = {}
@@ -89,7 +91,7 @@ def plot(table: pd.DataFrame, stats: dict, b, info: dict, task: str, data_source
     fig, ax = plt.subplots(figsize=(8, 4.5))
     names = [c[:-4] for c in table.columns if c.endswith(" raw")]
     colours = ["tab:blue", "tab:orange", "tab:blue"]
-    widths = iter([3.5, 2.0, 1.2])     # a later curve is drawn inside an earlier one it coincides with
+    widths = iter([3.5, 2.0, 1.2])  # a later curve is drawn inside an earlier one it coincides with
     for name, colour in zip(names, colours):
         thin = "perturbed" in name
         width = 0.9 if thin else next(widths)
@@ -98,14 +100,21 @@ def plot(table: pd.DataFrame, stats: dict, b, info: dict, task: str, data_source
         parts = [table] if b is None else [table[table["step"] < b], table[table["step"] >= b]]
         for k, part in enumerate(parts):
             ax.plot(part["step"], part[f"{name} raw"], color=colour, alpha=0.15, linewidth=0.8)
-            ax.plot(part["step"], part[f"{name} smoothed"], color=colour, linewidth=width,
-                    linestyle=":" if thin else "-",
-                    label=None if k else (f"{name}; stage-2 roughness {r:.3g}" if r is not None else name))
+            ax.plot(
+                part["step"],
+                part[f"{name} smoothed"],
+                color=colour,
+                linewidth=width,
+                linestyle=":" if thin else "-",
+                label=None if k else (f"{name}; stage-2 roughness {r:.3g}" if r is not None else name),
+            )
     if b is not None:
         ax.axvline(b - 0.5, color="grey", linestyle="--", linewidth=1)
         ax.text(b - 0.5, ax.get_ylim()[1], " stage 2", va="top", ha="left", color="grey")
-    title = (f"Training loss on {task.upper()} (mean over {info['seeds'][0]}/{info['seeds'][1]} seeds, lr "
-             f"{info['reference_lr']}/{info['other_lr']})")
+    title = (
+        f"Training loss on {task.upper()} (mean over {info['seeds'][0]}/{info['seeds'][1]} seeds, lr "
+        f"{info['reference_lr']}/{info['other_lr']})"
+    )
     if data_source == "synthetic":
         title += "\nsmoke test on generated data: meaningless numbers"
     ax.set_title(title, fontsize=10)

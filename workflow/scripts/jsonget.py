@@ -5,6 +5,7 @@ the teacher that dev selection chose, at job time, from ``runs/teacher/{task}/se
 With ``--yaml`` the value is printed as a double-quoted YAML scalar, so that ``--set "model.teacher=$teacher"``
 gives lrcbert the path itself whatever it holds (``#``, ``: ``, quotes, brackets would otherwise be read as YAML).
 Rules put the printed text in a double-quoted shell variable: the shell never parses it."""
+
 import json
 import sys
 

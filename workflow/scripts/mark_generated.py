@@ -2,6 +2,7 @@
 """``mark_generated.py DATA_SOURCE PAGE.md``: when DATA_SOURCE is ``synthetic`` (the workflow's data were
 generated), put the smoke-test warning under the first line (the title) of a Markdown page that another program
 wrote (``lrcbert bench``'s results/bench.md), so that no page made from generated data can pass for a real one."""
+
 import sys
 from pathlib import Path
 

@@ -1,8 +1,8 @@
 """Write ``results/plan.json``: every training job of the configuration (computed by rules/verdict_common.smk's
 ``plan_jobs``), the systems of Table 1 and the evaluation splits of each task; read by ``lrcbert forecast`` and
 ``lrcbert status``."""
+
 import json
-import sys
 from pathlib import Path
 
 if __name__ == "__main__":

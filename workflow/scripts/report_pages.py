@@ -1,6 +1,7 @@
 """The pages of the Snakemake report: each results page (Markdown) as a standalone HTML page with its tables
 rendered, each figure copied beside them, and a provenance page (the workflow configuration, and the commits,
 devices and package versions recorded in the ``run.json`` of every run of the plan)."""
+
 import html
 import json
 import shutil
@@ -11,14 +12,18 @@ from pathlib import Path
 import markdown
 import yaml
 
-STYLE = ("<style>body{font-family:sans-serif;margin:1.5em;max-width:110em}table{border-collapse:collapse;"
-         "margin:1em 0;font-size:90%}th,td{border:1px solid #bbb;padding:.25em .5em;vertical-align:top}"
-         "th{background:#eef}blockquote{background:#fee;margin:0;padding:.2em 1em}code{background:#f4f4f4}</style>")
+STYLE = (
+    "<style>body{font-family:sans-serif;margin:1.5em;max-width:110em}table{border-collapse:collapse;"
+    "margin:1em 0;font-size:90%}th,td{border:1px solid #bbb;padding:.25em .5em;vertical-align:top}"
+    "th{background:#eef}blockquote{background:#fee;margin:0;padding:.2em 1em}code{background:#f4f4f4}</style>"
+)
 
 
 def page(title: str, body_html: str) -> str:
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>{STYLE}</head>"
-            f"<body>{body_html}</body></html>\n")
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>{STYLE}</head>"
+        f"<body>{body_html}</body></html>\n"
+    )
 
 
 def render(md_file: str) -> str:
@@ -40,13 +45,26 @@ def provenance(config: dict, plan_file: str) -> str:
         for k, v in (r.get("versions") or {}).items():
             versions.setdefault(k, Counter())[str(v)] += 1
     rows = lambda c: "".join(f"<tr><td><code>{html.escape(k)}</code></td><td>{n}</td></tr>" for k, n in c.most_common())
-    body = [f"<h1>Provenance</h1><p>{finished} of {len(plan['jobs'])} training runs of the plan have a run.json.</p>",
-            "<h2>Commits of the runs</h2><table><tr><th>commit</th><th>runs</th></tr>", rows(commits), "</table>",
-            "<h2>Devices</h2><table><tr><th>device</th><th>runs</th></tr>", rows(devices), "</table>",
-            "<h2>Package versions</h2><table><tr><th>package</th><th>version (runs)</th></tr>",
-            "".join(f"<tr><td>{html.escape(k)}</td><td>" + ", ".join(f"{html.escape(v)} ({n})" for v, n in c.most_common())
-                    + "</td></tr>" for k, c in sorted(versions.items())), "</table>",
-            "<h2>Workflow configuration</h2><pre>", html.escape(yaml.safe_dump(config, sort_keys=False)), "</pre>"]
+    body = [
+        f"<h1>Provenance</h1><p>{finished} of {len(plan['jobs'])} training runs of the plan have a run.json.</p>",
+        "<h2>Commits of the runs</h2><table><tr><th>commit</th><th>runs</th></tr>",
+        rows(commits),
+        "</table>",
+        "<h2>Devices</h2><table><tr><th>device</th><th>runs</th></tr>",
+        rows(devices),
+        "</table>",
+        "<h2>Package versions</h2><table><tr><th>package</th><th>version (runs)</th></tr>",
+        "".join(
+            f"<tr><td>{html.escape(k)}</td><td>"
+            + ", ".join(f"{html.escape(v)} ({n})" for v, n in c.most_common())
+            + "</td></tr>"
+            for k, c in sorted(versions.items())
+        ),
+        "</table>",
+        "<h2>Workflow configuration</h2><pre>",
+        html.escape(yaml.safe_dump(config, sort_keys=False)),
+        "</pre>",
+    ]
     return page("provenance", "".join(body))
 
 

@@ -4,6 +4,7 @@ A run's *selection score* is the mean of the headline dev scores (``score``, x10
 (MNLI: matched and mismatched together). For a grid of learning rates, the lr with the best mean selection score
 over the seeds that finished wins; ties go to the lr listed first.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -16,7 +17,7 @@ import sys
 import traceback
 from pathlib import Path
 
-if importlib.util.find_spec("lrcbert") is None:   # not installed: the repository this workflow lives in
+if importlib.util.find_spec("lrcbert") is None:  # not installed: the repository this workflow lives in
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 
@@ -29,7 +30,7 @@ def job_log(smk):
         try:
             yield smk
         except BaseException:
-            traceback.print_exc()        # into the log, which Snakemake names when the job fails
+            traceback.print_exc()  # into the log, which Snakemake names when the job fails
             raise
 
 
@@ -44,8 +45,11 @@ def split_scores(run: str | Path, splits) -> dict:
     if not path.is_file():
         return {}
     found = read_json(path).get("splits", {})
-    return {s: float(found[s]["score"]) for s in splits
-            if s in found and found[s].get("score") is not None and math.isfinite(float(found[s]["score"]))}
+    return {
+        s: float(found[s]["score"])
+        for s in splits
+        if s in found and found[s].get("score") is not None and math.isfinite(float(found[s]["score"]))
+    }
 
 
 def selection_score(scores: dict, splits) -> float | None:
@@ -99,8 +103,10 @@ def run_params(run: str | Path) -> int | None:
     return sum(c for c in counts if c) or None
 
 
-SMOKE_NOTE = ("> **Generated (synthetic) data and tiny models: a smoke test of the workflow. These numbers say nothing "
-              "about LRC-BERT and are not comparable with the paper's.**")
+SMOKE_NOTE = (
+    "> **Generated (synthetic) data and tiny models: a smoke test of the workflow. These numbers say nothing "
+    "about LRC-BERT and are not comparable with the paper's.**"
+)
 
 
 def header(title: str, data_source: str) -> list[str]:
@@ -111,6 +117,7 @@ def header(title: str, data_source: str) -> list[str]:
 def write_table(text: str, md: str | Path, frame=None, csv: str | Path | None = None) -> None:
     """A results page and (given) the CSV behind it, each written atomically (lrcbert's temp file + rename)."""
     from lrcbert.runinfo import atomic_write_text
+
     atomic_write_text(md, text)
     if csv is not None:
         atomic_write_text(csv, frame.to_csv(index=False))
@@ -119,6 +126,7 @@ def write_table(text: str, md: str | Path, frame=None, csv: str | Path | None = 
 def save_figure(fig, path: str | Path) -> None:
     """The suite's figure format (tight layout, 120 dpi); the figure is closed afterwards."""
     import matplotlib.pyplot as plt
+
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -133,17 +141,22 @@ def series_style(k: int, n: int) -> dict:
     lines shrinking from the first curve to the last. Curves with identical values (common in smoke runs) then
     show as nested markers and stripes instead of the last one hiding the others."""
     bigger = n - 1 - k
-    return {"marker": MARKERS[k % len(MARKERS)], "markersize": 4 + 3 * bigger,
-            "linestyle": LINESTYLES[k % len(LINESTYLES)], "linewidth": 1.0 + min(1.2 * bigger, 4.0)}
+    return {
+        "marker": MARKERS[k % len(MARKERS)],
+        "markersize": 4 + 3 * bigger,
+        "linestyle": LINESTYLES[k % len(LINESTYLES)],
+        "linewidth": 1.0 + min(1.2 * bigger, 4.0),
+    }
 
 
 def fmt(x, spec: str = ".1f", missing: str = "missing") -> str:
     return missing if x is None else format(x, spec)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _expected_hash(command: str, method: str | None, task: str, sets: tuple) -> str:
     from lrcbert.cli import command_config
+
     return command_config(command, method, task, (), list(sets)).hash()
 
 
@@ -161,7 +174,7 @@ def run_problem(run: str | Path, expect: dict | None) -> str | None:
     if expect:
         sets = list(expect["sets"])
         if expect.get("teacher_from"):
-            sets.append(f"model.teacher={json.dumps(read_json(expect['teacher_from'])['model'])}")   # as jsonget --yaml
+            sets.append(f"model.teacher={json.dumps(read_json(expect['teacher_from'])['model'])}")  # as jsonget --yaml
         want = _expected_hash(expect["command"], expect.get("method"), expect["task"], tuple(sets))
         have = read_json(run / "metrics.json").get("config_hash")
         if have != want or record.get("config_hash") != want:
@@ -174,5 +187,7 @@ def excluded_note(devs: list[dict]) -> str:
     lines = [f"- {dev['system']}: `{run}`: {why}" for dev in devs for run, why in dev.get("excluded", {}).items()]
     if not lines:
         return ""
-    return ("**Runs left out** (not averaged: missing, unfinished, or run under another configuration; rerun "
-            "them, e.g. `snakemake --forcerun <their metrics.json>`):\n\n" + "\n".join(lines) + "\n")
+    return (
+        "**Runs left out** (not averaged: missing, unfinished, or run under another configuration; rerun "
+        "them, e.g. `snakemake --forcerun <their metrics.json>`):\n\n" + "\n".join(lines) + "\n"
+    )

@@ -7,6 +7,7 @@ training. Each system: every seed at the learning rate chosen on dev; mean ± st
 Inputs: ``results/analysis/robustness_{system}.json`` (``lrcbert robustness``). Outputs
 ``results/robustness.md/.png/.csv``.
 """
+
 import statistics
 from pathlib import Path
 
@@ -15,7 +16,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
-
 from results_lib import header, job_log, read_json, save_figure, series_style, write_table  # noqa: E402
 from table1 import SPLITS, ours_text, stats  # noqa: E402
 
@@ -36,11 +36,17 @@ def build(results: dict, systems: dict, data_source: str) -> tuple[str, pd.DataF
     for d in any_res["directions"]:
         for name in results:
             sub = frame[(frame.system == name) & (frame.direction == d)]
-            rows.append({"direction": DIRECTIONS[d], "system": systems[name]["label"],
-                         **{f"eps={e:g}": ours_text(r) for e, r in zip(sub["eps"], sub.to_dict("records"))}})
+            rows.append(
+                {
+                    "direction": DIRECTIONS[d],
+                    "system": systems[name]["label"],
+                    **{f"eps={e:g}": ours_text(r) for e, r in zip(sub["eps"], sub.to_dict("records"))},
+                }
+            )
     split = any_res["split"]
-    lines = header(f"Robustness: {SPLITS.get(split, (split,))[0]} dev accuracy under embedding perturbations",
-                   data_source) + [
+    lines = header(
+        f"Robustness: {SPLITS.get(split, (split,))[0]} dev accuracy under embedding perturbations", data_source
+    ) + [
         "The paper says gradient perturbation makes LRC-BERT more robust but reports only the training loss "
         "(Figure 5). Here: dev accuracy when the output of the student's embedding block is moved to "
         "e + eps · d / |d|₂, the norm taken per example over its (tokens × hidden) slice as in eq. 7, with d a random "
@@ -49,10 +55,15 @@ def build(results: dict, systems: dict, data_source: str) -> tuple[str, pd.DataF
         "condition). eps = 1 is the size of the training perturbation. Cells: accuracy (%), mean ± standard "
         "deviation over seeds (n) at the learning rate chosen on dev. For scale, the mean per-example norm of the "
         "unperturbed embedding output is "
-        + ", ".join(f"{norms[n]:.1f} ({systems[n]['label']})" for n in results) + ".",
-        "", pd.DataFrame(rows).to_markdown(index=False), "",
+        + ", ".join(f"{norms[n]:.1f} ({systems[n]['label']})" for n in results)
+        + ".",
+        "",
+        pd.DataFrame(rows).to_markdown(index=False),
+        "",
         "No text-level attack is included: a label-preserving word substitution needs a synonym source that is "
-        "sound for real GLUE text, which this suite does not have offline.", ""]
+        "sound for real GLUE text, which this suite does not have offline.",
+        "",
+    ]
     return "\n".join(lines), frame
 
 
@@ -63,8 +74,14 @@ def plot(frame: pd.DataFrame, systems: dict, data_source: str, path: str):
         names = list(dict.fromkeys(frame["system"]))
         for k, name in enumerate(names):
             sub = frame[(frame.system == name) & (frame.direction == d)].sort_values("eps")
-            ax.errorbar(sub["eps"], sub["mean"], yerr=sub["std"].fillna(0), capsize=3,
-                        label=systems[name]["label"], **series_style(k, len(names)))
+            ax.errorbar(
+                sub["eps"],
+                sub["mean"],
+                yerr=sub["std"].fillna(0),
+                capsize=3,
+                label=systems[name]["label"],
+                **series_style(k, len(names)),
+            )
         ax.axvline(1.0, color="grey", linestyle="--", linewidth=1)
         ax.set_xscale("symlog", linthresh=1.0)
         ax.set_xlabel("eps (L2 per example; dashed: training size 1)")

@@ -1,6 +1,7 @@
 """Choose a task's teacher: among the fine-tuning runs of the teacher lr grid, the one with the best dev score
 (or the evaluated, already fine-tuned teacher of ``teacher.finetuned``). Writes ``selected.json``, whose ``model``
 entry is the folder the distillation jobs of that task load the teacher from."""
+
 import json
 from pathlib import Path
 
@@ -24,9 +25,18 @@ def select(task: str, metrics_files: list[str], given_model: str | None = None) 
         params = sum(filter(None, (safetensors_params(f) for f in Path(given_model).glob("*.safetensors"))))
     else:
         model, params = str(run / "model"), run_params(run)
-    return {"task": task, "splits": splits, "given": bool(given_model), "lr": None if given_model else lr,
-            "candidates": candidates if not given_model else {}, "run": str(run), "model": model,
-            "seed": metrics.get("seed"), "scores": scores[lr], "params": params or None}
+    return {
+        "task": task,
+        "splits": splits,
+        "given": bool(given_model),
+        "lr": None if given_model else lr,
+        "candidates": candidates if not given_model else {},
+        "run": str(run),
+        "model": model,
+        "seed": metrics.get("seed"),
+        "scores": scores[lr],
+        "params": params or None,
+    }
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ words of its argument list, never through a shell.
     selected_run.py --task TASK --each-seed DEV_JSON -- COMMAND [ARGS...]
         ``--run seedN=FOLDER`` for every seed of the chosen lr (the arguments of ``lrcbert robustness``)
 """
+
 import argparse
 import json
 import os
@@ -43,13 +44,13 @@ def run_args(task: str, seed: str | None, runs: list[str], each_seed: str | None
 
 if __name__ == "__main__":
     argv = sys.argv[1:]
-    if "--" not in argv or not argv[argv.index("--") + 1:]:
+    if "--" not in argv or not argv[argv.index("--") + 1 :]:
         sys.exit(__doc__)
     ap = argparse.ArgumentParser(usage=__doc__)
     ap.add_argument("--task", required=True)
     ap.add_argument("--seed", default=None)
     ap.add_argument("--run", action="append", default=[], metavar="NAME=DEV_JSON")
     ap.add_argument("--each-seed", default=None, metavar="DEV_JSON")
-    args = ap.parse_args(argv[:argv.index("--")])
-    command = argv[argv.index("--") + 1:] + run_args(args.task, args.seed, args.run, args.each_seed)
+    args = ap.parse_args(argv[: argv.index("--")])
+    command = argv[argv.index("--") + 1 :] + run_args(args.task, args.seed, args.run, args.each_seed)
     os.execvp(command[0], command)

@@ -3,6 +3,7 @@
 (``seed{seed}.zip``, the file the server takes). ``manifest.json`` in the folder (not in the zip) records where
 each file came from. The server also expects files this suite does not produce (AX.tsv, the diagnostic set, and
 WNLI.tsv): add them before uploading (README.md, "Submitting to the GLUE server")."""
+
 import json
 import shutil
 import zipfile
@@ -17,7 +18,7 @@ def build(dev_json: str, seed: str, folder: str | Path, zip_path: str | Path) ->
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     manifest = {"system": dev["system"], "seed": seed, "files": {}, "missing": []}
-    for task, entry in dev["tasks"].items():
+    for entry in dev["tasks"].values():
         run = entry["seeds"].get(str(seed))
         for split in entry["splits"]:
             src = (run or {}).get("predictions", {}).get(split)
@@ -26,8 +27,12 @@ def build(dev_json: str, seed: str, folder: str | Path, zip_path: str | Path) ->
                 continue
             dst = folder / Path(src).name
             shutil.copyfile(src, dst)
-            manifest["files"][dst.name] = {"split": split, "source": src, "lr": entry["selected_lr"],
-                                           "dev_score": run["scores"].get(split)}
+            manifest["files"][dst.name] = {
+                "split": split,
+                "source": src,
+                "lr": entry["selected_lr"],
+                "dev_score": run["scores"].get(split),
+            }
     tmp = Path(zip_path).with_name(f".{Path(zip_path).name}.tmp")
     with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
         for name in sorted(manifest["files"]):

@@ -6,10 +6,10 @@ Inputs: ``results/dev/{system}.json`` (collect_dev.py), ``results/paper/table1_g
 ``results/paper/other_figures.csv``. Outputs ``results/table1.md`` (pandas + tabulate) and ``results/table1.csv``
 (one row per system and column, numbers only).
 """
+
 import statistics
 
 import pandas as pd
-
 from results_lib import excluded_note, header, job_log, read_json, write_table
 
 # evaluation split -> (column title, metric, column of the paper's CSV)
@@ -59,6 +59,7 @@ def significance(devs: dict, systems, reference: str, splits: list[str]) -> dict
     """{(system, split): (p, significant)}: each cell against ``reference`` (paired permutation test, Holm over
     the table; lrcbert/stats.py). Empty when the reference system is not in the table."""
     from lrcbert.stats import dev_runs, table_significance
+
     if reference not in devs:
         return {}
     return table_significance({n: dev_runs(devs[n], splits) for n in systems if n in devs}, reference, splits)
@@ -66,6 +67,7 @@ def significance(devs: dict, systems, reference: str, splits: list[str]) -> dict
 
 def marked(text: str, sig: dict, key) -> str:
     from lrcbert.stats import MARK
+
     return f"{text} {MARK}" if sig.get(key, (None, False))[1] else text
 
 
@@ -99,8 +101,16 @@ def percentage(figures: pd.DataFrame, key: str) -> str | None:
     return None if row.empty else str(row.iloc[0]["value"])
 
 
-def build(dev_files: list[str], systems: dict, teacher: str, compare: str, splits: list[str], paper_csv: str,
-          figures_csv: str, data_source: str) -> tuple[str, pd.DataFrame]:
+def build(
+    dev_files: list[str],
+    systems: dict,
+    teacher: str,
+    compare: str,
+    splits: list[str],
+    paper_csv: str,
+    figures_csv: str,
+    data_source: str,
+) -> tuple[str, pd.DataFrame]:
     paper = pd.read_csv(paper_csv)
     figures = pd.read_csv(figures_csv)
     devs = {read_json(f)["system"]: read_json(f) for f in dev_files}
@@ -110,16 +120,39 @@ def build(dev_files: list[str], systems: dict, teacher: str, compare: str, split
         cells = system_row(devs[name], splits)
         results[name] = cells
         prow = paper[paper["system"] == info["paper"]].iloc[0] if info.get("paper") in set(paper["system"]) else None
-        row = {"System": label(info),
-               "Params (M)": with_paper("missing" if cells["params_m"] is None else f"{cells['params_m']:.1f}",
-                                        paper_value(prow, "params_m"), "g")}
-        long.append({"system": name, "column": "params_m", "mean": cells["params_m"], "std": None, "n": None,
-                     "paper": paper_value(prow, "params_m")})
+        row = {
+            "System": label(info),
+            "Params (M)": with_paper(
+                "missing" if cells["params_m"] is None else f"{cells['params_m']:.1f}",
+                paper_value(prow, "params_m"),
+                "g",
+            ),
+        }
+        long.append(
+            {
+                "system": name,
+                "column": "params_m",
+                "mean": cells["params_m"],
+                "std": None,
+                "n": None,
+                "paper": paper_value(prow, "params_m"),
+            }
+        )
         for s in splits:
             title, metric, pcol = SPLITS[s]
-            row[f"{title} ({metric})"] = with_paper(marked(ours_text(cells[s]), sig, (name, s)), paper_value(prow, pcol))
-            long.append({"system": name, "column": s, **cells[s], "paper": paper_value(prow, pcol),
-                         "p_vs_compare": sig.get((name, s), (None,))[0], "significant": sig.get((name, s), (None, None))[1]})
+            row[f"{title} ({metric})"] = with_paper(
+                marked(ours_text(cells[s]), sig, (name, s)), paper_value(prow, pcol)
+            )
+            long.append(
+                {
+                    "system": name,
+                    "column": s,
+                    **cells[s],
+                    "paper": paper_value(prow, pcol),
+                    "p_vs_compare": sig.get((name, s), (None,))[0],
+                    "significant": sig.get((name, s), (None, None))[1],
+                }
+            )
         row["Avg"] = with_paper(ours_text(cells["avg"]), paper_value(prow, "avg"))
         long.append({"system": name, "column": "avg", **cells["avg"], "paper": paper_value(prow, "avg")})
         rows.append(row)
@@ -127,8 +160,13 @@ def build(dev_files: list[str], systems: dict, teacher: str, compare: str, split
 
     # the paper's averages, recomputed from its own nine numbers (the paper's Avg is their plain mean)
     pcols = [SPLITS[s][2] for s in SPLITS]
-    check = pd.DataFrame({"System (paper)": paper["system"], "Avg as printed": paper["avg"],
-                          "Mean of its nine scores": paper[pcols].mean(axis=1).round(2)})
+    check = pd.DataFrame(
+        {
+            "System (paper)": paper["system"],
+            "Avg as printed": paper["avg"],
+            "Mean of its nine scores": paper[pcols].mean(axis=1).round(2),
+        }
+    )
 
     lines = header("Table 1: GLUE results", data_source) + [
         "Each cell: **ours, on the GLUE dev sets** (mean ± sample standard deviation over seeds, n = number of "
@@ -146,36 +184,74 @@ def build(dev_files: list[str], systems: dict, teacher: str, compare: str, split
     ]
     if sig:
         from lrcbert.stats import significance_note
+
         lines += [significance_note(sig, systems[compare]["label"]), ""]
     t, c = results.get(teacher, {}).get("avg", {}), results.get(compare, {}).get("avg", {})
-    paper_t = paper_value(paper[paper["system"] == systems[teacher].get("paper")].iloc[0], "avg") \
-        if systems[teacher].get("paper") in set(paper["system"]) else None
-    paper_c = paper_value(paper[paper["system"] == systems[compare].get("paper")].iloc[0], "avg") \
-        if systems.get(compare, {}).get("paper") in set(paper["system"]) else None
-    ours = (f"{100 * c['mean'] / t['mean']:.1f}%" if t.get("mean") and c.get("mean") is not None
-            else "missing (an average is missing)")
+    paper_t = (
+        paper_value(paper[paper["system"] == systems[teacher].get("paper")].iloc[0], "avg")
+        if systems[teacher].get("paper") in set(paper["system"])
+        else None
+    )
+    paper_c = (
+        paper_value(paper[paper["system"] == systems[compare].get("paper")].iloc[0], "avg")
+        if systems.get(compare, {}).get("paper") in set(paper["system"])
+        else None
+    )
+    ours = (
+        f"{100 * c['mean'] / t['mean']:.1f}%"
+        if t.get("mean") and c.get("mean") is not None
+        else "missing (an average is missing)"
+    )
     stated = percentage(figures, "share of teacher")
     recomputed = f"{100 * paper_c / paper_t:.1f}% ({paper_c:g} / {paper_t:g})" if paper_t and paper_c else "n/a"
     label_c = systems.get(compare, {}).get("label", compare)
-    lines += [f"**{label_c} average = {ours} of the teacher's** (ours, dev). Paper: {stated or 'n/a'} "
-              f"(stated); recomputed from the paper's Table 1: {recomputed}.", "",
-              "The paper's Avg column recomputed as the plain mean of its nine scores:", "",
-              check.to_markdown(index=False), ""]
+    lines += [
+        f"**{label_c} average = {ours} of the teacher's** (ours, dev). Paper: {stated or 'n/a'} "
+        f"(stated); recomputed from the paper's Table 1: {recomputed}.",
+        "",
+        "The paper's Avg column recomputed as the plain mean of its nine scores:",
+        "",
+        check.to_markdown(index=False),
+        "",
+    ]
     rebuilt = [label(systems[n]) for n in systems if systems[n].get("reconstruction")]
     if rebuilt:
-        lines += [f"Rows marked (reconstruction): {', '.join(rebuilt)}. The method's paper was not available, only "
-                  "its abstract; the suite's version follows our reading of the abstract (baselines/ackd.py), so "
-                  "its numbers say how that reading performs, not how the published method does.", ""]
-    selected = pd.DataFrame([{"System": label(systems[n]),
-                              **{task: (e["selected_lr"] if e["selected_lr"] is not None else "missing")
-                                 for task, e in devs[n]["tasks"].items()}} for n in systems])
-    selected = selected.astype(object).fillna("not run")      # a system runs only its own tasks
-    lines += ["Learning rate chosen on dev for each system and training task (teacher: its fine-tuning lr; "
-              "not run: a task outside the system's configuration):", "",
-              selected.to_markdown(index=False), ""]
+        lines += [
+            f"Rows marked (reconstruction): {', '.join(rebuilt)}. The method's paper was not available, only "
+            "its abstract; the suite's version follows our reading of the abstract (baselines/ackd.py), so "
+            "its numbers say how that reading performs, not how the published method does.",
+            "",
+        ]
+    selected = pd.DataFrame(
+        [
+            {
+                "System": label(systems[n]),
+                **{
+                    task: (e["selected_lr"] if e["selected_lr"] is not None else "missing")
+                    for task, e in devs[n]["tasks"].items()
+                },
+            }
+            for n in systems
+        ]
+    )
+    selected = selected.astype(object).fillna("not run")  # a system runs only its own tasks
+    lines += [
+        "Learning rate chosen on dev for each system and training task (teacher: its fine-tuning lr; "
+        "not run: a task outside the system's configuration):",
+        "",
+        selected.to_markdown(index=False),
+        "",
+    ]
     left_out = excluded_note([devs[n] for n in systems])
-    lines += [left_out] if left_out else ["Every run the configuration asks for finished under the current "
-                                          "configuration (checked by config hash) and is counted above.", ""]
+    lines += (
+        [left_out]
+        if left_out
+        else [
+            "Every run the configuration asks for finished under the current "
+            "configuration (checked by config hash) and is counted above.",
+            "",
+        ]
+    )
     frame = pd.DataFrame(long)
     return "\n".join(lines), frame
 
@@ -183,7 +259,15 @@ def build(dev_files: list[str], systems: dict, teacher: str, compare: str, split
 if __name__ == "__main__":
     with job_log(snakemake) as smk:  # noqa: F821
         p = smk.params
-        text, frame = build(list(smk.input.dev), p.systems, p.teacher, p.compare, p.splits, smk.input.paper,
-                            smk.input.figures, p.data_source)
+        text, frame = build(
+            list(smk.input.dev),
+            p.systems,
+            p.teacher,
+            p.compare,
+            p.splits,
+            smk.input.paper,
+            smk.input.figures,
+            p.data_source,
+        )
         write_table(text, smk.output.md, frame, smk.output.csv)
         print(text)

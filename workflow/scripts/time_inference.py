@@ -9,6 +9,7 @@ Both models run in the same process, on the same device and thread count, one af
 
     python workflow/scripts/time_inference.py --teacher RUN/model --student RUN/model --out timing.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,7 +46,7 @@ def workload(vocab_size: int, sequences: int, length: int, seed: int = 0) -> tor
 @torch.inference_mode()
 def time_model(model, ids: torch.Tensor, batch_size: int, warmup: int, repeats: int, device) -> list[float]:
     model.eval().to(device)
-    batches = [ids[i:i + batch_size].to(device) for i in range(0, len(ids), batch_size)]
+    batches = [ids[i : i + batch_size].to(device) for i in range(0, len(ids), batch_size)]
     masks = [torch.ones_like(b) for b in batches]
     types = [torch.zeros_like(b) for b in batches]
 
@@ -54,8 +55,11 @@ def time_model(model, ids: torch.Tensor, batch_size: int, warmup: int, repeats: 
             torch.cuda.synchronize(device)
 
     for k in range(warmup):
-        model(input_ids=batches[k % len(batches)], attention_mask=masks[k % len(batches)],
-              token_type_ids=types[k % len(batches)])
+        model(
+            input_ids=batches[k % len(batches)],
+            attention_mask=masks[k % len(batches)],
+            token_type_ids=types[k % len(batches)],
+        )
     sync()
     times = []
     for _ in range(repeats):
@@ -69,8 +73,13 @@ def time_model(model, ids: torch.Tensor, batch_size: int, warmup: int, repeats: 
 
 def describe(model) -> dict:
     c = model.config
-    return {"layers": c.num_hidden_layers, "hidden": c.hidden_size, "intermediate": c.intermediate_size,
-            "heads": c.num_attention_heads, "params": sum(p.numel() for p in model.parameters())}
+    return {
+        "layers": c.num_hidden_layers,
+        "hidden": c.hidden_size,
+        "intermediate": c.intermediate_size,
+        "heads": c.num_attention_heads,
+        "params": sum(p.numel() for p in model.parameters()),
+    }
 
 
 def main(argv=None) -> int:
@@ -86,18 +95,34 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--extra", action="append", default=[], metavar="NAME=PATH",
-                    help="another model timed on the same workload (e.g. a baseline of another architecture)")
+    ap.add_argument(
+        "--extra",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="another model timed on the same workload (e.g. a baseline of another architecture)",
+    )
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    result = {"hardware": hardware(device), "device": device.type, "torch_threads": torch.get_num_threads(),
-              "torch": torch.__version__, "task": args.task,
-              "workload": {"sequences": args.sequences, "max_length": args.max_length, "batch_size": args.batch_size,
-                           "warmup_batches": args.warmup, "repeats": args.repeats, "statistic": "median",
-                           "precision": "float32"},
-              "models": {}}
+    result = {
+        "hardware": hardware(device),
+        "device": device.type,
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "task": args.task,
+        "workload": {
+            "sequences": args.sequences,
+            "max_length": args.max_length,
+            "batch_size": args.batch_size,
+            "warmup_batches": args.warmup,
+            "repeats": args.repeats,
+            "statistic": "median",
+            "precision": "float32",
+        },
+        "models": {},
+    }
     ids = None
     extras = [tuple(x.split("=", 1)) for x in args.extra]
     for role, path in (("teacher", args.teacher), ("student", args.student), *extras):
@@ -105,8 +130,12 @@ def main(argv=None) -> int:
         if ids is None:
             ids = workload(model.config.vocab_size, args.sequences, args.max_length, args.seed)
         times = time_model(model, ids, args.batch_size, args.warmup, args.repeats, device)
-        result["models"][role] = {"path": str(path), **describe(model), "seconds": statistics.median(times),
-                                  "all_seconds": times}
+        result["models"][role] = {
+            "path": str(path),
+            **describe(model),
+            "seconds": statistics.median(times),
+            "all_seconds": times,
+        }
         print(f"{role}: {result['models'][role]['seconds']:.3f} s (median of {times})", flush=True)
         del model
         if device.type == "cuda":
