@@ -105,6 +105,9 @@ class ModelConfig:
     student: str | None = None  # checkpoint to start the student from (e.g. general-distilled)
     student_init: Literal["random", "path", "teacher_layers"] = "random"  # teacher_layers: DistilBERT, PKD
     student_layers: list[PosInt] | None = None  # teacher_layers: teacher layers (1..N) copied; None = i * N / M
+    # teacher_layers: copy the layers of this pre-trained encoder instead of the fine-tuned teacher's (BERT-PKD's
+    # released code starts from pre-trained BERT); None = the teacher (model.teacher)
+    student_layers_from: str | None = None
     student_arch: BertArch = field(
         default_factory=lambda: dict(
             num_hidden_layers=4, hidden_size=312, intermediate_size=1200, num_attention_heads=12
@@ -559,6 +562,13 @@ def validate(cfg: Config, origin: dict | None = None) -> Config:
             f"config key 'data.path' is {cfg.data.path!r} but data.source is 'hub', "
             "which does not read it; set data.source=tsv for a GLUE folder (or synthetic for a folder "
             "made by lrcbert make-synthetic)",
+        )
+    if model.student_layers_from and model.student_init != "teacher_layers":
+        raise _fail(
+            origin,
+            "model.student_layers_from",
+            "config key 'model.student_layers_from' names the encoder whose layers model.student_init "
+            f"'teacher_layers' copies, but model.student_init is {model.student_init!r}",
         )
     if model.student_init == "path" and not model.student:
         raise _fail(

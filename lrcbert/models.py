@@ -140,7 +140,10 @@ def build_student(cfg, task: Task | None, teacher_config, teacher: nn.Module | N
     if m.student:
         return load_pretrained(_auto(task), m.student, "model.student", attn_implementation=m.attn_implementation, **kw)
     if m.student_init == "teacher_layers":
-        return student_from_teacher_layers(teacher, task, m.student_arch, m.student_layers, m.attn_implementation)
+        source = teacher
+        if m.student_layers_from:  # a pre-trained encoder (PKD as released), not the fine-tuned teacher
+            source = load_pretrained(AutoModel, m.student_layers_from, "model.student_layers_from")
+        return student_from_teacher_layers(source, task, m.student_arch, m.student_layers, m.attn_implementation)
     conf = BertConfig(
         vocab_size=teacher_config.vocab_size,
         max_position_embeddings=teacher_config.max_position_embeddings,

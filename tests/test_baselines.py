@@ -242,6 +242,35 @@ def test_student_from_teacher_layers_copies_the_chosen_layers():
         student_from_teacher_layers(teacher, TASKS["rte"], {**TEACHER, "num_hidden_layers": 2}, [1, 9])
 
 
+def test_student_layers_from_a_pretrained_encoder_not_the_finetuned_teacher(tmp_path):
+    """BERT-PKD as released: the student's layers come from pre-trained BERT (model.student_layers_from), not
+    from the fine-tuned teacher it is distilled from; the new key is refused without teacher_layers."""
+    from transformers import BertConfig, BertForSequenceClassification, BertModel
+
+    from lrcbert.config import ConfigError, load_config
+    from lrcbert.models import build_student
+    from lrcbert.tasks import TASKS
+
+    torch.manual_seed(0)
+    pretrained = BertModel(BertConfig(vocab_size=60, **TEACHER))
+    pretrained.save_pretrained(tmp_path / "pretrained")
+    teacher = BertForSequenceClassification(BertConfig(vocab_size=60, num_labels=2, **TEACHER))
+    arch = f"model.student_arch={json.dumps({**TEACHER, 'num_hidden_layers': 2})}"
+    base = ["task=rte", "model.student_init=teacher_layers", "model.student_layers=[1, 3]", arch]
+    cfg = load_config(overrides=[*base, f"model.student_layers_from={tmp_path / 'pretrained'}"])
+    student = build_student(cfg, TASKS["rte"], teacher.config, teacher)
+    for i, j in ((0, 0), (1, 2)):
+        mine, source = student.bert.encoder.layer[i], pretrained.encoder.layer[j]
+        assert all(torch.equal(a, b) for a, b in zip(mine.parameters(), source.parameters()))
+        assert not torch.equal(mine.output.dense.weight, teacher.bert.encoder.layer[j].output.dense.weight)
+    from_teacher = build_student(load_config(overrides=base), TASKS["rte"], teacher.config, teacher)
+    assert torch.equal(
+        from_teacher.bert.encoder.layer[1].output.dense.weight, teacher.bert.encoder.layer[2].output.dense.weight
+    )
+    with pytest.raises(ConfigError, match="model.student_layers_from"):
+        load_config(overrides=["task=rte", f"model.student_layers_from={tmp_path}"])
+
+
 def test_parameter_counts_of_the_table_rows():
     """4 x 768 (BERT-base shape): 52.78M as trained (with BERT's pooler), 52.19M = the paper's 52.2M without it;
     4 x 312: 14.35M (the paper's ~14.5M)."""

@@ -346,6 +346,12 @@ def error_line(text: str, key: str) -> str:
         ({"teacher": {"set": {"model": {"student_init": "copy"}}}}, "teacher.set", ["model.student_init", "copy"]),
         ({"analyses": {"robustness": {"directions": ["sideways"]}}}, "analyses.robustness.directions.0", ["sideways"]),
         ({"data": {"path": "data/{task}"}}, "data.path", ["braces"]),
+        # BERT-PKD's pre-trained start (config.yaml) needs pre-trained weights, not a randomly initialised teacher
+        (
+            {"teacher": {"random_init": True}},
+            "systems.pkd4.student_layers_from_pretrained",
+            ["teacher.random_init is true"],
+        ),
     ],
 )
 @pytest.mark.faults

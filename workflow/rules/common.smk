@@ -498,6 +498,7 @@ def distill_sets(system, task, seed, lr):
         flatten_set(DIST["set"], "distillation.set"),
         flatten_set(s["set"], f"systems.{system}.set"),
         {"model.student": f"{start}/model", "model.student_init": "path"} if start else {},
+        {"model.student_layers_from": TEACHER_MODEL} if s["student_layers_from_pretrained"] else {},
         {"train.lr": num(lr), "train.seed": seed},
     )
 
@@ -516,6 +517,8 @@ def intermediate_inputs(wildcards):
 
 def distill_inputs(wildcards):
     inputs = {"data": task_data(wildcards), "teacher": teacher_selected(wildcards)}
+    if SYSTEMS[wildcards.system]["student_layers_from_pretrained"]:
+        inputs["pretrained"] = TEACHER_MODEL_DEPS  # the pre-trained teacher.model whose layers the student copies
     if SYSTEMS[wildcards.system].get("augment_train") and uses_intermediate(wildcards.system, wildcards.task):
         inputs["augmented"] = augmented_file(wildcards.task)
     start = student_start(wildcards.system, wildcards.task, int(wildcards.seed))
@@ -527,6 +530,11 @@ def distill_inputs(wildcards):
 _intermediate_key = lambda n: (SYSTEMS[n]["student"], SYSTEMS[n]["general_distillation"], intermediate_method(n))
 check_lrcbert_keys([DATA_SETS, GLOBAL_SETS, flatten_set(DIST["set"], "distillation.set")], "distillation.set")
 for name in DISTILL_SYSTEMS:
+    if SYSTEMS[name]["student_layers_from_pretrained"] and T["random_init"]:
+        raise problem(
+            f"systems.{name}.student_layers_from_pretrained",
+            "copies the layers of the pre-trained teacher.model, but teacher.random_init is true (no pre-trained weights)",
+        )
     owner = SYSTEMS[name].get("intermediate_from")
     if owner and (
         owner not in DISTILL_SYSTEMS
