@@ -17,7 +17,7 @@ over batch AND classes (``method.soft_reduction: mean``; ``batchmean`` is the us
 
 The PKD grid: ``GRID`` below (T, alpha, beta); the default preset uses the released PKD-skip run's T = 10,
 alpha = 0.7, beta = 500 (``src/argument_parser.py``, ``kd.cls``). A grid point is a system with
-``set: {method: {temperature: T, stage2: {soft: alpha, hard: 1 - alpha, pkd: beta}}}`` (config/README.md).
+``set: {method: {temperature: T, stage2: {soft: alpha, hard: 1 - alpha, pkd: beta}}}`` (docs/configuration.md).
 """
 
 import torch

@@ -1,6 +1,6 @@
 """Run configuration: typed defaults, YAML files and ``key=value`` overrides, strict about everything.
 
-Every ambiguity of the paper is a key here (see config/README.md). A config is a tree of dataclasses;
+Every ambiguity of the paper is a key here (see docs/configuration.md). A config is a tree of dataclasses;
 ``load_config`` merges, in order, the defaults, a method preset (``base``), each YAML file, then dotted overrides
 such as ``train.lr=1e-4``. Files and overrides merge key by key at any depth: ``method.stage2.hard=5`` (or a
 file giving ``method: {stage2: {hard: 5}}``) changes that weight and keeps the others. A preset (``base``)

@@ -1,4 +1,4 @@
-"""What the gradient perturbation and the ablation presets run, as stated in README "Where the paper is
+"""What the gradient perturbation and the ablation presets run, as stated in docs/method.md "Where the paper is
 ambiguous": the second pass's dropout masks (method.perturb_dropout), g/|g| as a constant (method.perturb_grad)
 and which presets keep the perturbation on."""
 

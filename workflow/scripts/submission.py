@@ -2,7 +2,7 @@
 (one per task), copied under their GLUE file names into ``results/submissions/{system}/seed{seed}/`` and zipped
 (``seed{seed}.zip``, the file the server takes). ``manifest.json`` in the folder (not in the zip) records where
 each file came from. The server also expects files this suite does not produce (AX.tsv, the diagnostic set, and
-WNLI.tsv): add them before uploading (README.md, "Submitting to the GLUE server")."""
+WNLI.tsv): add them before uploading (docs/workflow.md, "Submitting to the GLUE server")."""
 
 import json
 import shutil
