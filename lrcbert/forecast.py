@@ -135,17 +135,24 @@ def eval_size(cfg, job: dict) -> int:
     return total
 
 
+def teacher_model(job: dict):
+    """The ``model`` section the job's pre-trained teacher is built from (its ``teacher_sets``, merged key by key as
+    lrcbert merges any ``--set``), or None when the plan gives none."""
+    from .config import load_config
+
+    sets = job.get("teacher_sets")
+    return load_config(overrides=list(sets)).model if sets else None
+
+
 def architectures(cfg, job: dict) -> tuple[dict, dict | None]:
     """(student, teacher) BertConfig keyword arguments of a job (teacher None when fine-tuning)."""
     from transformers import AutoConfig, BertConfig
 
     from .models import resolve
 
-    sets = dict(x.split("=", 1) for x in job.get("teacher_sets", []))
-    import yaml
-
-    teacher_path = yaml.safe_load(sets.get("model.teacher", "null")) or cfg.model.teacher
-    overrides = yaml.safe_load(sets.get("model.teacher_overrides", "{}")) or {}
+    tm = teacher_model(job) or cfg.model
+    teacher_path = tm.teacher
+    overrides = tm.teacher_overrides if tm.teacher_random_init else {}
     try:
         base = AutoConfig.from_pretrained(resolve(teacher_path)).to_dict()
     except Exception:  # noqa: BLE001 - not downloaded yet: BERT-base's shape (transformers' defaults)
@@ -190,13 +197,12 @@ def _timing_set(cfg, job, tokenizer, n: int):
 def _tokenizer(cfg, job: dict):
     """The pre-trained teacher's tokenizer (a distillation job gets its teacher only at job time); when that is not
     downloaded yet, the uncased BERT tokenizer shipped offline (``offline:minilm``: the same vocabulary)."""
-    import yaml
     from transformers import AutoTokenizer
 
     from .models import OFFLINE_MINILM, resolve
 
-    sets = dict(x.split("=", 1) for x in job.get("teacher_sets", []))
-    name = cfg.model.tokenizer or yaml.safe_load(sets.get("model.teacher", "null")) or cfg.model.teacher
+    tm = teacher_model(job)
+    name = cfg.model.tokenizer or (tm.teacher if tm else cfg.model.teacher)
     try:
         return AutoTokenizer.from_pretrained(resolve(name))
     except (OSError, ValueError):

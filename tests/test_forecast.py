@@ -133,3 +133,33 @@ def test_glue_sizes_when_hub_data_is_not_downloaded(tmp_path):
     n, where = F.train_size(cfg, job)
     assert n == 392702 and "published GLUE size" in where
     assert F.steps(cfg, n) == 3 * (392702 // 32)
+
+
+def test_the_teacher_architecture_follows_leaf_overrides_as_the_workflow_passes_them():
+    """The workflow passes the teacher's overrides as leaf keys (model.teacher_overrides.hidden_size=64); the
+    forecast must time the teacher those build, not the pre-trained checkpoint's shape."""
+    leaf = [
+        "model.teacher=offline:minilm",
+        "model.teacher_random_init=true",
+        "model.teacher_overrides.num_hidden_layers=4",
+        "model.teacher_overrides.hidden_size=64",
+        "model.teacher_overrides.intermediate_size=128",
+        "model.teacher_overrides.num_attention_heads=4",
+    ]
+    job = {
+        "command": "distill",
+        "method": "lrcbert",
+        "task": "rte",
+        "run": "r",
+        "stage": "distill",
+        "sets": [
+            'model.student_arch={"num_hidden_layers": 2, "hidden_size": 32, "intermediate_size": 64, '
+            '"num_attention_heads": 4}'
+        ],
+        "teacher_sets": leaf,
+    }
+    student, teacher = F.architectures(F.job_config(job), job)
+    assert (teacher["num_hidden_layers"], teacher["hidden_size"], teacher["num_attention_heads"]) == (4, 64, 4)
+    assert (student["num_hidden_layers"], student["hidden_size"]) == (2, 32)
+    pretrained = {**job, "teacher_sets": leaf[:1]}  # no random init: the checkpoint's own shape (MiniLM-L6)
+    assert F.architectures(F.job_config(pretrained), pretrained)[1]["hidden_size"] == 384
