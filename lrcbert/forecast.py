@@ -241,6 +241,8 @@ def measure(cfg, job: dict, repeats: int = TIMED_STEPS) -> dict:
     )
     bs = cfg.train.batch_size
     train_set, tok_s = _timing_set(cfg, job, tokenizer, bs * (repeats + 1))
+    # per-example state (CoDIR's memories, sampled negatives), as run.py binds it: here over the timing set
+    objective.bind_data(train_set["idx"], None if task is None else train_set["label"])
     collate = D.Collator(tokenizer, cfg.data.max_length, cfg.data.pad_to_max_length)
     AcceleratorState._reset_state()
     with tempfile.TemporaryDirectory(prefix="lrcbert-forecast-") as tmp:
