@@ -229,7 +229,7 @@ def test_tables_count_only_finished_runs_of_the_current_config_and_list_the_rest
 
     monkeypatch.chdir(tmp_path)
     Path("selected.json").write_text(json.dumps({"model": "teacher/model"}))
-    sets = ["train.lr=0.001", "data.path=data"]
+    sets = ["train.lr=0.001", "data.source=tsv", "data.path=data"]
     layout = {"kind": "distill", "tasks": {"rte": {"0.001": {}}}, "expect": {}}
     current = {
         s: command_config("distill", "lrcbert", "rte", (), [*sets, f"train.seed={s}", "model.teacher=teacher/model"])

@@ -118,7 +118,7 @@ def sweep_layout(sweep):
         for p in SWEEPS[sweep]
     }
     expect = {
-        run: {
+        folder: {
             "command": "distill",
             "method": SYSTEMS[REFERENCE]["method"],
             "task": task,
@@ -127,7 +127,7 @@ def sweep_layout(sweep):
         }
         for p, lrs in runs.items()
         for lr, seeds in lrs.items()
-        for seed, run in seeds.items()
+        for seed, folder in seeds.items()
     }
     return {"points": runs, "expect": expect}
 

@@ -39,8 +39,8 @@ rule forecast:
     params:
         launch=LAUNCH,
     shell:
-        "{params.launch} --threads {threads} -- python -m lrcbert forecast --plan {input.plan} "
-        "--out {output.md} --json {output.json} > {log} 2>&1"
+        "{params.launch:q} --threads {threads} -- python -m lrcbert forecast --plan {input.plan:q} "
+        "--out {output.md:q} --json {output.json:q} > {log:q} 2>&1"
 
 
 rule progress:
@@ -54,4 +54,4 @@ rule progress:
     conda:
         "../envs/lrcbert.yaml"
     shell:
-        "python -m lrcbert status --plan {input.plan} --out {output.md} > {log} 2>&1"
+        "python -m lrcbert status --plan {input.plan:q} --out {output.md:q} > {log:q} 2>&1"
