@@ -223,7 +223,12 @@ def _add_verdict_commands(sub) -> None:
     p.add_argument("--out", default=None, help="Markdown output (default: print only)")
     p.add_argument("--json", default=None, help="JSON output (every job's steps and seconds)")
     p.add_argument("--corpus-lines", type=int, default=None, help="corpus size to assume if not written yet")
-    p.add_argument("--steps", type=int, default=3, help="timed steps per architecture (after one warm-up step)")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=3,
+        help="timed steps per architecture, at least (after one warm-up step; more until 0.5 s of them, at most 30)",
+    )
     p.add_argument(
         "--time-batch",
         type=int,

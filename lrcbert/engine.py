@@ -189,6 +189,7 @@ class Trainer:
         self.ckpt_dir = self.run_dir / "checkpoints"
         self.step = 0
         self.train_seconds = 0.0  # time inside train_step, summed over the run's steps (resumes included)
+        self.train_cpu_seconds = 0.0  # the same steps in CPU time of the process (not slowed by other load)
         self.bad_steps = 0  # non-finite steps skipped so far (train.max_bad_steps)
 
     # -- checkpoints -------------------------------------------------------------------------------------
@@ -214,7 +215,12 @@ class Trainer:
                 self.step,
                 self._modules(),
                 trainer_state,
-                {"total_steps": self.total_steps, "bad_steps": self.bad_steps, "train_seconds": self.train_seconds},
+                {
+                    "total_steps": self.total_steps,
+                    "bad_steps": self.bad_steps,
+                    "train_seconds": self.train_seconds,
+                    "train_cpu_seconds": self.train_cpu_seconds,
+                },
                 self.cfg.train.keep_checkpoints,
             )
         self.accelerator.wait_for_everyone()
@@ -233,6 +239,7 @@ class Trainer:
         self.step = int(state["step"])
         self.bad_steps = int(state.get("bad_steps", 0))
         self.train_seconds = float(state.get("train_seconds", 0.0))
+        self.train_cpu_seconds = float(state.get("train_cpu_seconds", 0.0))
         self.accelerator.print(f"resuming from {path} at step {self.step}/{self.total_steps}")
         return True
 
@@ -413,9 +420,10 @@ class Trainer:
                 self.sampler.position(epoch, skip=done * t.batch_size * world)
                 for batch in self.loader:
                     set_seed(step_seed(t.seed, self.step))
-                    started = time.perf_counter()
+                    started, cpu_started = time.perf_counter(), time.process_time()
                     record = self.train_step(batch)
                     self.train_seconds += time.perf_counter() - started
+                    self.train_cpu_seconds += time.process_time() - cpu_started
                     self.step += 1
                     bar.update(1)
                     if main and (self.step % t.log_every == 0 or self.step == self.total_steps):

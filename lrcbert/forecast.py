@@ -36,7 +36,9 @@ GLUE_SIZES = {
     "cola": (8551, 1043, 1063),
     "stsb": (5749, 1500, 1379),
 }
-TIMED_STEPS = 3
+TIMED_STEPS = 3  # at least this many timed steps per architecture ...
+TIMED_SECONDS = 0.5  # ... and until they add up to this much (3 steps of 50 ms are load noise) ...
+MAX_TIMED_STEPS = 30  # ... but no more than this many
 
 
 class ForecastError(ValueError):
@@ -209,6 +211,55 @@ def _tokenizer(cfg, job: dict):
         return AutoTokenizer.from_pretrained(resolve(OFFLINE_MINILM))
 
 
+def stage_steps(split: float, n_steps: int) -> dict:
+    """How many of a run's ``n_steps`` fall in each stage: step s is in stage 1 while s < split x n_steps (the
+    objective's rule)."""
+    n1 = min(n_steps, max(0, math.ceil(split * n_steps)))
+    return {"stage1": n1, "stage2": n_steps - n1}
+
+
+def time_steps(trainer, repeats: int) -> tuple[float, dict]:
+    """Time ``trainer.train_step`` in each stage of the method (its loss terms and weights differ), with the step
+    counter pinned inside the stage: at least ``repeats`` steps and TIMED_SECONDS of them per stage, at most
+    MAX_TIMED_STEPS, after one warm-up step. Returns the warm-up step's extra seconds and, per stage, the mean
+    step time in wall-clock and in CPU time of the process (``time.process_time``: on a CPU, not slowed by other
+    load). The mean, not the median: a run's training time is the sum of its steps, slow ones included."""
+    import torch
+
+    split = trainer.cfg.method.stage_split
+    total, trainer.total_steps = trainer.total_steps, 1_000_000  # stages from the step counter: 0 and the last
+    pinned = {"stage1": 0, "stage2": trainer.total_steps - 1}
+    used = [s for s, on in (("stage1", split > 0), ("stage2", split < 1)) if on]
+
+    def batches():  # the timing set again and again, until enough steps were timed
+        while True:
+            yield from trainer.loader
+
+    def one(batch) -> tuple[float, float]:
+        wall, cpu = time.perf_counter(), time.process_time()
+        trainer.train_step(batch)
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        return time.perf_counter() - wall, time.process_time() - cpu
+
+    stream = batches()
+    trainer.step = pinned[used[0]]
+    first = one(next(stream))[0]
+    stages = {}
+    for stage in used:
+        walls, cpus = [], []
+        for batch in stream:
+            trainer.step = pinned[stage]
+            w, c = one(batch)
+            walls.append(w)
+            cpus.append(c)
+            if len(walls) >= repeats and (sum(walls) >= TIMED_SECONDS or len(walls) >= MAX_TIMED_STEPS):
+                break
+        stages[stage] = {"wall": statistics.fmean(walls), "cpu": statistics.fmean(cpus), "n": len(walls)}
+    trainer.total_steps = total
+    return max(0.0, first - stages[used[0]]["wall"]), stages
+
+
 def measure(cfg, job: dict, repeats: int = TIMED_STEPS) -> dict:
     """Seconds per training step, per evaluated example, per checkpoint and of a run's set-up, for ``job``'s
     architecture, timed here on random-weight models."""
@@ -248,19 +299,9 @@ def measure(cfg, job: dict, repeats: int = TIMED_STEPS) -> dict:
     with tempfile.TemporaryDirectory(prefix="lrcbert-forecast-") as tmp:
         trainer = Trainer(cfg, Path(tmp), student, objective, train_set, collate, teacher)
         setup_s = time.perf_counter() - t0
-        times, first = [], None
-        for i, batch in enumerate(trainer.loader):
-            start = time.perf_counter()
-            trainer.train_step(batch)
-            trainer.step += 1
-            if torch.cuda.is_available():
-                torch.cuda.synchronize()
-            if i:  # the first step warms up: its extra time is per run
-                times.append(time.perf_counter() - start)
-            else:
-                first = time.perf_counter() - start
-            if len(times) >= repeats:
-                break
+        if teacher is not None:  # the run's choice (train.teacher_cache): cached teacher outputs are cheaper
+            trainer.prepare_teacher_cache()
+        first_extra_s, stages = time_steps(trainer, repeats)
         start = time.perf_counter()
         trainer.save_checkpoint()
         ckpt_s = time.perf_counter() - start
@@ -271,12 +312,14 @@ def measure(cfg, job: dict, repeats: int = TIMED_STEPS) -> dict:
         start = time.perf_counter()
         trainer.accelerator.unwrap_model(trainer.student).save_pretrained(Path(tmp) / "model")
         setup_s += time.perf_counter() - start
-    step_s = statistics.median(times) if times else float("nan")
-    first_extra_s = max(0.0, first - step_s) if first is not None and times else 0.0
     return {
-        "step_s": step_s,
+        "step_s": stages.get("stage2", stages.get("stage1"))["wall"],  # the last stage's (the run's when one)
+        "stage_step_s": {s: v["wall"] for s, v in stages.items()},
+        "stage_step_cpu_s": {s: v["cpu"] for s, v in stages.items()},
+        "stage_split": cfg.method.stage_split,
         "setup_s": setup_s + first_extra_s,
         "first_step_extra_s": first_extra_s,
+        "timed_steps": {s: v["n"] for s, v in stages.items()},
         "tokenize_s_per_example": tok_s,
         "checkpoint_s": ckpt_s,
         "eval_s_per_example": eval_s,
@@ -343,17 +386,26 @@ def forecast(
                     }
                 )
                 t = measure(small, job, repeats)
-                t.update(step_s=t["step_s"] * bs / time_batch, timed_batch=time_batch)
+                scale = bs / time_batch
+                t.update(
+                    step_s=t["step_s"] * scale,
+                    stage_step_s={s: v * scale for s, v in t["stage_step_s"].items()},
+                    stage_step_cpu_s={s: v * scale for s, v in t["stage_step_cpu_s"].items()},
+                    timed_batch=time_batch,
+                )
                 timings[key] = t
             else:
                 timings[key] = measure(cfg, job, repeats)
         t = timings[key]
         n_eval = eval_size(cfg, job)
         ckpts = (n_steps // cfg.train.checkpoint_every if cfg.train.checkpoint_every else 0) + 1
+        per_stage = stage_steps(t["stage_split"], n_steps)
+        train_s = sum(k * t["stage_step_s"].get(s, 0.0) for s, k in per_stage.items())
+        train_cpu_s = sum(k * t["stage_step_cpu_s"].get(s, 0.0) for s, k in per_stage.items())
         seconds = (
             t["setup_s"]
             + n * t["tokenize_s_per_example"]
-            + n_steps * t["step_s"]
+            + train_s
             + ckpts * t["checkpoint_s"]
             + n_eval * t["eval_s_per_example"]
             + (metric_s if n_eval else 0.0)
@@ -371,7 +423,8 @@ def forecast(
                 "signature": key,
                 "seconds": seconds,
                 # what the engine times as run.json's train_time_s: every step, the first one's warm-up too
-                "train_seconds": n_steps * t["step_s"] + t.get("first_step_extra_s", 0.0),
+                "train_seconds": train_s + t["first_step_extra_s"],
+                "train_cpu_seconds": train_cpu_s + t["first_step_extra_s"],
             }
         )
     device = device_name(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
@@ -414,6 +467,8 @@ def check_against_runs(jobs: list[dict]) -> dict:
                         "wall_time_s": r.get("wall_time_s"),
                         "forecast_train_s": j["train_seconds"],
                         "train_time_s": r.get("train_time_s"),
+                        "forecast_train_cpu_s": j.get("train_cpu_seconds"),
+                        "train_cpu_s": r.get("train_cpu_s"),
                     }
                 )
     if not rows:
@@ -427,6 +482,11 @@ def check_against_runs(jobs: list[dict]) -> dict:
         "train_runs": sum(r["train_time_s"] is not None for r in rows),
         "forecast_train_s": sum(r["forecast_train_s"] for r in rows if r["train_time_s"] is not None),
         "measured_train_s": sum(r["train_time_s"] for r in rows if r["train_time_s"] is not None),
+        # the same in CPU time of the process (run.json train_cpu_s): on a CPU shared with other jobs, the
+        # comparison that their load does not shift (a one-thread run's CPU time is its wall time on an idle core)
+        "cpu_runs": sum(r["train_cpu_s"] is not None for r in rows),
+        "forecast_train_cpu_s": sum(r["forecast_train_cpu_s"] or 0 for r in rows if r["train_cpu_s"] is not None),
+        "measured_train_cpu_s": sum(r["train_cpu_s"] for r in rows if r["train_cpu_s"] is not None),
         "mismatches": [r for r in rows if r["forecast_steps"] != r["steps"]][:20],
     }
 
@@ -439,9 +499,11 @@ def markdown(result: dict) -> str:
     lines = [
         "# Cost forecast",
         "",
-        f"Forecast by `lrcbert forecast` on **{result['device']}** ({result['threads']} threads): a few timed "
-        f"training steps of each architecture on random-weight models (median of {result['repeats']}, after one "
-        "warm-up step), times the steps each job of the plan needs, plus each run's fixed parts (set-up, the "
+        f"Forecast by `lrcbert forecast` on **{result['device']}** ({result['threads']} threads): timed "
+        f"training steps of each architecture on random-weight models (per stage of the method, the mean of at "
+        f"least {result['repeats']} steps and {TIMED_SECONDS:g} s of them, at most {MAX_TIMED_STEPS}, after one "
+        "warm-up step), times the steps each job of the plan needs in each stage, plus each run's fixed parts "
+        "(set-up, the "
         "first step's extra time, tokenising, checkpoints, dev and test predictions). Not counted: Python "
         "start-up of each job, the "
         "augmentation stage, downloads, waiting in a queue. Device-hours of one device running one job at a "
@@ -519,7 +581,16 @@ def markdown(result: dict) -> str:
                 "",
                 f"Training time alone (the steps; run.json `train_time_s`, {c['train_runs']} runs): measured "
                 f"{c['measured_train_s']:.1f} s, forecast {c['forecast_train_s']:.1f} s (ratio "
-                f"{c['forecast_train_s'] / max(c['measured_train_s'], 1e-9):.2f}).",
+                f"{c['forecast_train_s'] / max(c['measured_train_s'], 1e-9):.2f}; jobs that shared the machine "
+                "ran slower than one job alone, which is what the forecast times).",
+            ]
+        if c.get("cpu_runs") and result["device"].lower().startswith("cpu"):
+            lines += [
+                "",
+                f"The same in CPU time of each process (run.json `train_cpu_s`, {c['cpu_runs']} runs; other jobs' "
+                f"load does not count): measured {c['measured_train_cpu_s']:.1f} s, forecast "
+                f"{c['forecast_train_cpu_s']:.1f} s (ratio "
+                f"{c['forecast_train_cpu_s'] / max(c['measured_train_cpu_s'], 1e-9):.2f}).",
             ]
         lines += [""]
     return "\n".join(lines)

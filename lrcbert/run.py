@@ -254,6 +254,7 @@ def _run(cfg, out: Path, kind: str) -> dict:
         "steps": trainer.step,
         "bad_steps_skipped": trainer.bad_steps,
         "train_time_s": round(trainer.train_seconds, 2),
+        "train_cpu_s": round(trainer.train_cpu_seconds, 2),
         "params": count_parameters(student),
         "params_without_embeddings": count_parameters(student, False),
         "wall_time_s": round(time.time() - start, 2),

@@ -72,7 +72,13 @@ def test_forecast_steps_equal_the_runs_actual_steps(glue_dir, tmp_path):
     assert [F.steps(F.job_config(j), 96) for j in (teacher, student, capped)] == [18, 12, 3]
     check = F.check_against_runs(
         [
-            {"run": j["run"], "steps": F.steps(F.job_config(j), 96), "seconds": 1.0, "train_seconds": 0.5}
+            {
+                "run": j["run"],
+                "steps": F.steps(F.job_config(j), 96),
+                "seconds": 1.0,
+                "train_seconds": 0.5,
+                "train_cpu_seconds": 0.25,
+            }
             for j in (teacher, student, capped)
         ]
     )
@@ -87,6 +93,29 @@ def test_forecast_steps_equal_the_runs_actual_steps(glue_dir, tmp_path):
     )
     assert check["train_runs"] == 3 and check["forecast_train_s"] == 1.5
     assert check["measured_train_s"] == sum(train)
+    # and in CPU time of the process: one thread here, so never more than the wall time by more than rounding
+    cpu = [
+        json.loads((tmp_path / j["run"] / "run.json").read_text())["train_cpu_s"] for j in (teacher, student, capped)
+    ]
+    assert check["cpu_runs"] == 3 and check["forecast_train_cpu_s"] == 0.75
+    assert check["measured_train_cpu_s"] == sum(cpu) and all(c > 0 for c in cpu)
+
+
+@pytest.mark.parametrize("split", [0.0, 0.3, 0.8, 1.0])
+def test_stage_step_counts_follow_the_objectives_own_rule(split):
+    """The forecast splits a run's steps between the method's stages exactly as the objective switches stage."""
+    from lrcbert.config import load_config
+    from lrcbert.objective import METHODS, Objective
+    from lrcbert.tasks import get_task
+
+    cfg = load_config([], [f"method.stage_split={split}"], base={"method": METHODS["lrcbert"]})
+    arch = type("A", (), {"num_hidden_layers": 2, "hidden_size": 4})
+    obj = Objective(cfg.method, get_task("rte"), arch, arch)
+    stage1 = obj.weights(0, 10**6)  # stage 1's weights (stage 2's where stage 1 is empty)
+    for n in (1, 2, 7, 10, 33):
+        counts = F.stage_steps(split, n)
+        in_stage1 = sum(obj.weights(s, n) == stage1 for s in range(n)) if split > 0 else 0
+        assert counts == {"stage1": in_stage1, "stage2": n - in_stage1}, (split, n)
 
 
 def test_augmented_set_not_written_yet_is_counted_from_the_task(glue_dir, tmp_path):

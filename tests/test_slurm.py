@@ -8,7 +8,7 @@ head count) is submitted once and fails once, with its message.
 
 The cluster test is slow (minutes) and needs root: it runs only with LRCBERT_INFRA_TESTS=1 (.ci/run sets it).
 Where SLURM cannot be installed (no root, no apt-get) it skips, saying why, except under CI=true, where that
-fails. Run with `pytest -s` to see the progress lines (submissions, signals, resumes, metrics). The last test (job
+fails. Run with `pytest -n 0 -s` to see the progress lines (submissions, signals, resumes, metrics). The last test (job
 sizes from dry runs, seconds) always runs.
 """
 
