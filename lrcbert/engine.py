@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import logging
 import hashlib
 import math
 import shutil
@@ -30,6 +31,8 @@ from .config import ConfigError
 from .data import EpochSampler, LengthGroupedSampler, lengths
 from .models import embedding_module
 from .objective import TERMS, Objective, combine
+
+logger = logging.getLogger(__name__)
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -240,7 +243,8 @@ class Trainer:
         self.bad_steps = int(state.get("bad_steps", 0))
         self.train_seconds = float(state.get("train_seconds", 0.0))
         self.train_cpu_seconds = float(state.get("train_cpu_seconds", 0.0))
-        self.accelerator.print(f"resuming from {path} at step {self.step}/{self.total_steps}")
+        if self.accelerator.is_main_process:
+            logger.info(f"resuming from {path} at step {self.step}/{self.total_steps}")
         return True
 
     # -- one step ------------------------------------------------------------------------------------------
@@ -327,7 +331,7 @@ class Trainer:
             self.bad_steps += 1
             if self.bad_steps > self.cfg.train.max_bad_steps:
                 self._diverged(bad, terms)
-            self.accelerator.print(
+            logger.warning(
                 f"step {self.step + 1}: {bad}; skipped without an update "
                 f"({self.bad_steps} of train.max_bad_steps={self.cfg.train.max_bad_steps})"
             )

@@ -105,7 +105,7 @@ def lock_folder(out: Path) -> int | None:
             ) from None
         raise RunError(f"run folder {out} is in use by {who}; wait for it to finish or stop it") from None
     if note:
-        print(f"{out}: the previous holder of this run folder ({note}) is gone; taking it over")
+        log.warning(f"{out}: the previous holder of this run folder ({note}) is gone; taking it over")
     me = {"host": socket.gethostname(), "pid": os.getpid(), "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     os.ftruncate(fd, 0)
     os.pwrite(fd, json.dumps(me).encode(), 0)

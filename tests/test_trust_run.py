@@ -171,7 +171,7 @@ def test_a_second_process_on_a_run_folder_stops_at_once_naming_the_holder(glue_d
     assert not (out / "config.yaml").exists()  # the second process wrote nothing
 
 
-def test_a_dead_holder_is_reported_and_taken_over(tmp_path, capsys):
+def test_a_dead_holder_is_reported_and_taken_over(tmp_path, caplog):
     out = tmp_path / "run"
     dead = subprocess.run(
         [sys.executable, "-c", HOLD.format(after="import os; os._exit(9)"), str(out)],
@@ -185,10 +185,7 @@ def test_a_dead_holder_is_reported_and_taken_over(tmp_path, capsys):
     assert note["pid"] == int(pid)
     fd = lock_folder(out)
     try:
-        assert (
-            f"the previous holder of this run folder ({json.dumps(note)}) is gone; taking it over"
-            in capsys.readouterr().out
-        )
+        assert f"the previous holder of this run folder ({json.dumps(note)}) is gone; taking it over" in caplog.text
         assert json.loads((out / ".lock").read_text())["pid"] == os.getpid()
     finally:
         unlock_folder(fd)
