@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import csv
 import functools
-import logging
 import hashlib
+import logging
 import math
 import shutil
 import signal
