@@ -551,12 +551,31 @@ def markdown(result: dict) -> str:
         "",
         tabulate(
             [
-                (k, fmt(t["step_s"]), fmt(t["setup_s"]), fmt(t["checkpoint_s"]), fmt(1000 * t["eval_s_per_example"]))
+                (
+                    # the signature's parts, one column each (a '|' inside a cell would split the table)
+                    *(
+                        x.split(" ", 1)[1] if x.startswith(("teacher ", "student ", "batch ", "len ")) else x
+                        for x in k.split("|")
+                    ),
+                    *(
+                        fmt(t["stage_step_s"][s]) if s in t.get("stage_step_s", {}) else "-"
+                        for s in ("stage1", "stage2")
+                    ),
+                    fmt(t["setup_s"]),
+                    fmt(t["checkpoint_s"]),
+                    fmt(1000 * t["eval_s_per_example"]),
+                )
                 for k, t in result["timings"].items()
             ],
             [
-                "method | shapes (layers x hidden x ffn) | batch | length | precision",
-                "s / step",
+                "method",
+                "teacher (layers x hidden x ffn)",
+                "student",
+                "batch",
+                "length",
+                "mixed precision",
+                "s / step, stage 1",
+                "s / step, stage 2",
                 "set-up s",
                 "checkpoint s",
                 "eval ms / example",

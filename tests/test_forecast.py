@@ -192,3 +192,48 @@ def test_the_teacher_architecture_follows_leaf_overrides_as_the_workflow_passes_
     assert (student["num_hidden_layers"], student["hidden_size"]) == (2, 32)
     pretrained = {**job, "teacher_sets": leaf[:1]}  # no random init: the checkpoint's own shape (MiniLM-L6)
     assert F.architectures(F.job_config(pretrained), pretrained)[1]["hidden_size"] == 384
+
+
+def test_forecast_adds_up_each_stage_and_writes_well_formed_tables(glue_dir):
+    """A two-stage method (LRC-BERT) and a one-stage one (fine-tuning): each job's training seconds are its steps
+    in each stage times that stage's timed step, plus the warm-up step's extra; every Markdown table row has its
+    header's columns (a '|' inside a cell would break it)."""
+    jobs = [
+        {
+            "command": "finetune",
+            "method": None,
+            "task": "rte",
+            "run": "nowhere/teacher",
+            "stage": "teacher",
+            "system": "teacher",
+            "sets": _sets(glue_dir, **{"train.epochs": "1"}),
+        },
+        {
+            "command": "distill",
+            "method": "lrcbert",
+            "task": "mrpc",
+            "run": "nowhere/student",
+            "stage": "distill",
+            "system": "lrcbert",
+            "sets": _sets(glue_dir, **{"train.epochs": "2", "model.student_arch": json.dumps(STUDENT)}),
+        },
+    ]
+    result = F.forecast({"jobs": jobs}, log=lambda *a, **k: None)
+    assert result["check"] == {"runs": 0}
+    for job in result["jobs"]:
+        t = result["timings"][job["signature"]]
+        split = F.stage_steps(t["stage_split"], job["steps"])
+        assert sum(split.values()) == job["steps"]
+        by_hand = sum(n * t["stage_step_s"].get(s, 0.0) for s, n in split.items()) + t["first_step_extra_s"]
+        assert job["train_seconds"] == pytest.approx(by_hand, rel=1e-12)
+        assert all(n >= F.TIMED_STEPS for n in t["timed_steps"].values())
+        assert set(t["timed_steps"]) == {s for s, n in split.items() if n} or job["steps"] < 2
+    distill = result["timings"][result["jobs"][1]["signature"]]
+    assert set(distill["stage_step_s"]) == {"stage1", "stage2"}  # LRC-BERT's two stages, timed apart
+    table = None
+    for line in F.markdown(result).splitlines():
+        if line.startswith("|"):
+            table = line.count("|") if table is None else table
+            assert line.count("|") == table, line
+        else:
+            table = None

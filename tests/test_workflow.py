@@ -300,62 +300,103 @@ def error_line(text: str, key: str) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize(
-    "overlay, key, words",
-    [
-        ({"systems": {"lrcbert": {"metod": "lrcbert"}}}, "systems.lrcbert.metod", ["unknown key", "method"]),
-        ({"data": {"source": "web"}}, "data.source", ["'web'", "synthetic"]),
-        ({"seeds": [1, -3]}, "seeds.1", ["-3"]),
-        ({"distillation": {"lr": ["fast"]}}, "distillation.lr.0", ["fast"]),
-        ({"systems": {"lrcbert": {"set": {"method": {"temprature": 2.0}}}}}, "systems.lrcbert.set", ["temprature"]),
-        ({"systems": {"lrcbert": {"student": "huge"}}}, "systems.lrcbert.student", ["huge"]),
-        ({"tables": {"table2": {"student_system": "tinybert"}}}, "tables.table2.student_system", ["tinybert"]),
-        ({"tasks": ["mnli", "rte"], "systems": {"lrcbert": {"tasks": ["cola"]}}}, "systems.lrcbert.tasks", ["cola"]),
-        ({"systems": {"lrcbert": {"seeds": []}}}, "systems.lrcbert.seeds", ["[]"]),
-        ({"seeds": []}, "seeds", ["[]"]),
-        ({"tasks": ["mnli", "glue9"]}, "tasks.1", ["glue9"]),
-        ({"tables": {"table1": {"systems": ["teacher", "tinybert9"]}}}, "tables.table1.systems", ["tinybert9"]),
-        ({"systems": {"codir4": {"student": "bert4"}}}, "students.bert4.general_distillation", ["codir4"]),
-        (
-            {"tasks": ["mnli", "rte"], "systems": {"tinybert4": {"augment_tasks": ["cola"]}}},
-            "systems.tinybert4.augment_tasks",
-            ["cola"],
-        ),
-        ({"systems": {"tinybert4": {"augment_tasks": "some"}}}, "systems.tinybert4.augment_tasks", ["some"]),
-        # finding 8: a method preset that lrcbert does not know (its own list, the baselines' included)
-        ({"systems": {"lrcbert": {"method": "lrcbrt"}}}, "systems.lrcbert.method", ["'lrcbrt'", "lrcbert_c", "pkd"]),
-        ({"systems": {"pkd4": {"method": "pdk"}}}, "systems.pkd4.method", ["'pdk'"]),
-        (
-            {"systems": {"lrcbert": {"intermediate_method": "intermediat"}}},
-            "systems.lrcbert.intermediate_method",
-            ["'intermediat'"],
-        ),
-        (
-            {"students": {"tiny4": {"general_distillation": {"method": "generl"}}}},
-            "students.tiny4.general_distillation.method",
-            ["'generl'", "tinybert_general"],
-        ),
-        # enums and nested keys of lrcbert's own configuration, in any set mapping
-        ({"lrcbert": {"set": {"train": {"mixed_precision": "fp8"}}}}, "lrcbert.set", ["train.mixed_precision", "fp8"]),
-        (
-            {"distillation": {"set": {"method": {"stage2": {"hard": "heavy"}}}}},
-            "distillation.set",
-            ["method.stage2.hard", "heavy"],
-        ),
-        ({"distillation": {"set": {"train": {"optimizer": {"beta1": 0.9}}}}}, "distillation.set", ["train.optimizer"]),
-        ({"teacher": {"set": {"model": {"student_init": "copy"}}}}, "teacher.set", ["model.student_init", "copy"]),
-        ({"analyses": {"robustness": {"directions": ["sideways"]}}}, "analyses.robustness.directions.0", ["sideways"]),
-        ({"data": {"path": "data/{task}"}}, "data.path", ["braces"]),
-        # BERT-PKD's pre-trained start (config.yaml) needs pre-trained weights, not a randomly initialised teacher
-        (
-            {"teacher": {"random_init": True}},
-            "systems.pkd4.student_layers_from_pretrained",
-            ["teacher.random_init is true"],
-        ),
-    ],
-)
+# Parse-time refusals: (overlay on config/config.yaml, the workflow's default configuration; the key the one-line
+# error must name; words that line must hold)
+BAD_CONFIGS = [
+    ({"systems": {"lrcbert": {"metod": "lrcbert"}}}, "systems.lrcbert.metod", ["unknown key", "method"]),
+    ({"data": {"source": "web"}}, "data.source", ["'web'", "synthetic"]),
+    ({"seeds": [1, -3]}, "seeds.1", ["-3"]),
+    ({"distillation": {"lr": ["fast"]}}, "distillation.lr.0", ["fast"]),
+    ({"systems": {"lrcbert": {"set": {"method": {"temprature": 2.0}}}}}, "systems.lrcbert.set", ["temprature"]),
+    ({"systems": {"lrcbert": {"student": "huge"}}}, "systems.lrcbert.student", ["huge"]),
+    ({"tables": {"table2": {"student_system": "tinybert"}}}, "tables.table2.student_system", ["tinybert"]),
+    ({"tasks": ["mnli", "rte"], "systems": {"lrcbert": {"tasks": ["cola"]}}}, "systems.lrcbert.tasks", ["cola"]),
+    ({"systems": {"lrcbert": {"seeds": []}}}, "systems.lrcbert.seeds", ["[]"]),
+    ({"seeds": []}, "seeds", ["[]"]),
+    ({"tasks": ["mnli", "glue9"]}, "tasks.1", ["glue9"]),
+    ({"tables": {"table1": {"systems": ["teacher", "tinybert9"]}}}, "tables.table1.systems", ["tinybert9"]),
+    ({"systems": {"codir4": {"student": "bert4"}}}, "students.bert4.general_distillation", ["codir4"]),
+    (
+        {"tasks": ["mnli", "rte"], "systems": {"tinybert4": {"augment_tasks": ["cola"]}}},
+        "systems.tinybert4.augment_tasks",
+        ["cola"],
+    ),
+    ({"systems": {"tinybert4": {"augment_tasks": "some"}}}, "systems.tinybert4.augment_tasks", ["some"]),
+    # finding 8: a method preset that lrcbert does not know (its own list, the baselines' included)
+    ({"systems": {"lrcbert": {"method": "lrcbrt"}}}, "systems.lrcbert.method", ["'lrcbrt'", "lrcbert_c", "pkd"]),
+    ({"systems": {"pkd4": {"method": "pdk"}}}, "systems.pkd4.method", ["'pdk'"]),
+    (
+        {"systems": {"lrcbert": {"intermediate_method": "intermediat"}}},
+        "systems.lrcbert.intermediate_method",
+        ["'intermediat'"],
+    ),
+    (
+        {"students": {"tiny4": {"general_distillation": {"method": "generl"}}}},
+        "students.tiny4.general_distillation.method",
+        ["'generl'", "tinybert_general"],
+    ),
+    # enums and nested keys of lrcbert's own configuration, in any set mapping
+    ({"lrcbert": {"set": {"train": {"mixed_precision": "fp8"}}}}, "lrcbert.set", ["train.mixed_precision", "fp8"]),
+    (
+        {"distillation": {"set": {"method": {"stage2": {"hard": "heavy"}}}}},
+        "distillation.set",
+        ["method.stage2.hard", "heavy"],
+    ),
+    ({"distillation": {"set": {"train": {"optimizer": {"beta1": 0.9}}}}}, "distillation.set", ["train.optimizer"]),
+    ({"teacher": {"set": {"model": {"student_init": "copy"}}}}, "teacher.set", ["model.student_init", "copy"]),
+    ({"analyses": {"robustness": {"directions": ["sideways"]}}}, "analyses.robustness.directions.0", ["sideways"]),
+    ({"data": {"path": "data/{task}"}}, "data.path", ["braces"]),
+    # BERT-PKD's pre-trained start (config.yaml) needs pre-trained weights, not a randomly initialised teacher
+    (
+        {"teacher": {"random_init": True}},
+        "systems.pkd4.student_layers_from_pretrained",
+        ["teacher.random_init is true"],
+    ),
+]
+# the ones also run through the snakemake command line (its printing of the error, no job started); every case is
+# checked in-process through Snakemake's API below, the same parse without a new interpreter per case
+CLI_CASES = [0, 15, 20]
+
+
+def parse_error(wf: Path, configfiles: list[Path]) -> str:
+    """The error Snakemake's parse of the workflow in ``wf`` raises with ``configfiles`` (in this process, through
+    its API; the working directory is restored), or "" when the DAG builds."""
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
+
+    cwd = os.getcwd()
+    try:
+        with SnakemakeApi(OutputSettings()) as api:
+            workflow = api.workflow(
+                resource_settings=ResourceSettings(cores=1),
+                config_settings=ConfigSettings(configfiles=configfiles),
+                snakefile=wf / "Snakefile",
+                workdir=wf,
+            )
+            workflow.dag()
+    except Exception as e:  # noqa: BLE001 - Snakemake's WorkflowError, whatever its wrapping
+        return str(e)
+    finally:
+        os.chdir(cwd)
+    return ""
+
+
+@pytest.mark.parametrize("overlay, key, words", BAD_CONFIGS)
 @pytest.mark.faults
-def test_config_errors_name_the_key_before_any_job(wf, tmp_path, overlay, key, words):
+def test_config_errors_name_the_key_at_parse_time(wf, tmp_path, overlay, key, words):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(overlay))
+    text = parse_error(wf, [bad])
+    assert text, "the workflow accepted it"
+    line = error_line(text, key)
+    for word in words:
+        assert word in line, line
+
+
+@pytest.mark.parametrize("case", CLI_CASES)
+@pytest.mark.faults
+def test_config_errors_name_the_key_before_any_job(wf, tmp_path, case):
+    overlay, key, words = BAD_CONFIGS[case]
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(overlay))
     res = snakemake(wf, "-n", "--cores", "1", "--configfile", str(bad))
@@ -365,6 +406,11 @@ def test_config_errors_name_the_key_before_any_job(wf, tmp_path, overlay, key, w
     line = error_line(text, key)
     for word in words:
         assert word in line, line
+
+
+def test_the_smoke_config_parses_in_process(wf):
+    """The in-process parse above accepts a good configuration (so its refusals come from the overlays)."""
+    assert parse_error(wf, [wf / "config" / "smoke.yaml"]) == ""
 
 
 def test_schema_enums_are_lrcbert_own(wf):
