@@ -18,7 +18,6 @@ PACKAGES = (
     "transformers",
     "datasets",
     "accelerate",
-    "evaluate",
     "tokenizers",
     "numpy",
     "scikit-learn",

@@ -125,3 +125,23 @@ def test_predictions_file_round_trip(tmp_path):
     )
     idx, p, g = S.read_predictions(tmp_path / "s" / "predictions" / "dev_stsb.tsv")
     assert p.tolist() == [0.5, 4.25] and g.tolist() == [1.0, 4.0]
+
+
+def test_glue_metrics_of_a_run_by_hand():
+    """lrcbert.evaluation.compute_metrics (what every run's metrics.json holds), on cases computed by hand."""
+    from lrcbert.evaluation import compute_metrics
+    from lrcbert.tasks import get_task
+
+    # MRPC: TP 2, FP 1, FN 1 -> precision = recall = F1 = 2/3; 3 of 5 right
+    out = compute_metrics(get_task("mrpc"), np.array([1, 1, 0, 0, 1]), np.array([1, 0, 0, 1, 1]))
+    assert out == pytest.approx({"f1": 2 / 3, "accuracy": 0.6, "score": 200 / 3})
+    # CoLA: TP 2, TN 2, FP 0, FN 1 -> MCC = (2*2 - 0*1) / sqrt(2*3*2*3) = 2/3
+    out = compute_metrics(get_task("cola"), np.array([1, 1, 0, 0, 0]), np.array([1, 1, 0, 0, 1]))
+    assert out == pytest.approx({"mcc": 2 / 3, "accuracy": 0.8, "score": 200 / 3})
+    # STS-B: values that are their own ranks, d = (0, 1, -1, 0) -> rho = 1 - 6*2 / (4*15) = 0.8 (= Pearson here)
+    out = compute_metrics(get_task("stsb"), np.array([1.0, 2, 3, 4]), np.array([1.0, 3, 2, 4]))
+    assert out == pytest.approx({"pearson": 0.8, "spearman": 0.8, "score": 80.0})
+    out = compute_metrics(get_task("rte"), np.array([0, 1, 1, 1]), np.array([0, 1, 0, 1]))
+    assert out == pytest.approx({"accuracy": 0.75, "score": 75.0})
+    with pytest.raises(ValueError, match="3 predictions for 4 references"):
+        compute_metrics(get_task("rte"), np.array([0, 1, 1]), np.array([0, 1, 0, 1]))
