@@ -313,7 +313,6 @@ def measure(cfg, job: dict, repeats: int = TIMED_STEPS) -> dict:
         trainer.accelerator.unwrap_model(trainer.student).save_pretrained(Path(tmp) / "model")
         setup_s += time.perf_counter() - start
     return {
-        "step_s": stages.get("stage2", stages.get("stage1"))["wall"],  # the last stage's (the run's when one)
         "stage_step_s": {s: v["wall"] for s, v in stages.items()},
         "stage_step_cpu_s": {s: v["cpu"] for s, v in stages.items()},
         "stage_split": cfg.method.stage_split,
@@ -389,7 +388,6 @@ def forecast(
                 t = measure(small, job, repeats)
                 scale = bs / time_batch
                 t.update(
-                    step_s=t["step_s"] * scale,
                     stage_step_s={s: v * scale for s, v in t["stage_step_s"].items()},
                     stage_step_cpu_s={s: v * scale for s, v in t["stage_step_cpu_s"].items()},
                     timed_batch=time_batch,
