@@ -42,6 +42,12 @@ def tiny_config(data_path=None, task="sst2", dropout=True, **sections):
     return load_config(base=base)
 
 
+def synthetic_sets(glue_dir, *more):
+    """The CLI's ``--set`` arguments that read the generated GLUE folder ``glue_dir`` at length 64, then ``more``."""
+    pairs = ("data.source=synthetic", f"data.path={glue_dir}", "data.max_length=64", *more)
+    return [word for pair in pairs for word in ("--set", pair)]
+
+
 def finetune_teacher(glue_dir, out, task="rte", **train):
     """Fine-tune ``tiny_config``'s random teacher on ``task`` with the ``finetune`` preset (cross-entropy on the gold
     labels, lr 5e-4 unless ``train`` says otherwise); returns ``out``."""

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import finetune_teacher, tiny_config
+from conftest import finetune_teacher, synthetic_sets, tiny_config
 from transformers import BertConfig, BertForSequenceClassification
 
 from lrcbert import losses
@@ -155,16 +155,7 @@ def test_cli_case_stats_and_robustness_agree_with_the_runs_own_evaluation(runs, 
     from lrcbert.cli import main
 
     root, folders = runs
-    sets = [
-        "--set",
-        "data.source=synthetic",
-        "--set",
-        f"data.path={glue_dir}",
-        "--set",
-        "data.max_length=64",
-        "--set",
-        f"model.teacher={root / 'teacher' / 'model'}",
-    ]
+    sets = synthetic_sets(glue_dir, f"model.teacher={root / 'teacher' / 'model'}")
     args = [a for n, f in folders.items() for a in ("--run", f"{n}={f}")]
     assert main(["case-stats", "--task", "mnli", *args, "--out", str(root / "cases.json"), *sets]) == 0
     assert main(["robustness", "--task", "mnli", *args, "--eps", "0", "2", "--out", str(root / "rob.json"), *sets]) == 0

@@ -49,6 +49,19 @@ def setup(tokenizer, tmp_path, **sections):
     return cfg, trainer
 
 
+def loss_with_embeddings(model, obj, teacher, batch, weights, e):
+    """The combined loss of ``model`` (objective ``obj``) on ``batch`` with its embedding output replaced by ``e``."""
+    inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
+    h = model.bert.embeddings.register_forward_hook(lambda m, a, out: e)
+    try:
+        s_out = model(**inputs, output_hidden_states=True)
+    finally:
+        h.remove()
+    with torch.no_grad():
+        t_out = teacher(**inputs, output_hidden_states=True)
+    return combine(obj(s_out, t_out, batch, weights), weights)
+
+
 def test_perturbation_is_unit_gradient_per_example():
     g = torch.zeros(2, 3, 4)
     g[0, 0, 0], g[0, 1, 1] = 3.0, 4.0  # |g_0| = 5
@@ -73,14 +86,7 @@ def test_gradient_perturbation_follows_eq_7_8(tokenizer, tmp_path):
 
     # reference, written from the equations: L(e) with e replaced by a given tensor
     def losses_from(model, obj, e):
-        h = model.bert.embeddings.register_forward_hook(lambda m, a, out: e)
-        try:
-            s_out = model(**inputs, output_hidden_states=True)
-        finally:
-            h.remove()
-        with torch.no_grad():
-            t_out = teacher(**inputs, output_hidden_states=True)
-        return combine(obj(s_out, t_out, batch, weights), weights)
+        return loss_with_embeddings(model, obj, teacher, batch, weights, e)
 
     e = ref_student.bert.embeddings(input_ids=inputs["input_ids"], token_type_ids=inputs["token_type_ids"])
     leaf = e.detach().requires_grad_(True)

@@ -7,13 +7,13 @@ import copy
 import pytest
 import torch
 from conftest import tiny_config
-from test_engine import setup, toy_set
+from test_engine import loss_with_embeddings, setup, toy_set
 
 from lrcbert import data as D
 from lrcbert.config import ConfigError, load_config
 from lrcbert.engine import Trainer
 from lrcbert.models import build_student, build_teacher
-from lrcbert.objective import METHODS, Objective, combine, get_method
+from lrcbert.objective import METHODS, Objective, get_method
 from lrcbert.tasks import get_task
 
 
@@ -65,14 +65,7 @@ def test_perturbation_enters_as_a_constant(tokenizer, tmp_path):
         model.set_attn_implementation("eager")  # sdpa on a CPU has no second derivative
 
         def loss_at(e):
-            h = model.bert.embeddings.register_forward_hook(lambda m, a, out: e)
-            try:
-                s_out = model(**inputs, output_hidden_states=True)
-            finally:
-                h.remove()
-            with torch.no_grad():
-                t_out = teacher(**inputs, output_hidden_states=True)
-            return combine(obj(s_out, t_out, batch, weights), weights)
+            return loss_with_embeddings(model, obj, teacher, batch, weights, e)
 
         e = model.bert.embeddings(input_ids=inputs["input_ids"], token_type_ids=inputs["token_type_ids"])
         leaf = e.detach().requires_grad_(True)

@@ -5,7 +5,7 @@ import csv
 import json
 
 import pytest
-from conftest import finetune_teacher, tiny_config
+from conftest import finetune_teacher, synthetic_sets, tiny_config
 
 from lrcbert.cli import main
 from lrcbert.run import RunError, run
@@ -189,12 +189,7 @@ def test_cli_evaluate_a_saved_classifier(teacher, glue_dir, tmp_path):
                 "rte",
                 "--model",
                 str(teacher / "model"),
-                "--set",
-                "data.source=synthetic",
-                "--set",
-                f"data.path={glue_dir}",
-                "--set",
-                "data.max_length=64",
+                *synthetic_sets(glue_dir),
                 "--out",
                 str(out),
             ]
