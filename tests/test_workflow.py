@@ -44,6 +44,12 @@ def job_counts(output: str) -> dict:
     return counts
 
 
+def smoke_with(wf: Path, overlay: Path, settings: dict, *args: str) -> subprocess.CompletedProcess:
+    """Snakemake in ``wf`` with ``args`` on config/smoke.yaml overlaid by ``settings`` (written to ``overlay``)."""
+    overlay.write_text(yaml.safe_dump(settings, allow_unicode=True))
+    return snakemake(wf, *args, "--configfile", "config/smoke.yaml", str(overlay))
+
+
 @pytest.fixture(scope="module")
 def wf(tmp_path_factory):
     return workflow_copy(tmp_path_factory.mktemp("wf"))
@@ -281,9 +287,8 @@ def test_set_arguments_round_trip_through_lrcbert_config(wf):
 
 
 def test_a_system_runs_only_its_own_tasks_and_seeds(wf, tmp_path):
-    overlay = tmp_path / "own.yaml"
-    overlay.write_text(yaml.safe_dump({"systems": {"lrcbert1": {"tasks": ["mrpc", "mnli"], "seeds": [7]}}}))
-    res = snakemake(wf, "-n", "-p", "--cores", "2", "--configfile", "config/smoke.yaml", str(overlay))
+    own = {"systems": {"lrcbert1": {"tasks": ["mrpc", "mnli"], "seeds": [7]}}}
+    res = smoke_with(wf, tmp_path / "own.yaml", own, "-n", "-p", "--cores", "2")
     assert res.returncode == 0, res.stderr + res.stdout
     runs = set(re.findall(r"runs/lrcbert1/(\w+)/seed(\d+)/lr[^/]+/metrics.json", res.stdout))
     assert runs == {("mrpc", "7"), ("mnli", "7")}
@@ -437,25 +442,12 @@ def test_set_mappings_become_leaf_overrides(wf, tmp_path):
     ``method.stage2.hard`` keeps the layer and soft weights (lrcbert merges --set key by key)."""
     from lrcbert.config import load_config
 
-    overlay = tmp_path / "leaf.yaml"
-    overlay.write_text(
-        yaml.safe_dump(
-            {
-                "distillation": {"set": {"method": {"stage2": {"hard": 5}}}},
-                "lrcbert": {"set": {"model": {"student_arch": {"num_hidden_layers": 1}}}},
-            }
-        )
-    )
-    res = snakemake(
-        wf,
-        "runs/lrcbert1/rte/seed1/lr0.001/metrics.json",
-        "-n",
-        "-p",
-        "--cores",
-        "1",
-        "--configfile",
-        "config/smoke.yaml",
-        str(overlay),
+    leaf = {
+        "distillation": {"set": {"method": {"stage2": {"hard": 5}}}},
+        "lrcbert": {"set": {"model": {"student_arch": {"num_hidden_layers": 1}}}},
+    }
+    res = smoke_with(
+        wf, tmp_path / "leaf.yaml", leaf, "runs/lrcbert1/rte/seed1/lr0.001/metrics.json", "-n", "-p", "--cores", "1"
     )
     assert res.returncode == 0, res.stderr + res.stdout
     line = next(x for x in res.stdout.splitlines() if "lrcbert distill --method lrcbert" in x)
@@ -533,9 +525,7 @@ def test_printed_commands_keep_a_hostile_data_path_one_word(wf, tmp_path):
     non-ASCII letters and YAML syntax, splits into words with the path intact in one word."""
     pwned = tmp_path / "PWNED"
     path = str(tmp_path / "data" / HOSTILE.format(pwned=pwned))
-    overlay = tmp_path / "hostile.yaml"
-    overlay.write_text(yaml.safe_dump({"data": {"path": path}}, allow_unicode=True))
-    res = snakemake(wf, "-n", "-p", "--cores", "1", "--configfile", "config/smoke.yaml", str(overlay))
+    res = smoke_with(wf, tmp_path / "hostile.yaml", {"data": {"path": path}}, "-n", "-p", "--cores", "1")
     assert res.returncode == 0, res.stderr + res.stdout
     commands = [
         x.split("Shell command: ", 1)[1]
@@ -586,25 +576,18 @@ def test_hostile_paths_work_in_real_jobs_and_run_nothing(tmp_path):
     )
     BertForSequenceClassification(tiny).save_pretrained(given)
     AutoTokenizer.from_pretrained(minilm).save_pretrained(given)
-    overlay = tmp_path / "hostile.yaml"
-    overlay.write_text(
-        yaml.safe_dump(
-            {
-                "data": {"path": data, "synthetic": {"train": 32, "dev": 16, "test": 8, "corpus_lines": 16}},
-                "teacher": {"epochs": 1, "finetuned": {"mrpc": str(given)}},
-            },
-            allow_unicode=True,
-        )
-    )
-    res = snakemake(
+    hostile = {
+        "data": {"path": data, "synthetic": {"train": 32, "dev": 16, "test": 8, "corpus_lines": 16}},
+        "teacher": {"epochs": 1, "finetuned": {"mrpc": str(given)}},
+    }
+    res = smoke_with(
         wf,
+        tmp_path / "hostile.yaml",
+        hostile,
         "runs/teacher/rte/lr0.001/metrics.json",
         "runs/teacher/mrpc/given/metrics.json",
         "--cores",
         "2",
-        "--configfile",
-        "config/smoke.yaml",
-        str(overlay),
     )
     logs = "".join(p.read_text(errors="replace") for p in (wf / "logs").rglob("*.log"))
     assert res.returncode == 0, res.stderr[-3000:] + logs[-3000:]
@@ -627,11 +610,8 @@ def test_generated_data_never_go_into_a_folder_make_synthetic_did_not_make(wf, t
     (mine / "RTE" / "train.tsv").write_text("index\tsentence1\tsentence2\tlabel\n0\ta\tb\tentailment\n")
     (mine / "README.txt").write_text("my own notes\n")
     before = {p: p.read_bytes() for p in mine.rglob("*") if p.is_file()}
-    overlay = tmp_path / "mine.yaml"
-    overlay.write_text(yaml.safe_dump({"data": {"path": str(mine)}}))
-    res = snakemake(
-        wf, "runs/teacher/rte/lr0.001/metrics.json", "--cores", "1", "--configfile", "config/smoke.yaml", str(overlay)
-    )
+    target = "runs/teacher/rte/lr0.001/metrics.json"
+    res = smoke_with(wf, tmp_path / "mine.yaml", {"data": {"path": str(mine)}}, target, "--cores", "1")
     assert res.returncode != 0
     line = error_line(res.stdout + res.stderr, "data.path")
     assert str(mine) in line and "data.source 'synthetic'" in line
@@ -660,19 +640,30 @@ def test_generated_data_never_go_into_a_folder_make_synthetic_did_not_make(wf, t
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert gen.returncode == 0, gen.stderr
-    overlay.write_text(yaml.safe_dump({"data": {"path": str(made)}}))
-    res = snakemake(
-        wf,
-        "runs/teacher/rte/lr0.001/metrics.json",
-        "-n",
-        "--cores",
-        "1",
-        "--configfile",
-        "config/smoke.yaml",
-        str(overlay),
-    )
+    res = smoke_with(wf, tmp_path / "mine.yaml", {"data": {"path": str(made)}}, target, "-n", "--cores", "1")
     assert res.returncode == 0, res.stderr + res.stdout
     assert job_counts(res.stdout) == {"teacher_finetune": 1, "total": 1}  # the data are there: no generation
+
+
+def timing_file(folder: Path, hardware: str, task: str, models: dict) -> str:
+    """A speed benchmark's timing file (8 sequences of 128 tokens, batch 4) in ``folder`` with ``models``' times."""
+    timing = {
+        "hardware": hardware,
+        "torch": "2",
+        "torch_threads": 1,
+        "task": task,
+        "workload": {
+            "sequences": 8,
+            "max_length": 128,
+            "batch_size": 4,
+            "warmup_batches": 1,
+            "repeats": 3,
+            "precision": "float32",
+        },
+        "models": models,
+    }
+    (folder / "t.json").write_text(json.dumps(timing))
+    return str(folder / "t.json")
 
 
 def test_every_results_page_of_generated_data_says_so(tmp_path):
@@ -692,28 +683,14 @@ def test_every_results_page_of_generated_data_says_so(tmp_path):
                     block[:200]
                 )
     assert pages == 10  # tables 1-5, figure 5, sweeps, robustness, bench, deployment (lrcbert.deploy)
-    timing = {
-        "hardware": "CPU",
-        "torch": "2",
-        "torch_threads": 1,
-        "task": "rte",
-        "workload": {
-            "sequences": 8,
-            "max_length": 128,
-            "batch_size": 4,
-            "warmup_batches": 1,
-            "repeats": 3,
-            "precision": "float32",
-        },
-        "models": {
-            "teacher": {"layers": 4, "hidden": 64, "params": 2_000_000, "seconds": 2.0},
-            "student": {"layers": 2, "hidden": 32, "params": 1_000_000, "seconds": 1.0},
-        },
+    models = {
+        "teacher": {"layers": 4, "hidden": 64, "params": 2_000_000, "seconds": 2.0},
+        "student": {"layers": 2, "hidden": 32, "params": 1_000_000, "seconds": 1.0},
     }
-    (tmp_path / "t.json").write_text(json.dumps(timing))
+    timing = timing_file(tmp_path, "CPU", "rte", models)
     paper = [str(ROOT / "results/paper/table2_speed.csv"), str(ROOT / "results/paper/other_figures.csv")]
-    assert SMOKE_NOTE in build(str(tmp_path / "t.json"), *paper, "synthetic").splitlines()[:4]
-    assert SMOKE_NOTE not in build(str(tmp_path / "t.json"), *paper, "tsv")
+    assert SMOKE_NOTE in build(timing, *paper, "synthetic").splitlines()[:4]
+    assert SMOKE_NOTE not in build(timing, *paper, "tsv")
     bench = tmp_path / "bench.md"
     bench.write_text("# Speed benchmark\n\nfigures\n")
     mark(str(bench))
@@ -1001,19 +978,16 @@ def test_corpus_file_has_one_paragraph_per_line(tmp_path):
 def test_given_finetuned_teacher_is_evaluated_not_trained(wf, tmp_path):
     given = tmp_path / "my-rte-teacher"
     given.mkdir()
-    overlay = tmp_path / "given.yaml"
-    overlay.write_text(yaml.safe_dump({"teacher": {"finetuned": {"rte": str(given)}}}))
-    res = snakemake(
+    res = smoke_with(
         wf,
+        tmp_path / "given.yaml",
+        {"teacher": {"finetuned": {"rte": str(given)}}},
         "runs/teacher/rte/selected.json",
         "runs/teacher/mrpc/selected.json",
         "-n",
         "-p",
         "--cores",
         "1",
-        "--configfile",
-        "config/smoke.yaml",
-        str(overlay),
     )
     assert res.returncode == 0, res.stderr + res.stdout
     counts = job_counts(res.stdout)
@@ -1023,22 +997,8 @@ def test_given_finetuned_teacher_is_evaluated_not_trained(wf, tmp_path):
 
 @pytest.mark.faults
 def test_missing_glue_folder_is_named(wf, tmp_path):
-    overlay = tmp_path / "tsv.yaml"
-    overlay.write_text(
-        yaml.safe_dump(
-            {"data": {"source": "tsv", "path": "no/such/glue"}, "corpus": {"source": "file", "path": "corpus.txt"}}
-        )
-    )
-    res = snakemake(
-        wf,
-        "runs/teacher/rte/lr0.001/metrics.json",
-        "-n",
-        "--cores",
-        "1",
-        "--configfile",
-        "config/smoke.yaml",
-        str(overlay),
-    )
+    tsv = {"data": {"source": "tsv", "path": "no/such/glue"}, "corpus": {"source": "file", "path": "corpus.txt"}}
+    res = smoke_with(wf, tmp_path / "tsv.yaml", tsv, "runs/teacher/rte/lr0.001/metrics.json", "-n", "--cores", "1")
     assert res.returncode != 0
     assert "no/such/glue/RTE/train.tsv" in res.stdout + res.stderr
 
@@ -1138,28 +1098,13 @@ def test_dev_selection_table1_and_submissions(tmp_path, monkeypatch):
 def test_table2_ratios_beside_the_papers(tmp_path):
     from table2 import build
 
-    timing = {
-        "hardware": "CPU: test",
-        "torch": "2",
-        "torch_threads": 1,
-        "task": "sst2",
-        "workload": {
-            "sequences": 8,
-            "max_length": 128,
-            "batch_size": 4,
-            "warmup_batches": 1,
-            "repeats": 3,
-            "precision": "float32",
-        },
-        "models": {
-            "teacher": {"layers": 12, "hidden": 768, "params": 109_000_000, "seconds": 9.0},
-            "student": {"layers": 4, "hidden": 312, "params": 14_500_000, "seconds": 1.0},
-            "DistilBERT-4": {"layers": 4, "hidden": 768, "params": 52_780_802, "seconds": 3.0},
-        },
+    models = {
+        "teacher": {"layers": 12, "hidden": 768, "params": 109_000_000, "seconds": 9.0},
+        "student": {"layers": 4, "hidden": 312, "params": 14_500_000, "seconds": 1.0},
+        "DistilBERT-4": {"layers": 4, "hidden": 768, "params": 52_780_802, "seconds": 3.0},
     }
-    (tmp_path / "t.json").write_text(json.dumps(timing))
     text = build(
-        str(tmp_path / "t.json"),
+        timing_file(tmp_path, "CPU: test", "sst2", models),
         str(ROOT / "results/paper/table2_speed.csv"),
         str(ROOT / "results/paper/other_figures.csv"),
         "tsv",
