@@ -218,12 +218,13 @@ def stage_steps(split: float, n_steps: int) -> dict:
     return {"stage1": n1, "stage2": n_steps - n1}
 
 
-def time_steps(trainer, repeats: int) -> tuple[float, dict]:
+def time_steps(trainer, repeats: int) -> tuple[dict, dict]:
     """Time ``trainer.train_step`` in each stage of the method (its loss terms and weights differ), with the step
     counter pinned inside the stage: at least ``repeats`` steps and TIMED_SECONDS of them per stage, at most
-    MAX_TIMED_STEPS, after one warm-up step. Returns the warm-up step's extra seconds and, per stage, the mean
-    step time in wall-clock and in CPU time of the process (``time.process_time``: on a CPU, not slowed by other
-    load). The mean, not the median: a run's training time is the sum of its steps, slow ones included."""
+    MAX_TIMED_STEPS, after one warm-up step. Returns the warm-up step's extra seconds (``wall``, ``cpu``) and, per
+    stage, the mean step time in wall-clock and in CPU time of the process (``time.process_time``: on a CPU, not
+    slowed by other load). The mean, not the median: a run's training time is the sum of its steps, slow ones
+    included."""
     import torch
 
     split = trainer.cfg.method.stage_split
@@ -244,7 +245,7 @@ def time_steps(trainer, repeats: int) -> tuple[float, dict]:
 
     stream = batches()
     trainer.step = pinned[used[0]]
-    first = one(next(stream))[0]
+    first = one(next(stream))
     stages = {}
     for stage in used:
         walls, cpus = [], []
@@ -257,7 +258,8 @@ def time_steps(trainer, repeats: int) -> tuple[float, dict]:
                 break
         stages[stage] = {"wall": statistics.fmean(walls), "cpu": statistics.fmean(cpus), "n": len(walls)}
     trainer.total_steps = total
-    return max(0.0, first - stages[used[0]]["wall"]), stages
+    extra = {k: max(0.0, v - stages[used[0]][k]) for k, v in zip(("wall", "cpu"), first)}
+    return extra, stages
 
 
 def measure(cfg, job: dict, repeats: int = TIMED_STEPS) -> dict:
@@ -301,7 +303,7 @@ def measure(cfg, job: dict, repeats: int = TIMED_STEPS) -> dict:
         setup_s = time.perf_counter() - t0
         if teacher is not None:  # the run's choice (train.teacher_cache): cached teacher outputs are cheaper
             trainer.prepare_teacher_cache()
-        first_extra_s, stages = time_steps(trainer, repeats)
+        first_extra, stages = time_steps(trainer, repeats)
         start = time.perf_counter()
         trainer.save_checkpoint()
         ckpt_s = time.perf_counter() - start
@@ -316,8 +318,9 @@ def measure(cfg, job: dict, repeats: int = TIMED_STEPS) -> dict:
         "stage_step_s": {s: v["wall"] for s, v in stages.items()},
         "stage_step_cpu_s": {s: v["cpu"] for s, v in stages.items()},
         "stage_split": cfg.method.stage_split,
-        "setup_s": setup_s + first_extra_s,
-        "first_step_extra_s": first_extra_s,
+        "setup_s": setup_s + first_extra["wall"],
+        "first_step_extra_s": first_extra["wall"],
+        "first_step_extra_cpu_s": first_extra["cpu"],
         "timed_steps": {s: v["n"] for s, v in stages.items()},
         "tokenize_s_per_example": tok_s,
         "checkpoint_s": ckpt_s,
@@ -423,7 +426,7 @@ def forecast(
                 "seconds": seconds,
                 # what the engine times as run.json's train_time_s: every step, the first one's warm-up too
                 "train_seconds": train_s + t["first_step_extra_s"],
-                "train_cpu_seconds": train_cpu_s + t["first_step_extra_s"],
+                "train_cpu_seconds": train_cpu_s + t["first_step_extra_cpu_s"],
             }
         )
     device = device_name(torch.device("cuda" if torch.cuda.is_available() else "cpu"))

@@ -226,6 +226,8 @@ def test_forecast_adds_up_each_stage_and_writes_well_formed_tables(glue_dir):
         assert sum(split.values()) == job["steps"]
         by_hand = sum(n * t["stage_step_s"].get(s, 0.0) for s, n in split.items()) + t["first_step_extra_s"]
         assert job["train_seconds"] == pytest.approx(by_hand, rel=1e-12)
+        cpu = sum(n * t["stage_step_cpu_s"].get(s, 0.0) for s, n in split.items()) + t["first_step_extra_cpu_s"]
+        assert job["train_cpu_seconds"] == pytest.approx(cpu, rel=1e-12)
         assert all(n >= F.TIMED_STEPS for n in t["timed_steps"].values())
         assert set(t["timed_steps"]) == {s for s, n in split.items() if n} or job["steps"] < 2
     distill = result["timings"][result["jobs"][1]["signature"]]
