@@ -241,7 +241,7 @@ def markdown(r: dict) -> str:
                 t = m["latency"][f"batch{b}"][k]
                 row += [_ms(t[clock]), f"{t['tokens_per_s']:.0f}"]
             rows.append(row)
-    head = ["model", "runtime", "params (M)", "disk (MiB)", "dev", "max |logit diff|"]
+    head = ["model", "runtime", "params (M)", "disk (MiB)", "dev", "max abs logit diff"]
     for b in r["batch_sizes"]:
         head += [f"batch {b} ms", f"batch {b} tokens/s"]
     lines += [tabulate(rows, head, tablefmt="github"), ""]

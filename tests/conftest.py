@@ -42,6 +42,17 @@ def tiny_config(data_path=None, task="sst2", dropout=True, **sections):
     return load_config(base=base)
 
 
+def assert_tables_well_formed(md: str) -> None:
+    """Every row of every Markdown table in ``md`` has its header's number of cells (a stray '|' breaks one)."""
+    table = None
+    for line in md.splitlines():
+        if line.startswith("|"):
+            table = line.count("|") if table is None else table
+            assert line.count("|") == table, line
+        else:
+            table = None
+
+
 def synthetic_sets(glue_dir, *more):
     """The CLI's ``--set`` arguments that read the generated GLUE folder ``glue_dir`` at length 64, then ``more``."""
     pairs = ("data.source=synthetic", f"data.path={glue_dir}", "data.max_length=64", *more)

@@ -7,7 +7,7 @@ import re
 
 import pytest
 import torch
-from conftest import MINILM
+from conftest import MINILM, assert_tables_well_formed
 from transformers import BertConfig, BertForSequenceClassification
 
 from lrcbert import deploy
@@ -160,6 +160,7 @@ def test_deployment_report_on_generated_data(tmp_path, glue_dir, tokenizer):
     md = out.with_suffix(".md").read_text()
     assert "Generated data" in md and "1 thread(s)" in md and "9.6x faster" in md and "7.5x smaller" in md
     assert "Latency: median CPU time of the process" in md and "wall-clock" not in md  # r["clock"] is "cpu"
+    assert_tables_well_formed(md)
     assert "four runtimes" in md and re.search(r"\|\s*ONNX fp32 \(plain\)\s*\|", md)
 
 

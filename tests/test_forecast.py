@@ -4,7 +4,7 @@ for fine-tuning and distillation, with fractional epochs, max_steps and an augme
 import json
 
 import pytest
-from conftest import MINILM, STUDENT, TEACHER
+from conftest import MINILM, STUDENT, TEACHER, assert_tables_well_formed
 
 from lrcbert import forecast as F
 from lrcbert.cli import main
@@ -232,10 +232,4 @@ def test_forecast_adds_up_each_stage_and_writes_well_formed_tables(glue_dir):
         assert set(t["timed_steps"]) == {s for s, n in split.items() if n} or job["steps"] < 2
     distill = result["timings"][result["jobs"][1]["signature"]]
     assert set(distill["stage_step_s"]) == {"stage1", "stage2"}  # LRC-BERT's two stages, timed apart
-    table = None
-    for line in F.markdown(result).splitlines():
-        if line.startswith("|"):
-            table = line.count("|") if table is None else table
-            assert line.count("|") == table, line
-        else:
-            table = None
+    assert_tables_well_formed(F.markdown(result))

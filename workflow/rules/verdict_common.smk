@@ -154,6 +154,8 @@ if AN_ENABLED:
             REPORT_FIGURES[f"sweep_{_sweep}"] = "3. Analyses"
 if BENCH["enabled"]:
     REPORT_PAGES["bench"] = "5. Speed"
+if DEPLOY["enabled"]:
+    REPORT_PAGES["deployment"] = "5. Speed"
 
 
 def _caption(name):
