@@ -203,7 +203,6 @@ def markdown(r: dict) -> str:
 
     p, clock = r["paper"], r["clock"]
     lines = ["# Deployment: teacher and students on the CPU, PyTorch vs ONNX fp32 vs ONNX int8", ""]
-    n_runtimes = {2: "two", 3: "three", 4: "four"}.get(len(RUNTIMES), str(len(RUNTIMES)))
     clock_words = (
         "CPU time of the process (one thread: the latency of an idle core)" if clock == "cpu" else "wall-clock"
     )
@@ -217,10 +216,10 @@ def markdown(r: dict) -> str:
         f"Measured on {r['cpu']}; torch {r['versions']['torch']}, onnxruntime {r['versions']['onnxruntime']}. "
         f"**{r['threads']} thread(s)** for torch and onnxruntime alike (onnxruntime: {r['session']}). "
         f"Sequences of exactly {r['length']} tokens; {r['warmup']} untimed warm-up round(s), then "
-        f"{', '.join(f'{n} at batch {b}' for b, n in r['repeats'].items())} rounds in which the {n_runtimes} runtimes "
-        f"alternate. Latency: median {clock_words}, ms [interquartile range]. The machine may be shared: "
-        "interleaving makes load hit all runtimes alike, the ranges show how much it moved. Task: "
-        f"`{r['task']}` dev set ({r['dev_examples']} examples, at most {r['dev_max_length']} tokens, "
+        f"{', '.join(f'{n} at batch {b}' for b, n in r['repeats'].items())} rounds in which the "
+        f"{len(RUNTIMES)} runtimes alternate. Latency: median {clock_words}, ms [interquartile range]. The "
+        "machine may be shared: interleaving makes load hit all runtimes alike, the ranges show how much it "
+        f"moved. Task: `{r['task']}` dev set ({r['dev_examples']} examples, at most {r['dev_max_length']} tokens, "
         f"{r['metric']} x100). `onnx_fp32`: the graph fused by onnxruntime's BERT optimizer; `onnx_int8`: "
         "dynamic quantisation of that fused graph; `onnx_fp32_plain`: the exported graph as traced, with only "
         "onnxruntime's own session optimisations.",
