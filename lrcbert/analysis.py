@@ -22,7 +22,7 @@ import yaml
 from . import data as D
 from .config import config_from_dict
 from .engine import EmbeddingTap, perturbation
-from .losses import angular_distance, layer_vectors
+from .losses import angular_distance, layer_vectors, per_position_distances
 from .models import build_teacher, embedding_module, layer_map, load_tokenizer
 from .objective import read_projection
 from .tasks import get_task
@@ -66,7 +66,12 @@ def layer_stats(
         h_t = t_hidden[j].float()
         sq = ((h_s - h_t) ** 2 * m).sum(dim=(1, 2)) / (m.sum(dim=(1, 2)) * h_s.shape[-1]).clamp_min(1.0)
         mse.append(sq)
-        g.append(angular_distance(layer_vectors(h_s, mask, representation), layer_vectors(h_t, mask, representation)))
+        if representation == "per_position":  # the positive pair's distance, b against its own teacher row
+            g.append(per_position_distances(h_s * m, h_t * m, mask).diagonal())
+        else:
+            g.append(
+                angular_distance(layer_vectors(h_s, mask, representation), layer_vectors(h_t, mask, representation))
+            )
     return torch.stack(mse, 1), torch.stack(g, 1)
 
 

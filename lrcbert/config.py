@@ -122,7 +122,9 @@ class MethodConfig:
 
     name: str = "lrcbert"
     layer_loss: Literal["cos_nce", "mse"] = "cos_nce"  # mse: BERT_M
-    representation: Literal["flatten", "cls", "mean"] = "flatten"  # how a layer's l x d output becomes a vector
+    # how a layer's l x d output enters COS-NCE: one vector (flatten, cls, mean), or per_position: the mean over
+    # positions of per-position cosine distances (the GLMKD re-implementation's reading; in-batch negatives only)
+    representation: Literal["flatten", "cls", "mean", "per_position"] = "flatten"
     # in_batch (K = B - 1) | sampled (K = num_negatives from the training set)
     negatives: Literal["in_batch", "sampled"] = "in_batch"
     projection: Literal["shared", "per_layer"] = "shared"  # one W for all mapped layers, or one each
@@ -136,7 +138,8 @@ class MethodConfig:
     stage1: dict[str, Weight] = field(default_factory=lambda: {"layer": 1.0, "soft": 0.0, "hard": 0.0})
     stage2: dict[str, Weight] = field(default_factory=lambda: {"layer": 1.0, "soft": 1.0, "hard": 3.0})
     perturb: bool = True  # gradient perturbation of the embedding output (eq. 7-8)
-    perturb_norm: Literal["per_example", "batch"] = "per_example"  # over which slice |g|_2 is taken
+    # over which slice |g|_2 is taken: each example's l x d, the whole batch, or each token's d (GLMKD's reading)
+    perturb_norm: Literal["per_example", "batch", "per_token"] = "per_example"
     perturb_eps: NonNeg = 1.0  # step size multiplying g / |g|_2 (printed: 1)
     perturb_dropout: Literal["fresh", "same"] = "fresh"  # dropout masks of the second (perturbed) pass
     perturb_grad: Literal["constant"] = "constant"  # g / |g|_2 enters pass 2 as a constant (no gradient through it)
@@ -538,6 +541,13 @@ def validate(cfg: Config, origin: dict | None = None) -> Config:
             "train.batch_size",
             f"config key 'train.batch_size' must be >= 2 (COS-NCE needs other "
             f"examples as negatives), got {t.batch_size}",
+        )
+    if m.representation == "per_position" and m.negatives == "sampled" and m.layer_loss == "cos_nce":
+        raise _fail(
+            origin,
+            "method.negatives",
+            "config key 'method.negatives' is 'sampled', but method.representation 'per_position' compares "
+            "whole layers position by position and works with in-batch negatives only; set method.negatives=in_batch",
         )
     for key in ("student_arch", "teacher_overrides"):
         arch = getattr(model, key)

@@ -66,10 +66,13 @@ class EmbeddingTap:
 
 def perturbation(grad: torch.Tensor, norm: str = "per_example", eps: float = 1.0) -> torch.Tensor:
     """Eq. (7): the step added to the embedding output, eps * g / |g|_2, with the norm taken over each
-    example's l x d slice (``per_example``) or over the whole batch (``batch``). Zero where g is zero."""
+    example's l x d slice (``per_example``), over the whole batch (``batch``) or over each token's d values
+    (``per_token``, the GLMKD re-implementation's reading). Zero where g is zero."""
     g = grad.float()
     if norm == "per_example":
         n = g.flatten(1).norm(dim=1).view(-1, *([1] * (g.dim() - 1)))
+    elif norm == "per_token":
+        n = g.norm(dim=-1, keepdim=True)
     else:
         n = g.norm()
     return (eps * g / n.clamp_min(1e-12)).to(grad.dtype)

@@ -48,17 +48,37 @@ def in_batch_cos_nce(student: torch.Tensor, teacher: torch.Tensor, offset: int =
 
     ``teacher`` may hold more rows than ``student`` (G >= B, e.g. the global batch of several processes):
     student row b's positive is then teacher row ``offset + b`` and its K = G - 1 negatives all other rows."""
-    b, n = student.shape[0], teacher.shape[0]
+    s = F.normalize(student, dim=-1, eps=EPS)
+    t = F.normalize(teacher, dim=-1, eps=EPS)
+    return in_batch_cos_nce_from_distances(1.0 - s @ t.T, offset)  # g[b, j] = g(t_j, s_b)
+
+
+def in_batch_cos_nce_from_distances(g: torch.Tensor, offset: int = 0) -> torch.Tensor:
+    """Eq. (1) with in-batch negatives, given the (B, G) matrix ``g[b, j]`` = g(t_j, s_b): student row b's positive
+    is column ``offset + b``, its K = G - 1 negatives every other column."""
+    b, n = g.shape
     if n < 2:
         raise ValueError("in-batch COS-NCE needs a batch of at least 2 samples")
     if not 0 <= offset <= n - b:
         raise ValueError(f"offset {offset} does not place {b} student rows among {n} teacher rows")
-    s = F.normalize(student, dim=-1, eps=EPS)
-    t = F.normalize(teacher, dim=-1, eps=EPS)
-    g = 1.0 - s @ t.T  # g[b, j] = g(t_j, s_b)
     pos = torch.zeros(b, n, dtype=torch.bool, device=g.device)
     pos[torch.arange(b, device=g.device), offset + torch.arange(b, device=g.device)] = True
     return cos_nce_from_distances(g[pos], g[~pos].view(b, n - 1))
+
+
+def per_position_distances(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The per-position reading of eq. (2) (``method.representation: per_position``, the reading of the other public
+    re-implementation, aitsc/GLMKD): g between sample b's student layer and sample j's teacher layer is the mean,
+    over the non-padding positions p of sample b, of 1 - cos(s_{b,p}, t_{j,p}).
+
+    student (B, l, d), teacher (G, l, d) with padding positions already zeroed (a zero vector has cosine 0),
+    mask (B, l) of the student rows. Returns (B, G). Because eq. (1) is linear in g, COS-NCE over these distances
+    equals the mean over positions of a COS-NCE computed position by position."""
+    s = F.normalize(student, dim=-1, eps=EPS)
+    t = F.normalize(teacher, dim=-1, eps=EPS)
+    cos = torch.einsum("bpd,gpd->bgp", s, t)
+    m = mask.to(cos.dtype).unsqueeze(1)
+    return 1.0 - (cos * m).sum(-1) / m.sum(-1).clamp_min(1.0)
 
 
 def layer_vectors(hidden: torch.Tensor, mask: torch.Tensor, representation: str = "flatten") -> torch.Tensor:

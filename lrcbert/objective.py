@@ -30,29 +30,53 @@ from .presets import METHODS, PRESETS, TERM_NAMES, get_method, load_plugins, reg
 from .tasks import Task
 
 
-def global_in_batch_cos_nce(s_vec: torch.Tensor, t_vec: torch.Tensor, gather: bool = True) -> torch.Tensor:
-    """In-batch COS-NCE (eq. 1-2) of this process's rows. Under data parallelism with ``gather``, each row's
-    negatives are the teacher vectors of all other rows of the GLOBAL batch (K = B x world - 1): the teacher
-    vectors (no gradient) are gathered from every process and the loss is the mean over the local rows, so
-    the processes' average (what DDP's gradient averaging optimises) equals the loss of one process on the
-    whole global batch. Vectors are zero-padded to the longest process's width first (dynamic padding gives
-    flattened layers different lengths; zeros change no cosine)."""
+def _gather_rows(t: torch.Tensor, gather: bool) -> tuple[torch.Tensor, int]:
+    """Under data parallelism with ``gather``: the teacher tensors (no gradient) of every process stacked along
+    dim 0, each zero-padded along its other dims to the widest process's (dynamic padding gives the processes
+    different lengths; zeros change no cosine), and the offset of this process's rows. Else ``(t, 0)``."""
     dist = torch.distributed
     if not gather or not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return losses.in_batch_cos_nce(s_vec, t_vec)
+        return t, 0
     world, rank = dist.get_world_size(), dist.get_rank()
-    shape = torch.tensor([t_vec.shape[0], t_vec.shape[1]], device=t_vec.device)
+    shape = torch.tensor(t.shape, device=t.device)
     shapes = [torch.zeros_like(shape) for _ in range(world)]
     dist.all_gather(shapes, shape)
     rows = [int(x[0]) for x in shapes]
     if len(set(rows)) != 1:
         raise ValueError(f"gathered COS-NCE needs equal local batches; got {rows}")
-    width = max(int(x[1]) for x in shapes)
-    s_vec = torch.nn.functional.pad(s_vec, (0, width - s_vec.shape[1]))
-    t_vec = torch.nn.functional.pad(t_vec.detach(), (0, width - t_vec.shape[1])).contiguous()
-    parts = [torch.empty_like(t_vec) for _ in range(world)]
-    dist.all_gather(parts, t_vec)
-    return losses.in_batch_cos_nce(s_vec, torch.cat(parts), offset=rank * rows[0])
+    widest = torch.stack(shapes).amax(0).tolist()
+    t = _pad_to(t.detach(), widest[1:]).contiguous()
+    parts = [torch.empty_like(t) for _ in range(world)]
+    dist.all_gather(parts, t)
+    return torch.cat(parts), rank * rows[0]
+
+
+def _pad_to(x: torch.Tensor, sizes: list[int]) -> torch.Tensor:
+    """``x`` zero-padded at the end of each dim after the first to ``sizes`` (dims with nothing to pad kept)."""
+    pad = []
+    for dim in range(x.dim() - 1, 0, -1):
+        pad += [0, sizes[dim - 1] - x.shape[dim]]
+    return torch.nn.functional.pad(x, pad)
+
+
+def global_in_batch_cos_nce(s_vec: torch.Tensor, t_vec: torch.Tensor, gather: bool = True) -> torch.Tensor:
+    """In-batch COS-NCE (eq. 1-2) of this process's rows. Under data parallelism with ``gather``, each row's
+    negatives are the teacher vectors of all other rows of the GLOBAL batch (K = B x world - 1): the teacher
+    vectors (no gradient) are gathered from every process and the loss is the mean over the local rows, so
+    the processes' average (what DDP's gradient averaging optimises) equals the loss of one process on the
+    whole global batch."""
+    t_all, offset = _gather_rows(t_vec, gather)
+    return losses.in_batch_cos_nce(_pad_to(s_vec, list(t_all.shape[1:])), t_all, offset=offset)
+
+
+def per_position_cos_nce(h_s: torch.Tensor, h_t: torch.Tensor, mask: torch.Tensor, gather: bool = True):
+    """In-batch COS-NCE over per-position distances (``method.representation: per_position``): padding positions
+    zeroed on both sides, the teacher layers gathered across processes like ``global_in_batch_cos_nce``'s vectors."""
+    m = mask.to(h_s.dtype).unsqueeze(-1)
+    t_all, offset = _gather_rows(h_t * m, gather)
+    length = t_all.shape[1]
+    s, mask = _pad_to(h_s * m, [length, h_s.shape[2]]), _pad_to(mask, [length])
+    return losses.in_batch_cos_nce_from_distances(losses.per_position_distances(s, t_all, mask), offset)
 
 
 def _vector_width(obj: Objective, d: int) -> int:
@@ -96,6 +120,9 @@ def _layer_term(obj: Objective, s_out, t_out, batch) -> torch.Tensor:
             total = total + losses.masked_mse(h_s, h_t, mask)
             continue
         rep = obj.method.representation
+        if rep == "per_position":
+            total = total + per_position_cos_nce(h_s, h_t, mask, obj.method.gather_negatives)
+            continue
         s_vec, t_vec = losses.layer_vectors(h_s, mask, rep), losses.layer_vectors(h_t, mask, rep)
         if obj.method.negatives == "sampled":
             total = total + sampled_cos_nce(obj, i, s_vec, t_vec, batch["idx"])

@@ -282,3 +282,10 @@ def test_a_folder_with_the_hub_source_is_refused_not_ignored():
     with pytest.raises(ConfigError, match=r"--set data.path=/my/glue: config key 'data.path' .* data.source is 'hub'"):
         load_config(overrides=["task=rte", "data.path=/my/glue"])
     assert load_config(overrides=["task=rte", "data.source=tsv", "data.path=/my/glue"]).data.path == "/my/glue"
+
+
+def test_per_position_reading_takes_in_batch_negatives_only():
+    cfg = load_config(overrides=["method.representation=per_position"])
+    assert cfg.method.representation == "per_position"
+    with pytest.raises(ConfigError, match="method.negatives.*per_position.*in-batch negatives only"):
+        load_config(overrides=["method.representation=per_position", "method.negatives=sampled"])

@@ -202,3 +202,14 @@ def test_learning_rate_schedules():
     # per stage, boundary 8: [0, 8) warms up over 1 step and decays; [8, 10) restarts without warm-up
     per = [lr_factor(s, 10, 0.2, "linear_per_stage", boundary=8) for s in range(10)]
     assert per == pytest.approx([0.0, 1.0, 6 / 7, 5 / 7, 4 / 7, 3 / 7, 2 / 7, 1 / 7, 1.0, 0.5])
+
+
+def test_perturbation_per_token_has_norm_eps_at_every_token():
+    g = torch.randn(3, 5, 4, dtype=torch.float64)
+    g[1, 2] = 0.0  # a token without gradient gets no step
+    p = perturbation(g, "per_token", eps=0.5)
+    norms = p.norm(dim=-1)
+    expected = torch.full((3, 5), 0.5, dtype=torch.float64)
+    expected[1, 2] = 0.0
+    assert torch.allclose(norms, expected)
+    assert torch.allclose(p[0, 0], 0.5 * g[0, 0] / g[0, 0].norm())

@@ -134,3 +134,69 @@ def test_regression_losses_are_mse():
     pred, teacher, gold = t([1.0], [2.0]), t([1.5], [2.0]), torch.tensor([0.0, 4.0])
     assert losses.soft_loss(pred, teacher, 1.1, regression=True).item() == pytest.approx((0.25 + 0) / 2)
     assert losses.hard_loss(pred, gold, regression=True).item() == pytest.approx((1 + 4) / 2)
+
+
+def per_position_reference(h_s, h_t, mask):
+    """COS-NCE of the per-position reading written out with loops: for each sample b and each of its non-padding
+    positions p, eq. (1) with the positive t_{b,p} and the negatives t_{j,p} of every other sample j (a padded
+    position of j is a zero vector: cosine 0), averaged over b's positions, then over the batch."""
+    b_size = h_s.shape[0]
+    per_sample = []
+    for b in range(b_size):
+        terms = []
+        for p in range(h_s.shape[1]):
+            if not mask[b, p]:
+                continue
+            s = h_s[b, p]
+            t_pos = h_t[b, p] * mask[b, p]
+            g_pos = 1 - F.cosine_similarity(s, t_pos, dim=0, eps=1e-8)
+            g_neg = [
+                1 - F.cosine_similarity(s, h_t[j, p] * mask[j, p], dim=0, eps=1e-8) for j in range(b_size) if j != b
+            ]
+            k = len(g_neg)
+            terms.append(sum((2 - (gn - g_pos)) for gn in g_neg) / (2 * k) + g_pos)
+        per_sample.append(sum(terms) / len(terms))
+    return sum(per_sample) / b_size
+
+
+def test_per_position_cos_nce_equals_the_loop_over_positions():
+    from lrcbert.objective import per_position_cos_nce
+
+    g = torch.Generator().manual_seed(3)
+    h_s, h_t = (
+        torch.randn(4, 6, 5, generator=g, dtype=torch.float64),
+        torch.randn(4, 6, 5, generator=g, dtype=torch.float64),
+    )
+    mask = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0], [1, 1, 0, 0, 0, 0], [1, 1, 1, 0, 0, 0]])
+    got = per_position_cos_nce(h_s, h_t, mask)
+    assert got.item() == pytest.approx(per_position_reference(h_s, h_t, mask).item(), abs=1e-12)
+    # garbage at padded positions changes nothing (they are zeroed on both sides)
+    h_s2, h_t2 = h_s.clone(), h_t.clone()
+    h_s2[mask == 0], h_t2[mask == 0] = 77.0, -33.0
+    assert per_position_cos_nce(h_s2, h_t2, mask).item() == pytest.approx(got.item(), abs=1e-12)
+
+
+def test_per_position_cos_nce_hand_computed():
+    # two samples, one position each, 2-d: s_0 = (1,0), s_1 = (0,1); t_0 = (1,0), t_1 = (-1,0)
+    h_s = t([[1.0, 0.0]], [[0.0, 1.0]])
+    h_t = t([[1.0, 0.0]], [[-1.0, 0.0]])
+    mask = torch.ones(2, 1, dtype=torch.long)
+    from lrcbert.objective import per_position_cos_nce
+
+    # b=0: g_pos = 0, g_neg = g(t_1, s_0) = 2 -> (2 - 2)/2 + 0 = 0; b=1: g_pos = 1, g_neg = g(t_0, s_1) = 1
+    # -> (2 - 0)/2 + 1 = 2; mean 1
+    assert per_position_cos_nce(h_s, h_t, mask).item() == pytest.approx(1.0, abs=1e-12)
+
+
+def test_per_position_differs_from_flatten_when_positions_disagree():
+    # flatten compares whole l x d matrices: opposite halves can cancel; per position they cannot
+    h_s = t([[1.0, 0.0], [0.0, 1.0]], [[0.0, 1.0], [1.0, 0.0]])
+    h_t = t([[1.0, 0.0], [0.0, -1.0]], [[0.0, 1.0], [-1.0, 0.0]])
+    mask = torch.ones(2, 2, dtype=torch.long)
+    d = losses.per_position_distances(h_s, h_t, mask)
+    assert d[0, 0].item() == pytest.approx(1.0)  # positions at cos 1 and -1: mean distance (0 + 2) / 2
+    flat = losses.angular_distance(losses.layer_vectors(h_s, mask)[0], losses.layer_vectors(h_t, mask)[0])
+    assert flat.item() == pytest.approx(1.0)  # the flattened cosine is 0 here too: equal only by construction
+    h_t[0, 1] = t([0.0, 1.0])[0] * 5  # a longer vector at one position changes the flattened cosine only
+    assert losses.per_position_distances(h_s, h_t, mask)[0, 0].item() == pytest.approx(0.0, abs=1e-12)
+    assert losses.angular_distance(losses.layer_vectors(h_s, mask)[0], losses.layer_vectors(h_t, mask)[0]).item() > 0.1

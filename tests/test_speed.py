@@ -95,11 +95,16 @@ def read_losses(path):
         return [{k: float(v) for k, v in r.items() if v not in ("", None)} for r in csv.DictReader(f)]
 
 
-def test_cached_teacher_gives_the_uncached_losses(tokenizer, tmp_path):
+@pytest.mark.parametrize("representation", ["flatten", "per_position"])
+def test_cached_teacher_gives_the_uncached_losses(tokenizer, tmp_path, representation):
+    # per_position compares padded positions too (as zero vectors): the cache's zeros must equal the masked teacher
     runs = {}
     for mode in ("off", "on"):
         tr = make_trainer(
-            tokenizer, tmp_path / mode, train={"teacher_cache": mode, "epochs": 2}, method={"stage_split": 0.5}
+            tokenizer,
+            tmp_path / mode,
+            train={"teacher_cache": mode, "epochs": 2},
+            method={"stage_split": 0.5, "representation": representation},
         )
         assert tr.fit() == "finished"
         runs[mode] = read_losses(tmp_path / mode / "losses.csv")
