@@ -2,7 +2,8 @@
 
 A checkpoint is a folder ``step-00000100`` holding the student and objective weights (safetensors), the
 optimiser, scheduler and RNG states (``trainer.pt``, plain tensors and numbers, read with
-``weights_only=True``) and ``state.json``; ``manifest.json`` lists each file's SHA-256 and is written last.
+``weights_only=True``) and ``state.json`` (the step, and the ``run_id`` of the run that wrote it: a checkpoint
+resumes only a run of the same identity); ``manifest.json`` lists each file's SHA-256 and is written last.
 It is assembled in a temporary folder and renamed into place, so a crash leaves no half checkpoint.
 """
 
@@ -52,6 +53,18 @@ def set_rng_state(state: dict) -> None:
 
 class CheckpointError(OSError):
     """A checkpoint could not be written (disk full, quota...); nothing of it is left behind."""
+
+
+class ForeignCheckpoint(OSError):
+    """A checkpoint of another run (another identity) than the one it would resume."""
+
+
+def run_of(path: Path) -> str | None:
+    """The ``run_id`` (lrcbert.identity) of the run that wrote checkpoint ``path``; None if it does not say."""
+    try:
+        return json.loads((path / "state.json").read_text()).get("run_id")
+    except (OSError, ValueError):
+        return None
 
 
 def save(folder: Path, step: int, modules: dict, trainer_state: dict, state: dict, keep: int) -> Path:

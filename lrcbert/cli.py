@@ -128,15 +128,32 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True, parser_class=_Parser)
     command = functools.partial(sub.add_parser, parents=[debug])
     p = command("make-synthetic", help="write a generated GLUE-format data set")
-    p.add_argument("--out", required=True)
-    p.add_argument("--seed", type=COUNT, default=0)
-    p.add_argument("--train", type=COUNT, default=None, help="training examples per task")
-    p.add_argument("--dev", type=COUNT, default=None, help="dev examples per task (and MNLI split)")
-    p.add_argument("--test", type=COUNT, default=None, help="test examples per task (and MNLI split)")
-    p.add_argument("--corpus-lines", type=COUNT, default=2000)
-    _add_common(command("finetune", help="fine-tune a teacher (model.teacher) on a task"))
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="folder to write (one folder per GLUE task, corpus.txt and the README.txt marker); it must be new, "
+        "empty, or an earlier make-synthetic folder (then rewritten); use it as data.path with data.source=synthetic",
+    )
+    p.add_argument(
+        "--seed",
+        type=COUNT,
+        default=0,
+        help="seed of the generated data; the same seed gives identical files (default %(default)s)",
+    )
+    p.add_argument("--train", type=POSITIVE_INT, default=None, help="training examples per task (default 512)")
+    p.add_argument("--dev", type=POSITIVE_INT, default=None, help="dev examples per task and MNLI split (default 128)")
+    p.add_argument("--test", type=POSITIVE_INT, default=None, help="test examples per task and MNLI split (default 64)")
+    p.add_argument(
+        "--corpus-lines",
+        type=COUNT,
+        default=2000,
+        metavar="N",
+        help="lines of corpus.txt, the general-distillation corpus (data.corpus) (default %(default)s)",
+    )
+    _add_common(command("finetune", help="fine-tune a teacher (model.teacher) on a task"), task_required=True)
     p = command("distill", help="distil a student from a fine-tuned teacher")
-    _add_common(p)
+    _add_common(p, task_required=True)
     p.add_argument(
         "--method",
         default="lrcbert",
@@ -166,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=COUNT, default=0)
     p.add_argument("--max-examples", type=POSITIVE_INT, default=None)
     p = command("evaluate", help="dev metrics and test predictions of a saved classifier")
-    _add_common(p)
+    _add_common(p, task_required=True)
     p.add_argument("--model", required=True, help="save_pretrained folder or hub id")
     p = command(
         "case-stats",
@@ -212,7 +229,9 @@ def _add_verdict_commands(sub) -> None:
     """``lrcbert forecast`` (device-hours of the planned grid) and ``lrcbert status`` (progress of a running grid),
     both from the workflow's plan (``snakemake results/plan.json``); see lrcbert/forecast.py, lrcbert/progress.py."""
     p = sub.add_parser("forecast", help="device-hours of the workflow's planned grid, timed on this device")
-    p.add_argument("--plan", default="results/plan.json", help="the workflow's plan (snakemake results/plan.json)")
+    p.add_argument(
+        "--plan", default="results/plan.json", help="the workflow's plan (lrcbert status says how to make it)"
+    )
     p.add_argument(
         "--config",
         action="append",
@@ -237,7 +256,9 @@ def _add_verdict_commands(sub) -> None:
     )
     p.add_argument("--by-shape", action="store_true", help="one timing per model shape for all methods (approximate)")
     p = sub.add_parser("status", help="progress of the workflow's grid: finished/running/failed/missing runs")
-    p.add_argument("--plan", default="results/plan.json", help="the workflow's plan (snakemake results/plan.json)")
+    p.add_argument(
+        "--plan", default="results/plan.json", help="the workflow's plan (lrcbert status says how to make it)"
+    )
     p.add_argument("--out", default=None, help="Markdown output (default: print only)")
     p.add_argument("--stale-minutes", type=float, default=30.0, help="a run silent this long counts as failed")
 
@@ -344,7 +365,7 @@ def _command(args) -> int:
     if args.command == "make-synthetic":
         from .synthetic import make_synthetic  # a folder it did not make: DataError, one line (main)
 
-        sizes = {k: v for k, v in (("train", args.train), ("dev", args.dev), ("test", args.test)) if v}
+        sizes = {k: v for k, v in (("train", args.train), ("dev", args.dev), ("test", args.test)) if v is not None}
         out = make_synthetic(args.out, seed=args.seed, sizes=sizes or None, corpus_lines=args.corpus_lines)
         print(f"wrote generated GLUE data to {args.out}")
         return 0 if out else 1

@@ -94,6 +94,9 @@ class DataConfig:
     corpus: str | None = None  # general distillation: a text file (one passage a line) or hub:ID[:CONFIG]
     corpus_text_column: str = "text"  # column of the hub corpus holding the text
     max_corpus_lines: PosInt | None = None
+    # the share of a dev or test split whose text (case and whitespace aside) is also in the training split above
+    # which the run is refused (a leak); 1 = never refused
+    max_overlap: Fraction = 0.1
 
 
 @dataclass(config=STRICT)
@@ -180,6 +183,9 @@ class TrainConfig:
     lr_schedule: Literal["linear", "constant", "linear_per_stage"] = "linear"  # paper: not stated
     grad_clip: NonNeg = 1.0  # 0 = off
     max_bad_steps: Count = 0  # non-finite steps skipped (no update) before the run stops; 0 = stop
+    # a finite step whose total loss exceeds this times its stage's reference (the mean of the stage's first
+    # steps, at least 1) stops the run as diverged (lrcbert.engine); 0 = off
+    divergence_factor: NonNeg = 20.0
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"  # bf16, fp16: GPU
     checkpoint_every: Count = 500  # steps; 0 = only at the end
     keep_checkpoints: PosInt = 2
@@ -234,6 +240,8 @@ NOT_HASHED = (
     "train.stop_after_steps",
     "train.eval_batch_size",
     "train.report_to",
+    "train.divergence_factor",  # guards: they stop a run or refuse its data, never change what it computes
+    "data.max_overlap",
 )
 TERM_MAPS = ("method.stage1", "method.stage2")  # mappings whose keys are loss-term names
 
@@ -382,8 +390,21 @@ def _at(source: str, updates: dict, key) -> str:
 
 
 def _known(key, known) -> str:
-    close = difflib.get_close_matches(str(key), [str(k) for k in known], n=1)
-    return (f"; did you mean '{close[0]}'?" if close else "") + f" (known here: {', '.join(sorted(known))})"
+    """The end of an unknown-key message: a suggestion and the keys known at that level. A key that is the last
+    part of known dotted keys elsewhere suggests them (``lr`` -> ``train.lr``); else the closest key here."""
+
+    def dotted(cls, prefix=""):
+        for name, (kind, typ) in _schema(cls).items():
+            if kind == "section":
+                yield from dotted(typ, f"{prefix}{name}.")
+            else:
+                yield f"{prefix}{name}"
+                yield from (f"{prefix}{name}.{k}" for k in (get_type_hints(typ) if is_typeddict(typ) else ()))
+
+    same = [p for p in dotted(Config) if p.rsplit(".", 1)[-1] == str(key)]
+    close = same if 0 < len(same) <= 4 else difflib.get_close_matches(str(key), [str(k) for k in known], n=1)
+    guess = " or ".join(f"'{c}'" for c in close)
+    return (f"; did you mean {guess}?" if close else "") + f" (known here: {', '.join(sorted(known))})"
 
 
 def _merge(tree: dict, updates: Any, cls, origin: dict, source: str, replace: bool, prefix: str = "") -> None:

@@ -29,6 +29,23 @@ class DataError(ValueError):
     """Missing or malformed data (message names the file, line, column or value)."""
 
 
+# the columns holding a row's own id (a test file's "index" keys the GLUE submission); other id columns name
+# sentences or prompts that recur by design (MRPC's "#1 ID"/"#2 ID", QQP's qid1/qid2, MNLI's promptID)
+ID_COLUMNS = ("index", "id")
+
+
+def _first_repeat(ids: list) -> tuple[int, int] | None:
+    """(row of the first id seen before, row where it was first seen), or None if every id is unique. Integer ids
+    compare as numbers ("7" and "07" are the same example in a submission)."""
+    seen = {}
+    for i, v in enumerate(ids):
+        key = int(v) if isinstance(v, int) or v.strip().lstrip("-").isdigit() else v.strip()
+        if key in seen:
+            return i, seen[key]
+        seen[key] = i
+    return None
+
+
 def _read_tsv(path: Path, task: Task, split: str) -> tuple[dict, list[int]]:
     """The columns of a GLUE TSV file ({name: values}) and each row's line number. The file must be UTF-8 and
     every row must have exactly the header's fields (tab-separated, no quoting); blank lines are skipped."""
@@ -66,6 +83,14 @@ def _read_tsv(path: Path, task: Task, split: str) -> tuple[dict, list[int]]:
             )
         rows.append(fields)
     frame = {c: [r[i] for r in rows] for i, c in enumerate(columns)}
+    key = next((k for k in ID_COLUMNS if k in frame), None)
+    repeat = _first_repeat(frame[key]) if key else None
+    if repeat:
+        i, first = repeat
+        raise DataError(
+            f"{path}: line {lines[i][0]}, column {columns.index(key) + 1} ({key}): id {frame[key][i]!r} is "
+            f"already the id of line {lines[first][0]}; every example needs its own id"
+        )
     return frame, [n for n, _ in lines]
 
 
@@ -141,6 +166,13 @@ def _from_hub(hub_id: str, task: Task, split: str) -> datasets.Dataset:
             raise DataError(f"{hub_id}/{task.hub_config}: label order {names} differs from {expected}")
     cols["label"] = labels
     cols["idx"] = ds["idx"]
+    repeat = _first_repeat(cols["idx"])
+    if repeat:
+        i, first = repeat
+        raise DataError(
+            f"{hub_id}/{task.hub_config} ({task.hub_split[split]}): row {i + 1}: idx {cols['idx'][i]} is already "
+            f"the idx of row {first + 1}; every example needs its own id"
+        )
     return datasets.Dataset.from_dict(cols)
 
 
@@ -219,7 +251,8 @@ def load_split(cfg, task: Task, split: str) -> datasets.Dataset:
 def validate(cfg, task: Task | None, train: bool = True) -> dict:
     """Read every split the run will read, before its first step: the training split (or the corpus), the dev
     split of every evaluation split and the test split where its file exists (test is optional, but a test file
-    that is there must parse). Returns {(task name, split): Dataset}; raises DataError naming file and line."""
+    that is there must parse). Returns {(task name, split): Dataset}; raises DataError naming file and line, also
+    for a dev or test split whose share of examples found in the training split exceeds ``data.max_overlap``."""
     if task is None:
         return {("general", "train"): load_corpus(cfg)}
     out = {(task.name, "train"): load_split(cfg, task, "train")} if train else {}
@@ -228,7 +261,58 @@ def validate(cfg, task: Task | None, train: bool = True) -> dict:
         out[(name, "dev")] = load_split(cfg, other, "dev")
         if cfg.data.source == "hub" or (data_root(cfg) / other.folder / other.files["test"]).is_file():
             out[(name, "test")] = load_split(cfg, other, "test")
+    for (name, split), (n, shared, first) in _overlaps(out).items():
+        if shared / n > cfg.data.max_overlap:
+            ds = out[(name, split)]
+            example = " | ".join(ds[first][c] for c in ("text_a", "text_b") if c in ds.column_names)
+            raise DataError(
+                f"{_location(cfg, TASKS[name], split)}: {shared} of its {n} examples ({shared / n:.1%}) are also in "
+                f"the training split {_location(cfg, task, 'train')} (same text, case and whitespace aside; e.g. "
+                f"{example[:80]!r}), above data.max_overlap={cfg.data.max_overlap:g}; is it a copy of the "
+                "training file? (set data.max_overlap to allow more)"
+            )
     return out
+
+
+def _location(cfg, task: Task, split: str) -> str:
+    """Where ``load_split`` reads ``task``'s ``split`` from (for messages)."""
+    d = cfg.data
+    if split == "train" and d.train_file:
+        return d.train_file
+    if d.source == "hub":
+        return f"{d.hub_id}/{task.hub_config} ({task.hub_split[split]})"
+    return str(data_root(cfg) / task.folder / task.files[split])
+
+
+def _text_keys(ds: datasets.Dataset) -> list[tuple[str, ...]]:
+    """Each example's text (both sentences of a pair), case and whitespace aside: what makes two examples one."""
+    columns = [ds[c] for c in ("text_a", "text_b") if c in ds.column_names]
+    return [tuple(" ".join(x.split()).casefold() for x in texts) for texts in zip(*columns)]
+
+
+def _overlaps(splits: dict) -> dict:
+    """{(task name, split): (examples, how many of them the training split holds, row of the first one)} for
+    every dev and test split of ``splits``; {} without a training split."""
+    train = [ds for (_, split), ds in splits.items() if split == "train"]
+    if not train:
+        return {}
+    seen = set(_text_keys(train[0]))
+    out = {}
+    for (name, split), ds in splits.items():
+        if split != "train":
+            hits = [i for i, k in enumerate(_text_keys(ds)) if k in seen]
+            out[(name, split)] = (len(ds), len(hits), hits[0] if hits else None)
+    return out
+
+
+def overlap_report(splits: dict) -> dict:
+    """How much of each dev and test split the training split holds, for ``run.json``: {"rte/dev": {"examples":
+    277, "in_train": 0, "share": 0.0}, ...} (``splits``: what ``validate`` returned; {} without a training
+    split). Examples are the same when their text is, case and whitespace aside; ids are not compared."""
+    return {
+        f"{name}/{split}": {"examples": n, "in_train": shared, "share": shared / n}
+        for (name, split), (n, shared, _) in _overlaps(splits).items()
+    }
 
 
 def load_corpus(cfg) -> datasets.Dataset:

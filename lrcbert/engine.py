@@ -38,8 +38,14 @@ MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 class TrainingDiverged(RuntimeError):
-    """A non-finite loss or gradient (message names the step, the terms and the last good checkpoint)."""
+    """A non-finite loss or gradient, or a loss far above its stage's reference (``train.divergence_factor``); the
+    message names the step, the loss, the terms and the last good checkpoint."""
 
+
+# divergence (train.divergence_factor): a stage's reference is the mean total loss of its first DIVERGENCE_STEPS
+# finite steps, taken no lower than DIVERGENCE_FLOOR (so that a stage starting near 0 does not stop on noise)
+DIVERGENCE_STEPS = 5
+DIVERGENCE_FLOOR = 1.0
 
 # SLURM sends USR1 (if asked) or TERM before a kill; Ctrl-C (INT) is handled the same way
 PREEMPT_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
@@ -130,8 +136,11 @@ def _decay_groups(modules, weight_decay: float):
 class Trainer:
     """Trains ``student`` (and the objective's own parameters) on ``train_set`` under ``objective``."""
 
-    def __init__(self, cfg, run_dir: Path, student, objective: Objective, train_set, collate, teacher=None):
+    def __init__(
+        self, cfg, run_dir: Path, student, objective: Objective, train_set, collate, teacher=None, run_id=None
+    ):
         self.cfg, self.run_dir = cfg, Path(run_dir)
+        self.run_id = run_id  # the run's identity (lrcbert.identity): its checkpoints carry it, resumes check it
         t = cfg.train
         # some parameters get no gradient in some steps (the head during stage 1, W under the hard loss only)
         ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
@@ -197,6 +206,14 @@ class Trainer:
         self.train_seconds = 0.0  # time inside train_step, summed over the run's steps (resumes included)
         self.train_cpu_seconds = 0.0  # the same steps in CPU time of the process (not slowed by other load)
         self.bad_steps = 0  # non-finite steps skipped so far (train.max_bad_steps)
+        # the divergence rule and each stage's reference (checkpointed; run.json may record it):
+        # stages: {"stage1": {"first_step": 1, "losses": [the stage's first finite total losses], "reference": mean}}
+        self.divergence = {
+            "factor": t.divergence_factor,
+            "steps": DIVERGENCE_STEPS,
+            "floor": DIVERGENCE_FLOOR,
+            "stages": {},
+        }
 
     # -- checkpoints -------------------------------------------------------------------------------------
     def _modules(self) -> dict:
@@ -226,6 +243,8 @@ class Trainer:
                     "bad_steps": self.bad_steps,
                     "train_seconds": self.train_seconds,
                     "train_cpu_seconds": self.train_cpu_seconds,
+                    "run_id": self.run_id,
+                    "divergence": self.divergence["stages"],
                 },
                 self.cfg.train.keep_checkpoints,
             )
@@ -236,6 +255,11 @@ class Trainer:
         path = checkpoint.latest(self.ckpt_dir)
         if path is None:
             return False
+        if self.run_id is not None and checkpoint.run_of(path) != self.run_id:
+            raise checkpoint.ForeignCheckpoint(
+                f"checkpoint {path} belongs to run {checkpoint.run_of(path)}, not to this run {self.run_id}; "
+                "a checkpoint resumes only a run of its own identity"
+            )
         trainer_state, state = checkpoint.load(path, self._modules())
         self.optimizer.load_state_dict(trainer_state["optimizer"])
         self.scheduler.load_state_dict(trainer_state["scheduler"])
@@ -246,6 +270,7 @@ class Trainer:
         self.bad_steps = int(state.get("bad_steps", 0))
         self.train_seconds = float(state.get("train_seconds", 0.0))
         self.train_cpu_seconds = float(state.get("train_cpu_seconds", 0.0))
+        self.divergence["stages"] = state.get("divergence", {})  # older checkpoints: references start afresh
         if self.accelerator.is_main_process:
             logger.info(f"resuming from {path} at step {self.step}/{self.total_steps}")
         return True
@@ -266,7 +291,7 @@ class Trainer:
         num_labels = getattr(self.teacher.config, "num_labels", 1)
         self.cache_choice = decide(self.cfg, lengths(self.train_set), self.teacher.config, obj.phi, num_labels)
         if self.cache_choice["use"]:
-            path, key = self.run_dir / "teacher_cache", self.cfg.hash()
+            path, key = self.run_dir / "teacher_cache", self.run_id or self.cfg.hash()
             if self.accelerator.is_main_process and not TeacherCache.is_complete(path, key):
                 TeacherCache.build(
                     path,
@@ -353,16 +378,40 @@ class Trainer:
             keys = list(record)
             values = torch.tensor([record[k] for k in keys], dtype=torch.float64, device=self.accelerator.device)
             record = dict(zip(keys, self.accelerator.reduce(values, "mean").tolist()))
+        if bad is None:  # the global batch's loss: every process takes the same decision
+            self._check_divergence(record["total"], terms)
         record["bad_steps"] = self.bad_steps
         record.update({f"w_{t}": w for t, w in weights.items()})
         return record
 
-    def _diverged(self, what: str, terms: dict):
+    def _check_divergence(self, loss: float, terms: dict) -> None:
+        """Stop the run (TrainingDiverged) when the finite total ``loss`` of this step exceeds
+        ``train.divergence_factor`` x max(reference, DIVERGENCE_FLOOR); the reference of a stage is the mean total
+        loss of its first DIVERGENCE_STEPS steps (of those seen so far while fewer), each stage its own, since
+        stage 1 and stage 2 weigh different terms. A factor of 0 turns the check off (references are still kept)."""
+        d = self.divergence
+        stage = "stage1" if self.step < self.cfg.method.stage_split * self.total_steps else "stage2"
+        ref = d["stages"].setdefault(stage, {"first_step": self.step + 1, "losses": [], "reference": None})
+        base = max(ref["reference"], d["floor"]) if ref["losses"] else None
+        if base is not None and d["factor"] > 0 and loss > d["factor"] * base:
+            first, n = ref["first_step"], len(ref["losses"])
+            steps = f"step {first}" if n == 1 else f"steps {first}-{first + n - 1}"
+            self._diverged(
+                f"total loss {loss:.4g} > train.divergence_factor {d['factor']:g} x {base:.4g} ({stage} reference: "
+                f"mean total loss {ref['reference']:.4g} of {steps}, floor {d['floor']:g})",
+                terms,
+                "; lower train.lr, or set train.divergence_factor=0 to turn this check off",
+            )
+        if len(ref["losses"]) < d["steps"]:
+            ref["losses"].append(loss)
+            ref["reference"] = sum(ref["losses"]) / len(ref["losses"])
+
+    def _diverged(self, what: str, terms: dict, hint: str = ""):
         last = checkpoint.latest(self.ckpt_dir)
         values = ", ".join(f"{k}={v.item():.4g}" for k, v in terms.items())
         raise TrainingDiverged(
             f"training diverged at step {self.step + 1}: {what} (terms: {values}); "
-            f"last good checkpoint: {last or 'none'}"
+            f"last good checkpoint: {last or 'none'}{hint}"
         )
 
     @property

@@ -8,7 +8,7 @@ import pytest
 from conftest import finetune_teacher, synthetic_sets, tiny_config
 
 from lrcbert.cli import main
-from lrcbert.run import RunError, run
+from lrcbert.run import run
 from lrcbert.tasks import TASKS
 
 
@@ -50,14 +50,17 @@ def test_resume_gives_the_same_metrics_as_an_uninterrupted_run(teacher, glue_dir
 
 
 @pytest.mark.faults
-def test_finished_run_is_not_redone_and_other_config_is_refused(teacher, glue_dir, tmp_path):
+def test_finished_run_is_not_redone_and_another_config_replaces_it(teacher, glue_dir, tmp_path):
     cfg = distill_cfg(glue_dir, teacher, max_steps=3)
     run(cfg, tmp_path, "distill")
     stamp = (tmp_path / "metrics.json").stat().st_mtime_ns
     run(cfg, tmp_path, "distill")
     assert (tmp_path / "metrics.json").stat().st_mtime_ns == stamp
-    with pytest.raises(RunError, match="holds a run of another configuration"):
-        run(distill_cfg(glue_dir, teacher, max_steps=3, lr=1e-4), tmp_path, "distill")
+    # issue 23: another configuration is another identity; the old run's files are moved aside, not reported
+    other = run(distill_cfg(glue_dir, teacher, max_steps=3, lr=1e-4), tmp_path, "distill")
+    assert other["config_hash"] != cfg.hash() and other["identity"]["config_hash"] == other["config_hash"]
+    (moved,) = (tmp_path / ".superseded").iterdir()
+    assert json.loads((moved / "metrics.json").read_text())["config_hash"] == cfg.hash()
 
 
 @pytest.mark.faults
@@ -72,7 +75,8 @@ def test_teacher_with_other_label_order_stops_before_training(teacher, glue_dir,
     (bad / "config.json").write_text(json.dumps(conf))
     cfg_file = tmp_path / "c.yaml"
     cfg_file.write_text(json.dumps(distill_cfg(glue_dir, teacher).to_dict()))
-    code = main(["distill", "--config", str(cfg_file), "--set", f"model.teacher={bad}", "--out", str(tmp_path / "r")])
+    argv = ["distill", "--task", "rte", "--config", str(cfg_file), "--set", f"model.teacher={bad}"]
+    code = main([*argv, "--out", str(tmp_path / "r")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and [x for x in err if x.startswith("lrcbert: error:")] == err[-1:]
     err = err[-1]

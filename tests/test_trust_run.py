@@ -156,7 +156,18 @@ def test_a_second_process_on_a_run_folder_stops_at_once_naming_the_holder(glue_d
         cfg_file = tmp_path / "cfg.yaml"
         cfg_file.write_text(yaml.safe_dump(small(glue_dir).to_dict()))
         second = subprocess.run(
-            [sys.executable, "-m", "lrcbert", "finetune", "--config", str(cfg_file), "--out", str(out)],
+            [
+                sys.executable,
+                "-m",
+                "lrcbert",
+                "finetune",
+                "--task",
+                "rte",
+                "--config",
+                str(cfg_file),
+                "--out",
+                str(out),
+            ],
             env=ENV,
             capture_output=True,
             text=True,
@@ -309,7 +320,7 @@ def test_ctrl_c_checkpoints_at_the_step_boundary_in_one_line(glue_dir, tmp_path)
     cfg_file = tmp_path / "cfg.yaml"
     cfg_file.write_text(yaml.safe_dump(small(glue_dir, max_steps=400, batch_size=4).to_dict()))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "lrcbert", "finetune", "--config", str(cfg_file), "--out", str(out)],
+        [sys.executable, "-m", "lrcbert", "finetune", "--task", "rte", "--config", str(cfg_file), "--out", str(out)],
         env=ENV,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
