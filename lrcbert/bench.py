@@ -37,7 +37,6 @@ from pathlib import Path
 import datasets
 import numpy as np
 import torch
-from tabulate import tabulate
 from transformers import (
     AutoConfig,
     AutoModelForSequenceClassification,
@@ -49,6 +48,7 @@ from transformers import (
 from . import data as D
 from .config import load_config
 from .engine import Trainer
+from .markdown import md_table
 from .models import OFFLINE_MINILM, resolve
 from .objective import METHODS, Objective, combine
 from .runinfo import atomic_write_json, atomic_write_text, device_name
@@ -639,13 +639,13 @@ def markdown(r: dict) -> str:
     ):
         if key in r:
             rows.append([what, f(r[key], 3), "reported", ""])
-    lines += [tabulate(rows, ["figure", "measured [95 % interval]", "target", ""], tablefmt="github"), ""]
+    lines += [md_table(rows, ["figure", "measured [95 % interval]", "target", ""], tablefmt="github"), ""]
     if "step" in r:
         s = r["step"]
         lines += [
             f"## 1. Step vs floor (batch {s['batch_size']}, length {s['length']}, {s['repeats']} rounds)",
             "",
-            tabulate(
+            md_table(
                 [
                     [
                         k,
@@ -683,7 +683,7 @@ def markdown(r: dict) -> str:
             f"[{d['min']}, {d['max']}]); sample mean {f(d.get('mean'), 1)}, 90th percentile "
             f"{f(d.get('p90'), 1)}.",
             "",
-            tabulate(
+            md_table(
                 [
                     [
                         k,
@@ -706,7 +706,7 @@ def markdown(r: dict) -> str:
         lines += [
             f"## 3. Inference, length {i['length']}",
             "",
-            tabulate(
+            md_table(
                 [
                     [k, f(v["teacher_s"], 4), f(v["student_s"], 4), f(v["speedup"])]
                     for k, v in i.items()
@@ -729,7 +729,7 @@ def markdown(r: dict) -> str:
             f"{o.get('threads')} intra-op threads, graph {'fused' if fused else 'NOT fused'}; "
             "results/deployment.md has batch 32 and the teacher):",
             "",
-            tabulate(
+            md_table(
                 [
                     [k, f(o[f"{k}_batch1_s"] * 1000, 2), f(o[f"{k}_dev_score"])]
                     for k in ("torch_fp32", "onnx_fp32", "onnx_int8")

@@ -199,7 +199,7 @@ def _ms(s: dict) -> str:
 
 
 def markdown(r: dict) -> str:
-    from tabulate import tabulate
+    from .markdown import md_table
 
     p, clock = r["paper"], r["clock"]
     lines = ["# Deployment: teacher and students on the CPU, PyTorch vs ONNX fp32 vs ONNX int8", ""]
@@ -243,7 +243,7 @@ def markdown(r: dict) -> str:
     head = ["model", "runtime", "params (M)", "disk (MiB)", "dev", "max abs logit diff"]
     for b in r["batch_sizes"]:
         head += [f"batch {b} ms", f"batch {b} tokens/s"]
-    lines += [tabulate(rows, head, tablefmt="github"), ""]
+    lines += [md_table(rows, head, tablefmt="github"), ""]
     rows = []
     for name, m in r["models"].items():
         for b in r["batch_sizes"]:
@@ -258,7 +258,7 @@ def markdown(r: dict) -> str:
         "Speed-up over PyTorch fp32 of the same model (ratio of medians; goals: ONNX fp32 >= 1.2x at batch 1 "
         "and >= 1.0x at batch 32, int8 >= 2x at batch 1), and the int8 dev-metric change:",
         "",
-        tabulate(
+        md_table(
             rows,
             ["model", "batch", "ONNX fp32 (fused)", "ONNX fp32 (plain)", "ONNX int8", "int8 dev change (points)"],
             tablefmt="github",
@@ -288,7 +288,7 @@ def markdown(r: dict) -> str:
             f"{p['size']:.1f}x smaller ({p['teacher']} vs {p['student']} on {p['hardware']}, its Table 2; "
             "parameters and GPU time, so only the ratios compare):",
             "",
-            tabulate(
+            md_table(
                 rows,
                 [
                     "student",
@@ -319,7 +319,7 @@ def markdown(r: dict) -> str:
     lines += [
         "Graph check (nodes per exported graph: plain export, fused fp32, fused int8):",
         "",
-        tabulate(
+        md_table(
             rows,
             ["model", "graph", "attention", "matmul+gemm", "SkipLayerNorm", "BiasGelu", "Softmax", "Erf", "fused"],
             tablefmt="github",

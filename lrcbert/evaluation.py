@@ -94,3 +94,19 @@ def write_dev_predictions(
 def dev_predictions_file(split: str) -> str:
     """A run folder's per-example dev predictions of evaluation split ``split`` (relative path)."""
     return f"predictions/dev_{split}.tsv"
+
+
+def scores_from_predictions(task: Task, path: str | Path) -> dict:
+    """``compute_metrics`` recomputed from a run's dev predictions file (``write_dev_predictions``'s format: its
+    predictions against the gold labels it holds), with ``n``, the number of examples. A file that is not in that
+    format raises ValueError naming it."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    if not lines or lines[0].split("\t") != ["idx", "prediction", "gold"]:
+        raise ValueError(f"{path}: not a dev predictions file (header 'idx<TAB>prediction<TAB>gold')")
+    kind = float if task.is_regression else int
+    try:
+        rows = [(kind(p), kind(g)) for _, p, g in (line.split("\t") for line in lines[1:])]
+    except ValueError as e:
+        raise ValueError(f"{path}: unreadable row ({e})") from None
+    pred, gold = (np.asarray(x) for x in zip(*rows)) if rows else (np.zeros(0), np.zeros(0))
+    return {"n": len(rows), **compute_metrics(task, pred, gold)}

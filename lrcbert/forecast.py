@@ -45,12 +45,20 @@ class ForecastError(ValueError):
     pass
 
 
+# what `lrcbert status` and `lrcbert forecast` say without a plan (a fresh clone): how to plan the grid one runs
+NO_PLAN = (
+    "write the plan of the grid you run (rule plan): `snakemake --cores 1 --configfile config/smoke.yaml -- "
+    "results/plan.json` for the smoke grid on generated data (a try: the README's workflow command), or "
+    "`snakemake --cores 1 -- results/plan.json` for the paper's full grid (over a thousand training jobs)"
+)
+
+
 def load_plan(path: str | Path) -> dict:
     path = Path(path)
     try:
         plan = json.loads(path.read_text())
     except (OSError, ValueError) as e:
-        raise ForecastError(f"plan {path}: cannot read ({e}); make it with `snakemake results/plan.json`") from None
+        raise ForecastError(f"plan {path}: cannot read ({e}); {NO_PLAN}") from None
     if not isinstance(plan.get("jobs"), list):
         raise ForecastError(f"plan {path}: no 'jobs' list")
     return plan
@@ -494,7 +502,7 @@ def check_against_runs(jobs: list[dict]) -> dict:
 
 
 def markdown(result: dict) -> str:
-    from tabulate import tabulate
+    from .markdown import md_table
 
     h = result["hours"]
     fmt = lambda x: f"{x:.3g}"
@@ -527,7 +535,7 @@ def markdown(result: dict) -> str:
         "",
         "Per stage:",
         "",
-        tabulate(
+        md_table(
             [
                 (
                     k,
@@ -543,7 +551,7 @@ def markdown(result: dict) -> str:
         "",
         "Per result (a job counts for the first result it feeds; shared stages count for their first user):",
         "",
-        tabulate(
+        md_table(
             [(k, sum(1 for j in result["jobs"] if j["table"] == k), fmt(v)) for k, v in h["table"].items()],
             ["result", "jobs", "device-hours"],
             tablefmt="github",
@@ -551,7 +559,7 @@ def markdown(result: dict) -> str:
         "",
         "Timed architectures (seconds):",
         "",
-        tabulate(
+        md_table(
             [
                 (
                     # the signature's parts, one column each (a '|' inside a cell would split the table)

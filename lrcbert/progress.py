@@ -155,7 +155,7 @@ def status(plan: dict, stale_minutes: float = 30.0, now: float | None = None) ->
 
 
 def markdown(result: dict, splits: list[str]) -> str:
-    from tabulate import tabulate
+    from .markdown import md_table
 
     groups = {}
     for j in result["jobs"]:
@@ -170,7 +170,7 @@ def markdown(result: dict, splits: list[str]) -> str:
         + ", ".join(f"{n} {s}" for s, n in counts.items())
         + f" of {len(result['jobs'])} training jobs (each seed x learning rate is a job).",
         "",
-        tabulate(
+        md_table(
             [(*k, *(v[s] for s in STATES)) for k, v in groups.items()],
             ["stage", "system", "task", *STATES],
             tablefmt="github",
@@ -205,7 +205,7 @@ def markdown(result: dict, splits: list[str]) -> str:
         "Each cell: mean ± sd over the finished seeds at the learning rate with the best mean among them; "
         "n = finished seeds. It changes as runs finish; the real Table 1 is results/table1.md.",
         "",
-        tabulate(rows, headers="keys", tablefmt="github") if rows else "(no system of Table 1 configured)",
+        md_table(rows, headers="keys", tablefmt="github") if rows else "(no system of Table 1 configured)",
         "",
     ]
     if result["rates"]:
@@ -222,7 +222,7 @@ def markdown(result: dict, splits: list[str]) -> str:
             )
             + ".",
             "",
-            tabulate(
+            md_table(
                 [(" / ".join(k), f"{v:.2f}") for k, v in sorted(result["rates"].items())],
                 ["stage / system", "steps per second"],
                 tablefmt="github",
@@ -241,9 +241,12 @@ def markdown(result: dict, splits: list[str]) -> str:
 
 
 def main(plan_path: str, out: str | None, stale_minutes: float = 30.0) -> dict:
-    from .forecast import load_plan
+    from .forecast import NO_PLAN, ForecastError, load_plan
     from .runinfo import atomic_write_text
 
+    if not Path(plan_path).exists():
+        other = "" if Path(plan_path) == Path("results/plan.json") else "; then give --plan results/plan.json"
+        raise ForecastError(f"no plan at {plan_path}; {NO_PLAN}{other}")
     plan = load_plan(plan_path)
     result = status(plan, stale_minutes)
     splits = [s for t in plan.get("splits", {}).values() for s in t]

@@ -43,12 +43,16 @@ def tiny_config(data_path=None, task="sst2", dropout=True, **sections):
 
 
 def assert_tables_well_formed(md: str) -> None:
-    """Every row of every Markdown table in ``md`` has its header's number of cells (a stray '|' breaks one)."""
+    """Every row of every Markdown table in ``md`` has its header's number of cells (a stray '|' breaks one; an
+    escaped one, ``\\|``, is a character of its cell)."""
+    import re
+
     table = None
     for line in md.splitlines():
         if line.startswith("|"):
-            table = line.count("|") if table is None else table
-            assert line.count("|") == table, line
+            cells = len(re.findall(r"(?<!\\)(?:\\\\)*\|", line))
+            table = cells if table is None else table
+            assert cells == table, line
         else:
             table = None
 

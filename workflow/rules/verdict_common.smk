@@ -160,3 +160,32 @@ if DEPLOY["enabled"]:
 
 def _caption(name):
     return f"../report/{name.split('_')[0] if name.startswith('sweep_') else name}.rst"
+
+
+def cited_runs():
+    """The metrics.json of every run a results page cites (each system's runs, the teacher runs dev selection
+    chooses from, the sweep runs), named as targets of the default rule. Snakemake makes a missing file again only
+    when a target or a job that must run wants it; a collect_dev whose output is up to date wants nothing, so
+    without these a run folder moved away by hand left `snakemake -n` with "Nothing to be done" and the tables
+    citing it. As targets, a run whose folder is gone is planned again (and everything made from it after it)."""
+    from types import SimpleNamespace
+
+    systems = set(TABLE1_SYSTEMS) | set(CLAIM_SYSTEMS) | {f.split("/")[2] for f in submission_targets()}
+    if AN_ENABLED:
+        systems |= set(ROB.get("systems", []))
+    tasks = set(TASK_LIST) if TEACHER_SYSTEM in systems else set()
+    out = []
+    for s in sorted(systems - {TEACHER_SYSTEM}):
+        out += system_metrics(s)
+        tasks |= set(system_tasks(s))
+    for t in sorted(tasks):
+        out += teacher_candidates(SimpleNamespace(task=t))
+    if AN_ENABLED:
+        out += [
+            f"{sweep_run(sweep, p, sweep_task(sweep), s, lr)}/metrics.json"
+            for sweep, points in SWEEPS.items()
+            for p in points
+            for s in SWEEP_SEEDS
+            for lr in SWEEP_LRS
+        ]
+    return list(dict.fromkeys(out))

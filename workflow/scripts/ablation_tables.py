@@ -8,7 +8,17 @@ a CSV (one row per system and split, numbers only).
 """
 
 import pandas as pd
-from results_lib import excluded_note, header, job_log, read_json, write_table
+from results_lib import (
+    check_cited,
+    excluded_note,
+    header,
+    job_log,
+    md,
+    md_frame,
+    provenance_note,
+    read_json,
+    write_table,
+)
 from table1 import SPLITS, marked, ours_text, significance, split_values, stats
 
 
@@ -32,6 +42,7 @@ def build(
 ) -> tuple[str, pd.DataFrame]:
     paper = pd.read_csv(paper_csv)
     devs = {read_json(f)["system"]: read_json(f) for f in dev_files}
+    check_cited(list(devs.values()))
     cells = {n: {s: stats(list(split_values(devs[n], s).values())) for s in splits} for n in systems}
 
     def paper_value(name, split):
@@ -83,7 +94,7 @@ def build(
             for n in systems
         ]
     )
-    ref_label = systems[reference]["label"]
+    ref_label = md(systems[reference]["label"])
     lines = header(title, data_source) + [
         f"Each cell: ours on the GLUE dev set, mean ± sample standard deviation over seeds (n = seeds), at the "
         f"learning rate with the best mean dev score for that system and task (chosen on the same dev scores, as "
@@ -92,14 +103,20 @@ def build(
         f"augmentation; only the named term or switch differs (lrcbert/objective.py METHODS). Metrics: accuracy, "
         f"F1 for MRPC, Matthews correlation for CoLA.",
         "",
-        pd.DataFrame(rows).to_markdown(index=False),
+        md_frame(pd.DataFrame(rows)).to_markdown(index=False),
         "",
     ]
     if sig:
         from lrcbert.stats import significance_note
 
         lines += [significance_note(sig, ref_label), ""]
-    lines += ["Learning rate chosen on dev per system and training task:", "", lrs.to_markdown(index=False), ""]
+    lines += [
+        "Learning rate chosen on dev per system and training task:",
+        "",
+        md_frame(lrs).to_markdown(index=False),
+        "",
+    ]
+    lines += [x for x in [provenance_note([devs[n] for n in systems])] if x]
     left_out = excluded_note([devs[n] for n in systems])
     if left_out:
         lines += [left_out]

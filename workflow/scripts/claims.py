@@ -22,7 +22,7 @@ try:
     import lrcbert  # noqa: F401
 except ImportError:  # not installed: the repository this workflow lives in
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from results_lib import header, read_json, write_table  # noqa: E402
+from results_lib import check_cited, header, md_frame, read_json, write_table  # noqa: E402
 
 from lrcbert import stats as S  # noqa: E402
 
@@ -53,6 +53,7 @@ class Evidence:
         for f in dev_files:
             d = read_json(f)
             self.devs[d["system"]] = d
+        check_cited(list(self.devs.values()))  # a claim never rests on a run folder that is gone
         self.systems, self.n_resamples, self.seed = systems, n_resamples, seed
         self._cache = {}
 
@@ -483,7 +484,7 @@ def render(rows: list[dict], data_source: str, n_resamples: int) -> tuple[str, p
         "**Caveat.** The paper's Table 1 reports the GLUE test server; we measure dev sets, so a claim is checked "
         "as a direction and size on dev, never as equality with the paper's numbers.",
         "",
-        pd.DataFrame(table).to_markdown(index=False),
+        md_frame(pd.DataFrame(table)).to_markdown(index=False),
         "",
     ]
     return "\n".join(lines), frame

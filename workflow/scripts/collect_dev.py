@@ -2,12 +2,30 @@
 
 Output ``results/dev/{system}.json``: for each task, the dev selection score of every lr (mean over seeds) and
 of every run, the chosen lr, and for each seed of the chosen lr its run folder, dev scores per evaluation
-split, parameter count and test prediction files (what Table 1 and the submissions are built from)."""
+split, parameter count, test prediction files (what Table 1 and the submissions are built from) and the run's
+identity (``identity``: its run_id, ``suite``: the suite version that made it; None for a run of an older suite).
+
+A run enters only if ``run_problem`` passes it (finished, current configuration, dev scores recomputed from its
+own dev predictions) and ``identity_problem`` too (the same evaluation data and teacher as the task's selected
+teacher run); the others are listed under ``excluded`` with the reason, which the tables print."""
 
 import json
 from pathlib import Path
 
-from results_lib import best_lr, job_log, mean, read_json, run_params, run_problem, selection_score, split_scores
+from results_lib import (
+    best_lr,
+    identity_problem,
+    job_log,
+    mean,
+    read_json,
+    run_identity,
+    run_params,
+    run_problem,
+    score_problem,
+    selection_score,
+    split_scores,
+    task_reference,
+)
 
 
 def predictions(run: Path, splits) -> dict:
@@ -21,11 +39,14 @@ def predictions(run: Path, splits) -> dict:
 
 
 def seed_entry(run: Path, splits, params=None) -> dict:
+    ident = run_identity(run) or {}
     return {
         "run": str(run),
         "scores": split_scores(run, splits),
         "params": params or run_params(run),
         "predictions": predictions(run, splits),
+        "identity": ident.get("run_id"),
+        "suite": ident.get("suite"),
     }
 
 
@@ -38,7 +59,10 @@ def collect(system: str, layout: dict, task_splits: dict) -> dict:
         if layout["kind"] == "teacher":
             sel = read_json(spec)
             run = Path(sel["run"])
-            why = None if sel.get("given") else run_problem(run, expect.get(task, {}).get(sel.get("lr")))
+            if sel.get("given"):  # an evaluated checkpoint: no run.json, but its dev predictions
+                why = score_problem(run) if (run / "metrics.json").is_file() else run_problem(run, None)
+            else:
+                why = run_problem(run, expect.get(task, {}).get(sel.get("lr")))
             if why:
                 out["excluded"][str(run)] = why
                 out["tasks"][task] = {"splits": splits, "selected_lr": None, "lr_scores": {}, "seeds": {}}
@@ -53,9 +77,12 @@ def collect(system: str, layout: dict, task_splits: dict) -> dict:
             }
             continue
         lr_scores = {}
+        runs = [run for seeds in spec.values() for run in seeds.values()]
+        teacher_from = next((expect[r]["teacher_from"] for r in runs if expect.get(r, {}).get("teacher_from")), None)
+        ref = task_reference([r for r in runs if Path(r).is_dir()], teacher_from)
         for lr, seeds in spec.items():
             for seed, run in list(seeds.items()):
-                why = run_problem(run, expect.get(run))
+                why = run_problem(run, expect.get(run)) or identity_problem(run, ref)
                 if why:
                     out["excluded"][run] = why
                     del seeds[seed]

@@ -16,7 +16,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
-from results_lib import header, job_log, read_json, save_figure, series_style, write_table  # noqa: E402
+from results_lib import header, job_log, md, md_frame, read_json, save_figure, series_style, write_table  # noqa: E402
 from table1 import SPLITS, ours_text, stats  # noqa: E402
 
 DIRECTIONS = {"random": "random direction", "gradient": "gradient direction (FGM)"}
@@ -55,10 +55,10 @@ def build(results: dict, systems: dict, data_source: str) -> tuple[str, pd.DataF
         "condition). eps = 1 is the size of the training perturbation. Cells: accuracy (%), mean ± standard "
         "deviation over seeds (n) at the learning rate chosen on dev. For scale, the mean per-example norm of the "
         "unperturbed embedding output is "
-        + ", ".join(f"{norms[n]:.1f} ({systems[n]['label']})" for n in results)
+        + ", ".join(f"{norms[n]:.1f} ({md(systems[n]['label'])})" for n in results)
         + ".",
         "",
-        pd.DataFrame(rows).to_markdown(index=False),
+        md_frame(pd.DataFrame(rows)).to_markdown(index=False),
         "",
         "No text-level attack is included: a label-preserving word substitution needs a synonym source that is "
         "sound for real GLUE text, which this suite does not have offline.",

@@ -18,6 +18,8 @@ from results_lib import (  # noqa: E402
     best_lr,
     header,
     job_log,
+    md,
+    md_frame,
     mean,
     run_problem,
     save_figure,
@@ -143,18 +145,19 @@ def build(
         "negatives": "Sweep of the number of negatives K",
     }[sweep]
     lines = header(title, data_source) + [
-        f"Runs of the reference system ({reference}) with one change: {what}. Cells: dev score, mean ± standard "
+        f"Runs of the reference system ({md(reference)}) with one change: {what}. Cells: dev score, mean ± standard "
         f"deviation over seeds (n) at the learning rate chosen on dev for that point; **bold**: the best point by "
         f"the mean of the splits (which is the same dev data, so it is optimistic by construction).",
         "",
-        pd.DataFrame(rows).to_markdown(index=False),
+        md_frame(pd.DataFrame(rows)).to_markdown(index=False),
         "",
     ]
     if excluded:
         lines += [
-            "**Runs left out** (missing, unfinished, or run under another configuration):",
+            "**Runs left out** (missing, unfinished, run under another configuration, or with dev scores that its "
+            "own dev predictions do not give):",
             "",
-            *[f"- `{run}`: {why}" for run, why in excluded.items()],
+            *[f"- {md(run)}: {md(why)}" for run, why in excluded.items()],
             "",
         ]
     return "\n".join(lines), frame

@@ -10,7 +10,17 @@ Inputs: ``results/dev/{system}.json`` (collect_dev.py), ``results/paper/table1_g
 import statistics
 
 import pandas as pd
-from results_lib import excluded_note, header, job_log, read_json, write_table
+from results_lib import (
+    check_cited,
+    excluded_note,
+    header,
+    job_log,
+    md,
+    md_frame,
+    provenance_note,
+    read_json,
+    write_table,
+)
 
 # evaluation split -> (column title, metric, column of the paper's CSV)
 SPLITS = {
@@ -114,6 +124,7 @@ def build(
     paper = pd.read_csv(paper_csv)
     figures = pd.read_csv(figures_csv)
     devs = {read_json(f)["system"]: read_json(f) for f in dev_files}
+    check_cited(list(devs.values()))
     rows, long, results = [], [], {}
     sig = significance(devs, systems, compare, splits)
     for name, info in systems.items():
@@ -179,13 +190,13 @@ def build(
         "column is missing. Params: parameters of the trained models, in millions, BERT's pooler included (for a "
         "4 x 768 student that is 52.8M; the paper's 52.2M leaves the 0.59M pooler out).",
         "",
-        table.to_markdown(index=False),
+        md_frame(table).to_markdown(index=False),
         "",
     ]
     if sig:
         from lrcbert.stats import significance_note
 
-        lines += [significance_note(sig, systems[compare]["label"]), ""]
+        lines += [significance_note(sig, md(systems[compare]["label"])), ""]
     t, c = results.get(teacher, {}).get("avg", {}), results.get(compare, {}).get("avg", {})
     paper_t = (
         paper_value(paper[paper["system"] == systems[teacher].get("paper")].iloc[0], "avg")
@@ -204,20 +215,20 @@ def build(
     )
     stated = percentage(figures, "share of teacher")
     recomputed = f"{100 * paper_c / paper_t:.1f}% ({paper_c:g} / {paper_t:g})" if paper_t and paper_c else "n/a"
-    label_c = systems.get(compare, {}).get("label", compare)
+    label_c = md(systems.get(compare, {}).get("label", compare))
     lines += [
-        f"**{label_c} average = {ours} of the teacher's** (ours, dev). Paper: {stated or 'n/a'} "
+        f"**{label_c} average = {ours} of the teacher's** (ours, dev). Paper: {md(stated or 'n/a')} "
         f"(stated); recomputed from the paper's Table 1: {recomputed}.",
         "",
         "The paper's Avg column recomputed as the plain mean of its nine scores:",
         "",
-        check.to_markdown(index=False),
+        md_frame(check).to_markdown(index=False),
         "",
     ]
     rebuilt = [label(systems[n]) for n in systems if systems[n].get("reconstruction")]
     if rebuilt:
         lines += [
-            f"Rows marked (reconstruction): {', '.join(rebuilt)}. The method's paper was not available, only "
+            f"Rows marked (reconstruction): {md(', '.join(rebuilt))}. The method's paper was not available, only "
             "its abstract; the suite's version follows our reading of the abstract (baselines/ackd.py), so "
             "its numbers say how that reading performs, not how the published method does.",
             "",
@@ -239,16 +250,18 @@ def build(
         "Learning rate chosen on dev for each system and training task (teacher: its fine-tuning lr; "
         "not run: a task outside the system's configuration):",
         "",
-        selected.to_markdown(index=False),
+        md_frame(selected).to_markdown(index=False),
         "",
     ]
+    lines += [x for x in [provenance_note([devs[n] for n in systems])] if x]
     left_out = excluded_note([devs[n] for n in systems])
     lines += (
         [left_out]
         if left_out
         else [
             "Every run the configuration asks for finished under the current "
-            "configuration (checked by config hash) and is counted above.",
+            "configuration (checked by config hash), on the same data and teacher (checked by run identity, where "
+            "the run has one), with the dev scores of its own dev predictions (recomputed), and is counted above.",
             "",
         ]
     )

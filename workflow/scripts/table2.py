@@ -3,7 +3,7 @@ workload on one device, beside the paper's Table 2 (109M vs 14.5M parameters, 12
 and its 9.6x speed-up and 7.5x size ratio. Written with pandas + tabulate to ``results/table2.md``."""
 
 import pandas as pd
-from results_lib import header, job_log, read_json, write_table
+from results_lib import header, job_log, md, md_frame, read_json, write_table
 
 
 def figure(figures: pd.DataFrame, key: str) -> str:
@@ -67,17 +67,17 @@ def build(timing_json: str, paper_csv: str, figures_csv: str, data_source: str) 
         ]
     )
     lines = header("Table 2: model size and inference time", data_source) + [
-        f"Ours: measured on **{timing['hardware']}** (torch {timing['torch']}, torch threads: "
-        f"{timing['torch_threads']}, {w['precision']}). Workload: the same {w['sequences']} sequences of "
+        f"Ours: measured on **{md(timing['hardware'])}** (torch {md(timing['torch'])}, torch threads: "
+        f"{timing['torch_threads']}, {md(w['precision'])}). Workload: the same {w['sequences']} sequences of "
         f"{w['max_length']} tokens for both models, batches of {w['batch_size']}, classification head included; "
         f"warm-up batches: {w['warmup_batches']}, then the median over {w['repeats']} timed passes over the whole "
         "workload. Models: the fine-tuned teacher and a "
-        f"distilled student of task `{timing.get('task')}`. Paper: {p_t['hardware']} for both models; the paper "
+        f"distilled student of task {md(timing.get('task'))}. Paper: {md(p_t['hardware'])} for both models; the paper "
         "does not say which workload it timed, so only the ratios are comparable, not the seconds.",
         "",
-        table.to_markdown(index=False),
+        md_frame(table).to_markdown(index=False),
         "",
-        ratios.to_markdown(index=False),
+        md_frame(ratios).to_markdown(index=False),
         "",
     ]
     return "\n".join(lines)

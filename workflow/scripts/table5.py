@@ -16,12 +16,12 @@ import statistics
 from pathlib import Path
 
 import pandas as pd
-from results_lib import fmt, header, job_log, read_json, write_table
+from results_lib import fmt, header, job_log, md, md_frame, read_json, write_table
 from table1 import SPLITS, split_values
 
 
 def cell(text) -> str:
-    return "" if text is None else str(text).replace("|", "\\|").replace("\n", " ")
+    return "" if text is None else str(text).replace("\n", " ")  # escaped with the table (md_frame)
 
 
 def select(cases: dict, reference: str, other: str, k: int) -> list[int]:
@@ -70,7 +70,7 @@ def build(
     data_source: str,
 ) -> tuple[str, pd.DataFrame]:
     names = cases["labels"]
-    ref_l, oth_l = systems[reference]["label"], systems[other]["label"]
+    ref_l, oth_l = systems[reference]["label"], systems[other]["label"]  # raw: cells and titles are escaped
     gold = cases["label"]
     ref, oth = cases["runs"][reference], cases["runs"][other]
     chosen = select(cases, reference, other, k)
@@ -121,23 +121,25 @@ def build(
     splits = [s for s in SPLITS if split_values(devs[reference], s) and split_values(devs[other], s)]
     avg = {n: dev_average(devs[n], splits) for n in (reference, other)}
     phi = oth["phi"]
-    lines = header(
+    title = (
         f"Table 5: {SPLITS.get(cases['split'], (cases['split'],))[0]} dev cases {ref_l} gets right and "
-        f"{oth_l} gets wrong",
-        data_source,
-    ) + [
+        f"{oth_l} gets wrong"
+    )
+    ref_l, oth_l = md(ref_l), md(oth_l)  # in the text below
+    lines = header(title, data_source) + [
         f"Selection rule: among the dev examples {ref_l} classifies correctly and {oth_l} does not, the {k} with the "
         f"largest {oth_l} MSE, ties broken by the lower dev index (fewer if fewer exist). MSE: {oth_l}'s projected "
         f"layer output h_i W against the teacher's layer phi(i), averaged over the example's non-padding positions "
         f"and dimensions; g: {ref_l}'s angular distance (eq. 2) between the same two layer outputs as COS-NCE sees "
-        f"them (representation '{ref['representation']}'); both **averaged over the {len(phi)} mapped student layers** "
+        f"them (representation '{md(ref['representation'])}'); both **averaged over the {len(phi)} mapped student "
+        f"layers** "
         f"(teacher layers {phi}), each student with its own trained projection W. Models: one run each "
         f"(seed {Path(ref['run']).parent.name.removeprefix('seed')}, the learning rate chosen on dev); teacher: "
-        f"`{cases['teacher']}`.",
+        f"{md(cases['teacher'])}.",
         "",
     ]
     lines += [
-        pd.DataFrame(rows).to_markdown(index=False)
+        md_frame(pd.DataFrame(rows)).to_markdown(index=False)
         if rows
         else f"_No dev example meets the rule ({ref_l} right and {oth_l} wrong)._",
         "",
@@ -149,7 +151,7 @@ def build(
         f"the MSE of {ref_l} is not what it was trained on (COS-NCE ignores scale), so only its g is "
         f"comparable across models.",
         "",
-        pd.DataFrame(summary).to_markdown(index=False),
+        md_frame(pd.DataFrame(summary)).to_markdown(index=False),
         "",
     ]
     both_right = int((paper["label"] == paper["prediction_bert_m"]).sum())
@@ -157,14 +159,14 @@ def build(
         f"The paper's Table 5 ({len(paper)} cases, chosen by hand; in {both_right} of them {oth_l}'s prediction "
         "equals the label, so they are not cases it gets wrong):",
         "",
-        paper.to_markdown(index=False),
+        md_frame(paper).to_markdown(index=False),
         "",
     ]
     claim = bert_m_claim.iloc[0]["value"] if not bert_m_claim.empty else "n/a"
     lines += [
         f"Average dev score over the evaluation splits both systems ran ({', '.join(splits) or 'none'}; mean over "
         f"seeds at the chosen lr): {ref_l} {fmt(avg[reference])}, {oth_l} {fmt(avg[other])}. Paper (GLUE test "
-        f"average over all nine columns): {oth_l} {claim}, {ref_l} 77.5.",
+        f"average over all nine columns): {oth_l} {md(claim)}, {ref_l} 77.5.",
         "",
     ]
     frame = pd.DataFrame(
