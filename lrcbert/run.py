@@ -27,6 +27,7 @@ from safetensors.torch import save_model
 
 from . import data as D
 from . import tracking
+from .diagnostics import prediction_spread, stage_summary
 from .engine import Trainer
 from .evaluation import (
     compute_metrics,
@@ -296,7 +297,9 @@ def _prepare_folder(cfg, out: Path, kind: str, ident: dict) -> str:
     return state
 
 
-def evaluate_model(cfg, model, tokenizer, train_task: str, out: Path, splits: dict | None = None) -> dict:
+def evaluate_model(
+    cfg, model, tokenizer, train_task: str, out: Path, splits: dict | None = None, spread: dict | None = None
+) -> dict:
     """Dev metrics for every evaluation split of ``train_task`` and test-set submission files (``splits``: the
     data sets ``data.validate`` read, or None to read them here)."""
     splits = D.validate(cfg, get_task(train_task), train=False) if splits is None else splits
@@ -308,6 +311,8 @@ def evaluate_model(cfg, model, tokenizer, train_task: str, out: Path, splits: di
         logits, labels, dev_idx = predict(model, dev, collate, cfg.train.eval_batch_size)
         results[name] = {"split": "dev", "n": len(dev), **compute_metrics(task, to_predictions(task, logits), labels)}
         write_dev_predictions(task, to_predictions(task, logits), labels, dev_idx, out / dev_predictions_file(name))
+        if spread is not None:  # run.json's diagnostics: the dev predictions per class against gold
+            spread[name] = prediction_spread(task.labels, to_predictions(task, logits), labels)
         if (name, "test") not in splits:
             results[name]["test_predictions"] = "not written: no test file"
             continue
@@ -406,7 +411,8 @@ def _train(cfg, out: Path, kind: str, trainer, task, tokenizer, splits, source, 
     tokenizer.save_pretrained(model_dir)
     if any(True for _ in objective.parameters()):
         save_model(objective, str(model_dir / "objective.safetensors"))
-    metrics = {} if task is None else evaluate_model(cfg, student, tokenizer, task.train_task, out, splits)
+    spread = {}
+    metrics = {} if task is None else evaluate_model(cfg, student, tokenizer, task.train_task, out, splits, spread)
     write_card(model_dir, cfg, kind, metrics)  # README.md: the Hugging Face model card
     tracking.finish(trainer.accelerator, metrics, trainer.step)  # dev metrics to train.report_to's tracker
     device = trainer.accelerator.device
@@ -430,6 +436,10 @@ def _train(cfg, out: Path, kind: str, trainer, task, tokenizer, splits, source, 
         "teacher_cache": trainer.cache_choice,
         "divergence": trainer.divergence,  # the rule and each stage's reference loss (train.divergence_factor)
         "overlap": D.overlap_report(splits),  # the share of each dev / test split that the training split holds
+        "diagnostics": {  # what the run did: dev predictions per class, lr and losses per stage
+            "dev_predictions": spread,
+            "stages": stage_summary(out / "losses.csv", trainer.total_steps, cfg.method.stage_split),
+        },
         "git_commit": git_commit(),
         "versions": versions(),
         "identity": ident,
