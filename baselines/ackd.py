@@ -13,12 +13,12 @@ Our reading, as implemented:
 - features: for each mapped layer pair (student layer i, teacher layer phi(i)), the mean over non-padding
   tokens (``method.representation``, preset ``mean``) of the student layer output projected by W to the
   teacher's width (lrcbert's projection) and of the teacher layer output;
-- CDL: in-batch InfoNCE with cosine similarity and temperature ``method.contrast_temperature`` (0.1): anchor
+- CDL: in-batch InfoNCE with cosine similarity and temperature ``method.options.contrast_temperature`` (0.1): anchor
   the student feature s_b, positive the teacher feature t_b, negatives the teacher features t_j of the other
   samples in the batch: l_b = -log p_b, p_b = exp(cos(s_b, t_b)/tau) / sum_j exp(cos(s_b, t_j)/tau);
 - hardness: h_b = 1 - p_b, the probability mass the student's feature gives to other samples (high when the
   student cannot tell sample b from the others);
-- SAR weights: w_b = B * softmax_b(h_b / ``method.sar_temperature``), computed without gradient (mean 1 over
+- SAR weights: w_b = B * softmax_b(h_b / ``method.options.sar_temperature``), computed without gradient (mean 1 over
   the batch, increasing in h_b); the adaptive loss is mean_b w_b l_b, averaged over the layer pairs;
 - full objective: adaptive CDL + KD on logits + CE (lrcbert's ``soft``/``hard``), weights 1 : 1 : 1, for the
   whole run, from the general-distilled student (as LRC-BERT).
@@ -26,9 +26,11 @@ Our reading, as implemented:
 
 import torch
 import torch.nn.functional as F
+from pydantic.dataclasses import dataclass
 
 from lrcbert import losses
-from lrcbert.objective import Term
+from lrcbert.config import STRICT, Positive
+from lrcbert.objective import Method, Term
 
 
 def sar_weights(hardness: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
@@ -52,12 +54,12 @@ def adaptive_contrastive_loss(
 
 
 def _ackd_term(obj, s_out, t_out, batch):
-    m, mask = obj.method, batch["attention_mask"]
+    rep, o, mask = obj.method.representation, obj.settings, batch["attention_mask"]
     total = 0.0
     for i, j in enumerate(obj.phi):
-        s = losses.layer_vectors(obj.project(i, s_out.hidden_states[i + 1].float()), mask, m.representation)
-        t = losses.layer_vectors(t_out.hidden_states[j].float(), mask, m.representation)
-        total = total + adaptive_contrastive_loss(s, t, m.contrast_temperature, m.sar_temperature)[0]
+        s = losses.layer_vectors(obj.project(i, s_out.hidden_states[i + 1].float()), mask, rep)
+        t = losses.layer_vectors(t_out.hidden_states[j].float(), mask, rep)
+        total = total + adaptive_contrastive_loss(s, t, o.contrast_temperature, o.sar_temperature)[0]
     return total / max(1, len(obj.phi))
 
 
@@ -66,18 +68,28 @@ def _setup(obj, student_config, teacher_config):
 
 
 TERMS = {"ackd": Term(_ackd_term, True, True, needs_logits=False, setup=_setup)}
+
+
+@dataclass(config=STRICT)
+class Settings:
+    """ACKD's own keys (``method.options``)."""
+
+    contrast_temperature: Positive = 0.07  # tau of the in-batch InfoNCE (the preset: 0.1)
+    sar_temperature: Positive = 1.0  # sharpness of sample adaptive reweighting (weights ~ exp(h / t))
+
+
 WEIGHTS = {"ackd": 1.0, "soft": 1.0, "hard": 1.0}
-METHODS = {
-    "ackd": (
-        {
-            "stage_split": 0.0,
-            "stage1": dict(WEIGHTS),
-            "stage2": dict(WEIGHTS),
-            "temperature": 1.0,
-            "perturb": False,
-            "representation": "mean",
-            "contrast_temperature": 0.1,
-        },
-        {},
-    ),
-}
+METHOD = Method(
+    "ackd",
+    {
+        "stage_split": 0.0,
+        "stage1": dict(WEIGHTS),
+        "stage2": dict(WEIGHTS),
+        "temperature": 1.0,
+        "perturb": False,
+        "representation": "mean",
+        "options": {"contrast_temperature": 0.1},
+    },
+    terms=TERMS,
+    settings=Settings,
+)

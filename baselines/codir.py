@@ -31,13 +31,17 @@ the gathered update of all processes (``lrcbert.memory``). The memory is updated
 mode, so gradient perturbation (two forwards per step) is refused.
 """
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
+from pydantic.dataclasses import dataclass
 from torch import nn
 
 from lrcbert import losses
+from lrcbert.config import STRICT, PosInt, Positive, Share
 from lrcbert.memory import Memory, gather
-from lrcbert.objective import Term
+from lrcbert.objective import Method, Term
 
 EPS = 1e-7  # CRD's eps in eq. 18
 
@@ -74,14 +78,14 @@ def _head(d_in: int, d_out: int, kind: str) -> nn.Module:
 def layer_groups(obj, n_student: int, n_teacher: int) -> list[tuple[list[int], list[int]]]:
     """(student hidden_states indices, teacher hidden_states indices) per embedded vector: ``all`` one group,
     every student layer 1..M against teacher layers 1, 3, 5, ...; ``mapped`` one group per mapped pair (i, phi(i))."""
-    if obj.method.codir_layers == "all":
+    if obj.settings.codir_layers == "all":
         return [(list(range(1, n_student + 1)), list(range(1, n_teacher + 1, 2)))]
     return [([i + 1], [j]) for i, j in enumerate(obj.phi)]
 
 
 def _setup(obj, student_config, teacher_config):
-    m = obj.method
-    if m.perturb:
+    m = obj.settings
+    if obj.method.perturb:
         raise ValueError(
             "the codir term updates its memory once per forward; gradient perturbation runs two "
             "forwards per step: set method.perturb=false"
@@ -98,7 +102,7 @@ def _setup(obj, student_config, teacher_config):
 
 def _bind(obj, ids, labels):
     """One memory entry per training example, for the teacher side and (two-sided) the student side."""
-    m = obj.method
+    m = obj.settings
     shape = (len(obj.codir_groups), m.head_dim)
     labels = None if obj.regression else labels
     obj.codir_memory_t = Memory(ids, shape, m.bank_momentum, labels, init="random")
@@ -126,7 +130,7 @@ def _z(obj, side: int, g: int, scores: torch.Tensor, n: int) -> float:
 
 
 def _codir_term(obj, s_out, t_out, batch):
-    m, mask = obj.method, batch["attention_mask"]
+    m, mask = obj.settings, batch["attention_mask"]
     if not hasattr(obj, "codir_memory_t"):
         raise ValueError("the codir term needs the training set's example indices: call Objective.bind_data first")
     mem_t, mem_s = obj.codir_memory_t, getattr(obj, "codir_memory_s", None)
@@ -159,10 +163,30 @@ def _codir_term(obj, s_out, t_out, batch):
 
 
 TERMS = {"codir": Term(_codir_term, True, True, setup=_setup, bind=_bind)}  # needs labels: a task
+
+
+@dataclass(config=STRICT)
+class Settings:
+    """CoDIR's own keys (``method.options``); the defaults are the release's."""
+
+    contrast_temperature: Positive = 0.07  # tau of the NCE / InfoNCE scores
+    bank_momentum: Share = 0.5  # memory: an entry becomes normalise(m * old + (1 - m) * new)
+    label_aware: bool = True  # negatives only from samples of other labels
+    head: Literal["linear", "mlp"] = "linear"  # the projection heads
+    head_dim: PosInt = 128  # width of the projected representations
+    nce_k: PosInt = 100  # negatives sampled per example from the memory
+    codir_layers: Literal["all", "mapped"] = "all"  # [CLS] of all layers concatenated, or per mapped pair
+    codir_pool: Literal["cls", "mean"] = "cls"  # the vector of a layer
+    codir_loss: Literal["nce", "info_nce"] = "nce"  # CRD's NCE loss (eq. 18) or InfoNCE
+    codir_sides: Literal["two", "one"] = "two"  # student and teacher anchors, or the student anchor only
+    crd_batch_scale: bool = True  # divide the CRD term by the batch size, as the release does
+
+
 RELEASED = {"hard": 0.5, "soft": 0.5, "codir": 1.0}  # (1 - beta) CE + beta KD T^2 + w_crd CRD, beta = 0.5
 POOLED = {"codir": 1.0, "soft": 1.0, "hard": 1.0}
-METHODS = {
-    "codir": (
+METHODS = [
+    Method(
+        "codir",
         {
             "stage_split": 0.0,
             "stage1": dict(RELEASED),
@@ -170,19 +194,12 @@ METHODS = {
             "temperature": 2.0,
             "soft_t2": True,
             "perturb": False,
-            "contrast_temperature": 0.07,
-            "bank_momentum": 0.5,
-            "codir_layers": "all",
-            "codir_pool": "cls",
-            "codir_loss": "nce",
-            "codir_sides": "two",
-            "nce_k": 100,
-            "crd_batch_scale": True,
-            "label_aware": True,
         },
-        {},
+        terms=TERMS,
+        settings=Settings,
     ),
-    "codir_pooled": (
+    Method(
+        "codir_pooled",
         {
             "stage_split": 0.0,
             "stage1": dict(POOLED),
@@ -190,16 +207,15 @@ METHODS = {
             "temperature": 1.0,
             "soft_t2": False,
             "perturb": False,
-            "contrast_temperature": 0.07,
-            "bank_momentum": 0.5,
-            "codir_layers": "mapped",
-            "codir_pool": "mean",
-            "codir_loss": "info_nce",
-            "codir_sides": "one",
-            "nce_k": 100,
-            "crd_batch_scale": False,
-            "label_aware": True,
+            "options": {
+                "codir_layers": "mapped",
+                "codir_pool": "mean",
+                "codir_loss": "info_nce",
+                "codir_sides": "one",
+                "crd_batch_scale": False,
+            },
         },
-        {},
+        terms=TERMS,
+        settings=Settings,
     ),
-}
+]

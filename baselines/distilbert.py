@@ -10,19 +10,20 @@ The KL and CE are lrcbert's own ``soft`` and ``hard`` terms (``lrcbert.losses.so
 belongs to its pre-training stage, which this task-stage baseline does not run.
 """
 
+from lrcbert.presets import Method
+
 ALPHA = 0.5
 KD = {"soft": ALPHA, "hard": 1.0 - ALPHA}
 
-METHODS = {
-    "distilbert": (
-        {
-            "stage_split": 0.0,
-            "stage1": dict(KD),
-            "stage2": dict(KD),
-            "temperature": 2.0,
-            "soft_t2": True,
-            "perturb": False,
-        },
-        {"model": {"student_init": "teacher_layers"}},
-    ),
-}
+METHOD = Method(
+    "distilbert",
+    {
+        "stage_split": 0.0,
+        "stage1": dict(KD),
+        "stage2": dict(KD),
+        "temperature": 2.0,
+        "soft_t2": True,
+        "perturb": False,
+    },
+    {"model": {"student_init": "teacher_layers"}},
+)

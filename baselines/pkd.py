@@ -7,7 +7,7 @@ layer is covered by the logits). phi is lrcbert's layer map (``method.layer_map`
 teacher's width; PKD initialises it with the teacher's first M layers, which config.yaml states as
 ``model.student_layers: [1, 2, 3, 4]``.
 
-``method.pkd_reduction``: ``mean`` (default) averages the squared difference over batch, layer pairs and hidden
+``method.options.pkd_reduction``: ``mean`` (default) averages the squared difference over batch, layer pairs and hidden
 dimension, as PKD's released code does (``src/KD_loss.py`` ``patience_loss``: one ``F.mse_loss`` over the stacked
 (B, M-1, d) [CLS] tensors; hence beta of 100-1000); ``sum`` sums over the hidden dimension and the layer pairs and
 averages over the batch (the paper's eq. 5; TextBrewer's ``pkd_loss``).
@@ -20,11 +20,14 @@ alpha = 0.7, beta = 500 (``src/argument_parser.py``, ``kd.cls``). A grid point i
 ``set: {method: {temperature: T, stage2: {soft: alpha, hard: 1 - alpha, pkd: beta}}}`` (docs/configuration.md).
 """
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
+from pydantic.dataclasses import dataclass
 
-from lrcbert.config import ConfigError
-from lrcbert.objective import Term
+from lrcbert.config import STRICT, ConfigError
+from lrcbert.objective import Method, Term
 
 GRID = {"temperature": (5, 10, 20), "alpha": (0.2, 0.5, 0.7), "beta": (10, 100, 500, 1000)}
 T, ALPHA, BETA = 10.0, 0.7, 500.0
@@ -51,7 +54,7 @@ def _pkd_term(obj, s_out, t_out, batch) -> torch.Tensor:
     return pkd_loss(
         [s_out.hidden_states[i + 1][:, 0] for i, _ in pairs],
         [t_out.hidden_states[j][:, 0] for _, j in pairs],
-        obj.method.pkd_reduction,
+        obj.settings.pkd_reduction,
     )
 
 
@@ -64,18 +67,28 @@ def _setup(obj, student_config, teacher_config):
 
 
 TERMS = {"pkd": Term(_pkd_term, True, True, needs_logits=False, setup=_setup)}
+
+
+@dataclass(config=STRICT)
+class Settings:
+    """PKD's own key (``method.options``)."""
+
+    pkd_reduction: Literal["mean", "sum"] = "mean"  # the [CLS] MSE averaged over elements, or summed over d
+
+
 WEIGHTS = {"soft": ALPHA, "hard": 1.0 - ALPHA, "pkd": BETA}
-METHODS = {
-    "pkd": (
-        {
-            "stage_split": 0.0,
-            "stage1": dict(WEIGHTS),
-            "stage2": dict(WEIGHTS),
-            "temperature": T,
-            "soft_t2": True,
-            "soft_reduction": "mean",
-            "perturb": False,
-        },
-        {"model": {"student_init": "teacher_layers"}},
-    ),
-}
+METHOD = Method(
+    "pkd",
+    {
+        "stage_split": 0.0,
+        "stage1": dict(WEIGHTS),
+        "stage2": dict(WEIGHTS),
+        "temperature": T,
+        "soft_t2": True,
+        "soft_reduction": "mean",
+        "perturb": False,
+    },
+    {"model": {"student_init": "teacher_layers"}},
+    terms=TERMS,
+    settings=Settings,
+)

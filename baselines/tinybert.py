@@ -20,11 +20,11 @@ general-distilled student (set ``method.projection_init: new`` to start W afresh
 padding: only non-padding tokens, and for attention only (query, key) pairs of two non-padding tokens, count.
 
 As released (``TinyBERT/task_distill.py`` main loop, docs/fidelity.md), the presets set
-``method.attention_target: scores`` (the unnormalised Q K^T / sqrt(d_k) the code compares; ``probs`` is the
+``method.options.attention_target: scores`` (the unnormalised Q K^T / sqrt(d_k) the code compares; ``probs`` is the
 paper's A = softmax(Q K^T / sqrt(d_k)), taken before attention dropout), ``method.projection_bias: true``
 (``fit_dense`` is an ``nn.Linear`` with bias) and ``method.soft_reduction: mean`` (its ``soft_cross_entropy``
 averages over batch and classes); for STS-B the prediction stage is the MSE against the gold score, as released.
-``method.tinybert_padding``: ``masked`` (default: padding never counts; with dynamic padding the released
+``method.options.tinybert_padding``: ``masked`` (default: padding never counts; with dynamic padding the released
 choice would make the loss depend on the batch's longest example) or ``all`` (the released MSEs over every
 position of the padded batch; with ``data.pad_to_max_length: true`` this is the released computation).
 Both come from the attention implementation ``eager_scores`` registered here with transformers'
@@ -33,14 +33,17 @@ Both come from the attention implementation ``eager_scores`` registered here wit
 intermediate presets set ``model.attn_implementation: eager_scores``; any other implementation is refused with an error.
 """
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
+from pydantic.dataclasses import dataclass
 from transformers import AttentionInterface
 from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface
 
 from lrcbert import losses
-from lrcbert.config import ConfigError
-from lrcbert.objective import Term
+from lrcbert.config import STRICT, ConfigError
+from lrcbert.objective import Method, Term
 
 ATTN = "eager_scores"
 
@@ -101,7 +104,7 @@ def soft_cross_entropy(
 def _mse_mask(obj, batch):
     """Which positions the hidden MSEs count: real tokens, or (``tinybert_padding: all``) every position."""
     mask = batch["attention_mask"]
-    return mask if obj.method.tinybert_padding == "masked" else torch.ones_like(mask)
+    return mask if obj.settings.tinybert_padding == "masked" else torch.ones_like(mask)
 
 
 def _embedding_term(obj, s_out, t_out, batch):
@@ -128,8 +131,8 @@ def _attention_term(obj, s_out, t_out, batch):
             s_out.attentions[i],
             t_out.attentions[j - 1],
             batch["attention_mask"],
-            obj.method.attention_target,
-            obj.method.tinybert_padding,
+            obj.settings.attention_target,
+            obj.settings.tinybert_padding,
         )
     return total
 
@@ -166,33 +169,34 @@ TERMS = {
     "tiny_attn": Term(_attention_term, True, False, needs_attentions=True, needs_logits=False, setup=_setup_attention),
     "soft_ce": Term(_soft_ce_term, True, False),
 }
+
+
+@dataclass(config=STRICT)
+class Settings:
+    """TinyBERT's own keys (``method.options``)."""
+
+    attention_target: Literal["probs", "scores"] = "probs"  # the attention loss on softmax output or logits
+    tinybert_padding: Literal["masked", "all"] = "masked"  # the MSEs over real tokens, or every padded position
+
+
 INTERMEDIATE = {"tiny_emb": 1.0, "tiny_hidden": 1.0, "tiny_attn": 1.0}
 _model = {"model": {"attn_implementation": ATTN}}
 # as released: W with a bias (fit_dense), attention scores, the prediction loss averaged over batch x classes
 _common = {
     "projection": "shared",
     "projection_bias": True,
-    "attention_target": "scores",
     "soft_reduction": "mean",
     "perturb": False,
+    "options": {"attention_target": "scores"},
 }
-METHODS = {
-    "tinybert_general": (
-        {"stage_split": 1.0, "stage1": dict(INTERMEDIATE), "stage2": dict(INTERMEDIATE), **_common},
-        _model,
-    ),
-    "tinybert_intermediate": (
-        {
-            "stage_split": 1.0,
-            "stage1": dict(INTERMEDIATE),
-            "stage2": dict(INTERMEDIATE),
-            "projection_init": "student",
-            **_common,
-        },
-        _model,
-    ),
-    "tinybert": (
+_stage = {"stage_split": 1.0, "stage1": dict(INTERMEDIATE), "stage2": dict(INTERMEDIATE)}
+_own = {"terms": TERMS, "settings": Settings}
+METHODS = [
+    Method("tinybert_general", {**_stage, **_common}, _model, kind="general", **_own),
+    Method("tinybert_intermediate", {**_stage, "projection_init": "student", **_common}, _model, **_own),
+    Method(
+        "tinybert",
         {"stage_split": 0.0, "stage1": {"soft_ce": 1.0}, "stage2": {"soft_ce": 1.0}, "temperature": 1.0, **_common},
-        {},
+        **_own,
     ),
-}
+]

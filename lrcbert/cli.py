@@ -19,9 +19,10 @@ import math
 import os
 import sys
 
-from .config import ConfigError, load_config
+from .assemble import KINDS, command_config, method_choices
+from .config import ConfigError
 from .log import setup as setup_logging
-from .presets import METHODS, get_method, load_plugins
+from .presets import METHODS, load_plugins
 
 EXIT_USER_ERROR = 2
 EXIT_PREEMPTED = 75  # EX_TEMPFAIL: try again (Snakemake retries, SLURM requeues); the run resumes
@@ -98,7 +99,7 @@ class Presets:
         self.general = general
 
     def names(self) -> list[str]:
-        return sorted(m for m in METHODS if m != "finetune" and m.endswith("general") == self.general)
+        return method_choices("general-distill" if self.general else "distill", plugins=False)
 
     def __contains__(self, name) -> bool:
         if name not in METHODS:
@@ -264,18 +265,15 @@ def _add_verdict_commands(sub) -> None:
 
 
 def _verdict_command(args) -> int:
-    import subprocess
-
     from .forecast import ForecastError
 
     try:
         if args.command == "forecast":
             from .forecast import main as forecast
+            from .forecast import write_plan
 
-            if args.config:
-                cmd = ["snakemake", "--cores", "1", "--forcerun", "plan", "--configfile", *args.config, "--", args.plan]
-                if subprocess.run(cmd, stdout=subprocess.DEVNULL).returncode:
-                    raise ForecastError(f"writing the plan failed: {' '.join(cmd)}")
+            if args.config:  # Snakemake's output goes to a log file (named on failure), not to the terminal
+                write_plan(args.config, args.plan)
             forecast(args.plan, args.out, args.json, args.corpus_lines, args.steps, args.time_batch, args.by_shape)
         else:
             from .progress import main as progress
@@ -285,32 +283,6 @@ def _verdict_command(args) -> int:
         print(f"lrcbert: error: {e}", file=sys.stderr)
         return 2
     return 0
-
-
-KINDS = {"finetune": "finetune", "distill": "distill", "general-distill": "general"}
-
-
-def check_method(command: str, name: str) -> None:
-    """Refuse a ``--method`` preset that does not exist or does not fit ``command`` (ConfigError naming it)."""
-    get_method(name)  # unknown: ConfigError listing the known presets
-    general = name.endswith("general")
-    if (command == "general-distill" and not general) or (command == "distill" and (general or name == "finetune")):
-        known = Presets(general=command != "distill")
-        raise ConfigError(f"--method {name!r} is not a preset for '{command}'; choose from: {', '.join(known)}")
-
-
-def command_config(command: str, method: str | None, task: str | None, files=(), overrides=()):
-    """The configuration a ``lrcbert <command>`` call runs with: defaults <- the method preset (``--method``, or
-    the command's own: finetune, general) with the sections it sets <- config files <- ``--set`` overrides <- the
-    task. The workflow uses it too, to know the config hash a run of the current configuration must carry.
-    Imports neither torch nor transformers unless the preset is a plug-in's (a baseline's)."""
-    if method is not None:
-        check_method(command, method)
-    name = method or KINDS.get(command) or command
-    base = get_method(name) if method is not None or command in KINDS else {"method": {"name": name}}
-    return load_config(
-        files, list(overrides) + ([f"task={task}"] if task else []), base=base, base_source=f"method preset {name!r}"
-    )
 
 
 def _user_error(e: BaseException) -> bool:

@@ -34,10 +34,7 @@ from pydantic import ConfigDict, Field, ValidationError
 from pydantic.dataclasses import dataclass
 from typing_extensions import TypedDict, is_typeddict
 
-
-class ConfigError(ValueError):
-    """A bad key or value in a run configuration (message names it)."""
-
+from .errors import ConfigError  # lrcbert.config.ConfigError (defined below presets, which raise it too)
 
 STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 # ranges; every float is also finite (allow_inf_nan=False)
@@ -137,7 +134,7 @@ class MethodConfig:
     soft_t2: bool = False  # multiply the soft loss by tau^2
     hard_target: Literal["one_hot", "tempered"] = "one_hot"  # tempered: softmax(one_hot / tau), eq. 5 as printed
     stage_split: Fraction = 0.8  # fraction of steps in stage 1
-    # term weights per stage; keys: the registered loss terms (lrcbert.presets.TERM_NAMES)
+    # term weights per stage; keys: the registered loss terms (lrcbert.presets.TERMS)
     stage1: dict[str, Weight] = field(default_factory=lambda: {"layer": 1.0, "soft": 0.0, "hard": 0.0})
     stage2: dict[str, Weight] = field(default_factory=lambda: {"layer": 1.0, "soft": 1.0, "hard": 3.0})
     perturb: bool = True  # gradient perturbation of the embedding output (eq. 7-8)
@@ -147,27 +144,14 @@ class MethodConfig:
     perturb_dropout: Literal["fresh", "same"] = "fresh"  # dropout masks of the second (perturbed) pass
     perturb_grad: Literal["constant"] = "constant"  # g / |g|_2 enters pass 2 as a constant (no gradient through it)
     gather_negatives: bool = True  # data parallel: COS-NCE negatives from the global batch (K = B_global - 1)
-    # baselines (see baselines/): keys their terms read; LRC-BERT ignores them
-    pkd_reduction: Literal["mean", "sum"] = "mean"  # PKD's [CLS] MSE averaged over elements, or summed over d
-    attention_target: Literal["probs", "scores"] = "probs"  # TinyBERT's attention loss on softmax output or logits
-    contrast_temperature: Positive = 0.07  # CoDIR / ACKD InfoNCE temperature
-    bank_momentum: Share = 0.5  # CoDIR memory: an entry becomes normalise(m * old + (1 - m) * new)
-    label_aware: bool = True  # CoDIR: negatives only from samples of other labels
-    head: Literal["linear", "mlp"] = "linear"  # CoDIR's projection heads
-    head_dim: PosInt = 128  # CoDIR: width of the projected representations
     # fidelity (docs/fidelity.md): memories of per-example vectors (lrcbert/memory.py)
     num_negatives: PosInt = 15  # negatives=sampled: K per example, may exceed the batch
     memory_max_bytes: PosInt = 8_000_000_000  # negatives=sampled: refuse a teacher memory larger than this
-    nce_k: PosInt = 100  # CoDIR: negatives sampled per example from the memory
-    codir_layers: Literal["all", "mapped"] = "all"  # [CLS] of all layers concatenated, or per mapped pair
-    codir_pool: Literal["cls", "mean"] = "cls"  # CoDIR's vector of a layer
-    codir_loss: Literal["nce", "info_nce"] = "nce"  # CRD's NCE loss (eq. 18) or InfoNCE
-    codir_sides: Literal["two", "one"] = "two"  # student and teacher anchors, or the student anchor only
-    crd_batch_scale: bool = True  # CoDIR: divide the CRD term by the batch size, as the release does
     soft_reduction: Literal["batchmean", "mean"] = "batchmean"  # KD averaged over examples, or examples x classes
     projection_bias: bool = False  # W with a bias (TinyBERT's released fit_dense has one)
-    tinybert_padding: Literal["masked", "all"] = "masked"  # TinyBERT's MSEs over real tokens, or every padded position
-    sar_temperature: Positive = 1.0  # ACKD: sharpness of sample adaptive reweighting (weights ~ exp(h / t))
+    # the method's own settings: the fields of its declared ``settings`` class (lrcbert.presets.Method), checked
+    # by that class and filled with its defaults (docs/add-a-method.md); e.g. method.options.nce_k for CoDIR
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(config=STRICT)
@@ -194,6 +178,9 @@ class TrainConfig:
     stop_after_steps: PosInt | None = None  # leave the run unfinished after N steps (tests of resume)
     teacher_cache: Literal["auto", "on", "off"] = "auto"  # teacher outputs computed once, memory-mapped fp16
     teacher_cache_max_bytes: Count = 20_000_000_000  # auto: cache when the size estimate is below this
+    # a folder for teacher caches shared by every run of one teacher on one training set (all teacher layers, kept
+    # after the run, content-addressed: <folder>/<key>); None: each run caches in its own folder and removes it
+    teacher_cache_dir: str | None = None
     length_grouped: bool = False  # batches of similar lengths (shuffled mega-batches sorted by length)
     length_group_size: PosInt = 50  # batches per mega-batch sorted by length (length_grouped)
     compile: bool = False  # torch.compile the student and teacher forward passes
@@ -228,6 +215,11 @@ class Config:
             )
             for section, values in d.items()
         }
+        # the method's own settings that differ from its defaults, hashed as method keys (method.options.nce_k as
+        # method.nce_k: the hash a run had when the key was a method key; a setting never shadows one)
+        given = diff["method"].pop("options", {})
+        defaults = settings_defaults(self.method.name) if given else {}
+        diff["method"].update({k: v for k, v in given.items() if defaults.get(k, object()) != v})
         blob = json.dumps(diff, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 
@@ -242,6 +234,7 @@ NOT_HASHED = (
     "train.report_to",
     "train.divergence_factor",  # guards: they stop a run or refuse its data, never change what it computes
     "data.max_overlap",
+    "train.teacher_cache_dir",  # where the shared teacher cache lives, never what the run computes
 )
 TERM_MAPS = ("method.stage1", "method.stage2")  # mappings whose keys are loss-term names
 
@@ -416,7 +409,9 @@ def _merge(tree: dict, updates: Any, cls, origin: dict, source: str, replace: bo
     for key, value in updates.items():
         path, where = f"{prefix}{key}", _at(source, updates, key)
         if key not in schema:
-            raise ConfigError(f"{where}: unknown config key '{path}'{_known(key, schema)}")
+            moved = prefix == "method." and key in RETIRED  # a baseline's key, now a setting of its method
+            hint = f"; did you mean 'method.options.{key}'?" if moved else _known(key, schema)
+            raise ConfigError(f"{where}: unknown config key '{path}'{hint}")
         kind, typ = schema[key]
         if kind == "section":
             _merge(tree[key], value, typ, origin, source, replace, f"{path}.")
@@ -504,7 +499,7 @@ def _fail(origin: dict, path: str, message: str) -> ConfigError:
     return ConfigError(f"{where}: {message}" if where else message)
 
 
-def _explain(e: ValidationError, prefix: str, origin: dict) -> ConfigError:
+def _explain(e: ValidationError, prefix: str, origin: dict, choices: dict | None = None) -> ConfigError:
     """pydantic's first error as one line naming the key, the value and where it came from."""
     errors = e.errors()
     clean = [str(x) for x in errors[0]["loc"] if not _UNION_TAGS.match(str(x))]
@@ -515,7 +510,8 @@ def _explain(e: ValidationError, prefix: str, origin: dict) -> ConfigError:
     if kind in ("extra_forbidden", "unexpected_keyword_argument"):
         message = f"unknown config key '{path}'"
     elif kind == "literal_error":
-        message = f"config key '{path}' is {value!r}; allowed: {', '.join(map(str, CHOICES.get(path, ())))}"
+        allowed = (CHOICES if choices is None else choices).get(path, ())
+        message = f"config key '{path}' is {value!r}; allowed: {', '.join(map(str, allowed))}"
     elif kind in _BOUNDS:
         name, sign = _BOUNDS[kind]
         message = f"config key '{path}' must be {sign} {err['ctx'][name]}, got {value!r}"
@@ -539,12 +535,59 @@ def _build(cls, tree: dict, origin: dict, prefix: str = ""):
         raise _explain(e, prefix, origin) from None
 
 
+# ---------------------------------------------------------------------------------------------- method settings
+def method_settings_class(name: str) -> type | None:
+    """The settings class a method declares (None: it takes no ``method.options``); plug-ins are loaded only for
+    a name that is not LRC-BERT's own."""
+    from .presets import DECLARED, load_plugins
+
+    if name not in DECLARED:
+        load_plugins()
+    cls = DECLARED[name].settings if name in DECLARED else None
+    clash = {f.name for f in fields(cls)} & {f.name for f in fields(MethodConfig)} if cls else set()
+    if clash:
+        raise ConfigError(f"method {name!r}: its settings {sorted(clash)} would shadow method keys of the same names")
+    return cls
+
+
+def settings_defaults(name: str) -> dict:
+    cls = method_settings_class(name)
+    return asdict(cls()) if cls else {}
+
+
+def method_settings(method: MethodConfig):
+    """The typed settings of a run's method (its settings class built from ``method.options``), or None."""
+    cls = method_settings_class(method.name)
+    return cls(**method.options) if cls else None
+
+
+def check_options(name: str, options: dict, origin: dict | None = None) -> dict:
+    """``method.options`` checked by the method's own settings class (unknown keys, types, ranges), with its
+    defaults filled in."""
+    from .presets import DECLARED
+
+    origin = origin or {}
+    cls = method_settings_class(name) if options or name in DECLARED else None
+    known = {f.name for f in fields(cls)} if cls else set()
+    for key in options:
+        if key not in known:
+            what = _known(key, known) if cls else f" (method {name!r} declares no settings)"
+            raise _fail(origin, f"method.options.{key}", f"unknown config key 'method.options.{key}'{what}")
+    if cls is None:
+        return {}
+    try:
+        return asdict(cls(**options))
+    except ValidationError as e:
+        raise _explain(e, "method.options.", origin, _choices(cls, "method.options.")) from None
+
+
 def validate(cfg: Config, origin: dict | None = None) -> Config:
     """The checks that involve more than one key (each key's own type and range is checked on construction)."""
     origin = origin or {}
     from .tasks import TASKS  # light: no torch
 
     m, t, model = cfg.method, cfg.train, cfg.model
+    m.options = check_options(m.name, m.options, origin)
     d = cfg.to_dict()
     for path, allowed in CHOICES.items():
         section, key = path.split(".")
@@ -644,7 +687,23 @@ def load_config(
     return _load(layers)
 
 
+# method keys of the baselines before they became their methods' own settings (method.options)
+RETIRED = (
+    "pkd_reduction attention_target tinybert_padding contrast_temperature bank_momentum label_aware head "
+    "head_dim nce_k codir_layers codir_pool codir_loss codir_sides crd_batch_scale sar_temperature"
+).split()
+
+
 def config_from_dict(d: dict) -> Config:
     """A config written out by ``Config.to_dict`` (e.g. a run's run.json), checked; each key replaces the
-    default."""
+    default. A record written before the baselines' keys moved to ``method.options`` is read with them there
+    (those of its own method; the others were the unused defaults every record carried)."""
+    method = d.get("method")
+    if isinstance(method, dict) and set(RETIRED) & set(method):
+        old = {k: method[k] for k in RETIRED if k in method}
+        cls = method_settings_class(method.get("name", "lrcbert"))
+        own = {f.name for f in fields(cls)} if cls else set()
+        method = {k: v for k, v in method.items() if k not in old}
+        method["options"] = {**{k: v for k, v in old.items() if k in own}, **method.get("options", {})}
+        d = {**d, "method": method}
     return _load([(d, "config", True)])

@@ -19,14 +19,11 @@ import datasets
 import torch
 from transformers import DataCollatorWithPadding
 
+from .errors import DataError
 from .synthetic import MARKER, is_generated
 from .tasks import COLA_COLUMNS, EVAL_SPLITS, TASKS, Task
 
 SPLITS = ("train", "dev", "test")
-
-
-class DataError(ValueError):
-    """Missing or malformed data (message names the file, line, column or value)."""
 
 
 # the columns holding a row's own id (a test file's "index" keys the GLUE submission); other id columns name

@@ -26,11 +26,11 @@ from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs, gather_object, set_seed
 from tqdm.auto import tqdm
 
-from . import checkpoint, tracking
+from . import checkpoint, costs, tracking
 from .config import ConfigError
 from .data import EpochSampler, LengthGroupedSampler, lengths
 from .models import embedding_module
-from .objective import TERMS, Objective, combine
+from .objective import Objective, combine
 
 logger = logging.getLogger(__name__)
 
@@ -177,8 +177,8 @@ class Trainer:
             num_workers=t.num_workers,
             generator=torch.Generator().manual_seed(t.seed),
         )
-        self.steps_per_epoch = len(train_set) // (t.batch_size * world)
-        self.total_steps = t.max_steps or max(1, math.ceil(t.epochs * self.steps_per_epoch))
+        self.steps_per_epoch = costs.steps_per_epoch(len(train_set), t.batch_size, world)
+        self.total_steps = costs.total_steps(len(train_set), t.batch_size, t.epochs, t.max_steps, world)
         # fused AdamW: one kernel over all parameters (on a CPU about 7x faster than the default foreach path)
         optimizer = torch.optim.AdamW(_decay_groups([student, objective], t.weight_decay), lr=t.lr, fused=True)
         boundary = int(math.ceil(cfg.method.stage_split * self.total_steps))
@@ -289,23 +289,42 @@ class Trainer:
             return None
         obj = self.objective_module
         num_labels = getattr(self.teacher.config, "num_labels", 1)
-        self.cache_choice = decide(self.cfg, lengths(self.train_set), self.teacher.config, obj.phi, num_labels)
-        if self.cache_choice["use"]:
+        shared = self.cfg.train.teacher_cache_dir
+        # a shared cache holds every teacher layer: it serves every student, whatever its layer map
+        layers = sorted({*range(1, self.teacher.config.num_hidden_layers + 1), *obj.phi}) if shared else obj.phi
+        self.cache_choice = decide(self.cfg, lengths(self.train_set), self.teacher.config, layers, num_labels)
+        if not self.cache_choice["use"]:
+            return self.cache_choice
+
+        def build(path, key):
+            TeacherCache.build(
+                path,
+                key,
+                self.teacher,
+                self.train_set,
+                self.collate,
+                layers,
+                self.cfg.train.eval_batch_size,
+                self.accelerator.device,
+                self.accelerator.autocast,
+            )
+
+        if shared:
+            from .identity import weights_hash
+            from .teacher_cache import open_shared, shared_key
+
+            precision, device = self.cfg.train.mixed_precision, self.accelerator.device.type
+            key = shared_key(weights_hash(self.teacher), self.train_set, layers, precision, device)
+            path = Path(shared) / key
+            if self.accelerator.is_main_process:
+                open_shared(shared, key, lambda tmp: build(tmp, key))
+            self.cache_choice["shared"] = str(path)
+        else:
             path, key = self.run_dir / "teacher_cache", self.run_id or self.cfg.hash()
             if self.accelerator.is_main_process and not TeacherCache.is_complete(path, key):
-                TeacherCache.build(
-                    path,
-                    key,
-                    self.teacher,
-                    self.train_set,
-                    self.collate,
-                    obj.phi,
-                    self.cfg.train.eval_batch_size,
-                    self.accelerator.device,
-                    self.accelerator.autocast,
-                )
-            self.accelerator.wait_for_everyone()
-            self.cache = TeacherCache(path)
+                build(path, key)
+        self.accelerator.wait_for_everyone()
+        self.cache = TeacherCache(path)
         return self.cache_choice
 
     def teacher_outputs(self, batch, weights):
@@ -421,7 +440,8 @@ class Trainer:
     # -- the loop ------------------------------------------------------------------------------------------
     def _log_writer(self, resumed: bool):
         path = self.run_dir / "losses.csv"
-        columns = ["step", "epoch", "lr", "total", "loss_clean", *TERMS, *(f"w_{t}" for t in TERMS), "bad_steps"]
+        used = self.objective_module.used  # the columns of the terms this run weighs (in the registry's order)
+        columns = ["step", "epoch", "lr", "total", "loss_clean", *used, *(f"w_{t}" for t in used), "bad_steps"]
         rows = []
         if resumed and path.is_file():  # drop rows logged after the checkpoint we resumed from
             with open(path, newline="") as f:
@@ -506,7 +526,8 @@ class Trainer:
                         break
             if status == "finished":
                 self.save_checkpoint()
-                if self.cache is not None and self.accelerator.is_main_process:  # only needed while training
+                # a run's own cache is only needed while it trains; a shared one serves the next runs
+                if self.cache is not None and self.accelerator.is_main_process and not self.cfg.train.teacher_cache_dir:
                     shutil.rmtree(self.cache.path, ignore_errors=True)
         finally:
             bar.close()

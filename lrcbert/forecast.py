@@ -1,10 +1,12 @@
 """``lrcbert forecast``: what a configured grid will cost on this device, before it runs.
 
 The workflow writes the plan (``results/plan.json``, rule ``plan``): every training job with the lrcbert command
-its rule runs. For each job this module derives the run's configuration exactly as the command would
-(``cli.command_config``), its training-set size (the data on disk; GLUE's published sizes for hub data not yet
-downloaded; ``(1 + n_aug)`` x the task's for an augmented set not yet written) and so its optimisation steps, by
-the engine's own rule (``Trainer``: ``max_steps``, else ``ceil(epochs x floor(n / batch))``). Then, once per
+its rule runs, and the workflow's data and corpus descriptions. For each job this module derives the run's
+configuration exactly as the command would (``assemble.command_config``), its training-set size by the cost model
+the workflow's resources use too (``lrcbert.costs``: the sizes generated data will have, a TSV file's rows, GLUE's
+published sizes for hub data; ``(1 + n_aug)`` x the task's for an augmented set not yet written) and so its
+optimisation steps, by the engine's own rule (``costs.total_steps``). Every job is sized before the first timing, so
+a bad plan fails in seconds. Then, once per
 distinct architecture (method, teacher and student shapes, batch size, sequence length), it times a few
 real ``Trainer.train_step`` calls on random-weight models of those shapes, plus the fixed parts of a run (building
 models, tokenising, checkpoints, dev and test evaluation), and multiplies. Weights do not change the time, so
@@ -17,6 +19,7 @@ are not counted. Where finished runs exist, their step counts and wall times are
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import statistics
@@ -24,18 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
-# Published GLUE sizes (train, dev, test) per evaluation split: used when hub data is not downloaded yet.
-GLUE_SIZES = {
-    "mnli_m": (392702, 9815, 9796),
-    "mnli_mm": (392702, 9832, 9847),
-    "qqp": (363846, 40430, 390965),
-    "sst2": (67349, 872, 1821),
-    "qnli": (104743, 5463, 5463),
-    "mrpc": (3668, 408, 1725),
-    "rte": (2490, 277, 3000),
-    "cola": (8551, 1043, 1063),
-    "stsb": (5749, 1500, 1379),
-}
+from . import costs
+
 TIMED_STEPS = 3  # at least this many timed steps per architecture ...
 TIMED_SECONDS = 0.5  # ... and until they add up to this much (3 steps of 50 ms are load noise) ...
 MAX_TIMED_STEPS = 30  # ... but no more than this many
@@ -53,6 +46,42 @@ NO_PLAN = (
 )
 
 
+PLAN_LOG = "logs/forecast/snakemake-plan.log"  # Snakemake's output while ``lrcbert forecast --config`` plans
+
+
+def write_plan(configs: list[str], plan_path: str, log_path: str = PLAN_LOG) -> None:
+    """Write the plan of the workflow configured by ``configs`` (rule plan; run from the repository root), with
+    Snakemake's output in ``log_path``: inputs are checked first, a failure is one line naming the log."""
+    import subprocess
+    import sys
+
+    missing = [c for c in configs if not Path(c).is_file()]
+    if missing:
+        raise ForecastError(f"--config {missing[0]}: no such file")
+    if not any(Path(p).is_file() for p in ("Snakefile", "workflow/Snakefile")):
+        raise ForecastError(f"no Snakefile in {Path.cwd()}: run `lrcbert forecast --config ...` in the repository root")
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "1", "--forcerun", "plan"]
+    cmd += ["--configfile", *configs, "--", plan_path]
+    log = Path(log_path)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as f:
+        code = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL).returncode
+    if code:
+        reason = _snakemake_error(log.read_text(errors="replace"))
+        raise ForecastError(f"writing the plan failed (snakemake exit {code}){reason}; Snakemake's log: {log}")
+
+
+def _snakemake_error(text: str) -> str:
+    """The line of a Snakemake log that says what went wrong (the workflow's own one-line report if any)."""
+    lines = [x.strip() for x in text.splitlines() if x.strip()]
+    for i, line in enumerate(lines):
+        if line.startswith("config key '"):
+            return f": {line}"
+        if "Error" in line.split(" ")[0] and i + 1 < len(lines):  # e.g. "WorkflowError in file ...:" + its message
+            return f": {lines[i + 1]}"
+    return ""
+
+
 def load_plan(path: str | Path) -> dict:
     path = Path(path)
     try:
@@ -65,93 +94,83 @@ def load_plan(path: str | Path) -> dict:
 
 
 def job_config(job: dict):
-    from .cli import command_config
+    from .assemble import command_config
 
     return command_config(job["command"], job.get("method"), job.get("task"), (), job["sets"])
 
 
-def steps(cfg, n_train: int) -> int:
-    """Optimisation steps of a run on ``n_train`` examples: the engine's rule for one process."""
+def steps(cfg, n_train: int, world: int = 1) -> int:
+    """Optimisation steps of a run on ``n_train`` examples in ``world`` processes: the engine's own rule."""
     t = cfg.train
-    return t.max_steps or max(1, math.ceil(t.epochs * (n_train // t.batch_size)))
+    return costs.total_steps(n_train, t.batch_size, t.epochs, t.max_steps, world)
 
 
-def _count_tsv_rows(path: Path) -> int:
-    with open(path, encoding="utf-8") as f:
-        return max(0, sum(1 for _ in f) - 1)
+def described_data(cfg, plan: dict | None = None) -> tuple[dict, dict | None]:
+    """(data, corpus) descriptions for the cost model (lrcbert.costs): the workflow's own, from the plan, else the
+    job's configuration (its ``data`` keys; no corpus description)."""
+    if plan and isinstance(plan.get("data"), dict):
+        return plan["data"], plan.get("corpus") or {}
+    d = cfg.data
+    keys = ("source", "path", "max_train_examples", "max_eval_examples")
+    return {k: getattr(d, k) for k in keys}, None
 
 
-def train_size(cfg, job: dict, corpus_lines: int | None = None) -> tuple[int, str]:
-    """(training examples, where the number comes from) of a job. ``corpus_lines``: the corpus size to assume
-    when the general-distillation corpus is not written yet."""
-    from . import data as D
-    from .tasks import get_task
+def train_size(cfg, job: dict, corpus_lines: int | None = None, plan: dict | None = None) -> tuple[int, str]:
+    """(training examples, where the number comes from) of a job, by the cost model (lrcbert.costs) the workflow's
+    resources use too: a written file's rows, else the sizes the plan's data description gives. ``corpus_lines``:
+    the corpus size to assume while the corpus is not written (``--corpus-lines``; else the plan's)."""
+    from .tasks import EVAL_SPLITS, get_task
 
     d = cfg.data
+    data, corpus = described_data(cfg, plan)
     if job.get("task") is None:  # general distillation: corpus lines
-        try:
-            n = len(D.load_corpus(cfg))
-            return n, "corpus file"
-        except D.DataError as e:
-            if d.max_corpus_lines:
-                return int(d.max_corpus_lines), "data.max_corpus_lines (corpus not written yet)"
-            if corpus_lines:
-                return int(corpus_lines), f"--corpus-lines {corpus_lines} (an assumption: corpus not written yet)"
-            raise ForecastError(
-                f"job {job['run']}: the corpus size is unknown before the corpus is written ({e}); "
-                "write it first (snakemake <corpus file>), set corpus.max_lines, or pass "
-                "--corpus-lines"
-            ) from None
+        if d.corpus and Path(d.corpus).is_file():
+            n = costs.text_lines(d.corpus)
+            return (min(n, d.max_corpus_lines) if d.max_corpus_lines else n), "corpus file"
+        if d.max_corpus_lines:
+            return int(d.max_corpus_lines), "data.max_corpus_lines (corpus not written yet)"
+        if corpus_lines:
+            return int(corpus_lines), f"--corpus-lines {corpus_lines} (an assumption: corpus not written yet)"
+        if corpus is not None:
+            return costs.corpus_lines(data, corpus), "the workflow's corpus size (corpus not written yet)"
+        raise ForecastError(
+            f"job {job['run']}: the corpus size is unknown before the corpus {d.corpus} is written; write it first "
+            "(snakemake <corpus file>), set corpus.max_lines, or pass --corpus-lines"
+        )
     task = get_task(job["task"])
+    if not d.train_file:
+        return costs.split_size(data, EVAL_SPLITS[task.train_task][0], "train")
     limit = d.max_train_examples
-    try:
-        n, where = len(D.load_split(cfg, task, "train")), "data on disk"
-    except D.DataError:
-        if d.train_file:  # an augmented set not written yet: (1 + n_aug) x the task's
-            base = _base_size(cfg, task)
-            factor = int(job.get("augment_factor") or 1)
-            n, where = base * factor, f"{factor} x the task's training set (augmented set not written yet)"
-        else:
-            n, where = _base_size(cfg, task), "published GLUE size (data not downloaded yet)"
-        if limit is not None:
-            n = min(n, limit)
-    return n, where
+    if Path(d.train_file).is_file():
+        n, where = costs.tsv_rows(d.train_file, header=task.header), "augmented set on disk"
+    else:  # an augmented set not written yet: (1 + n_aug) x the task's
+        factor = int(job.get("augment_factor") or 1)
+        n = factor * costs.train_examples({**data, "max_train_examples": None}, task.train_task)
+        where = f"{factor} x the task's training set (augmented set not written yet)"
+    return (min(n, limit) if limit else n), where
 
 
-def _base_size(cfg, task) -> int:
-    """Training examples of ``task`` itself (not of an augmented file): on disk, else GLUE's published size."""
-    from . import data as D
-
-    try:
-        return len(D._from_tsv(D.data_root(cfg), task, "train"))
-    except Exception:  # noqa: BLE001 - not downloaded yet
-        return GLUE_SIZES[task.name][0]
-
-
-def eval_size(cfg, job: dict) -> int:
+def eval_size(cfg, job: dict, plan: dict | None = None) -> int:
     """Examples a finished run predicts: dev and test of every evaluation split of its task."""
-    from . import data as D
-    from .tasks import EVAL_SPLITS, TASKS, get_task
+    from .tasks import get_task
 
     if job.get("task") is None:
         return 0
-    total = 0
-    for name in EVAL_SPLITS[get_task(job["task"]).train_task]:
-        for i, split in ((1, "dev"), (2, "test")):
-            try:
-                total += len(D.load_split(cfg, TASKS[name], split))
-            except D.DataError:
-                total += GLUE_SIZES[name][i]
-    return total
+    return costs.eval_examples(described_data(cfg, plan)[0], get_task(job["task"]).train_task)
 
 
 def teacher_model(job: dict):
     """The ``model`` section the job's pre-trained teacher is built from (its ``teacher_sets``, merged key by key as
     lrcbert merges any ``--set``), or None when the plan gives none."""
+    sets = job.get("teacher_sets")
+    return _teacher_model(tuple(sets)) if sets else None
+
+
+@functools.cache
+def _teacher_model(sets: tuple):  # every job of a plan names the same teacher: load its configuration once
     from .config import load_config
 
-    sets = job.get("teacher_sets")
-    return load_config(overrides=list(sets)).model if sets else None
+    return load_config(overrides=list(sets)).model
 
 
 def architectures(cfg, job: dict) -> tuple[dict, dict | None]:
@@ -379,13 +398,28 @@ def forecast(
 
     from .runinfo import device_name
 
+    # first every job's configuration, sizes and steps (a bad input fails here, in seconds, before any timing)
+    world = int(plan.get("processes") or 1)
+    sized = []
+    for job in plan["jobs"]:
+        try:
+            cfg = job_config(job)
+        except (ValueError, OSError) as e:
+            raise ForecastError(f"job {job.get('run')}: {e}") from None
+        n, where = train_size(cfg, job, corpus_lines, plan)
+        sized.append(
+            (job, cfg, n, where, steps(cfg, n, world), eval_size(cfg, job, plan), signature(cfg, job, by_shape))
+        )
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    datasets.disable_progress_bars()  # no "tokenise" or "Writing model shards" bars between the forecast's lines
+    hf_logging.disable_progress_bar()
+    if plan.get("threads"):  # time the steps with the CPU threads each job gets (resources.threads)
+        torch.set_num_threads(int(plan["threads"]))
     jobs, timings = [], {}
     metric_s = metric_load_s()
-    for job in plan["jobs"]:
-        cfg = job_config(job)
-        n, where = train_size(cfg, job, corpus_lines)
-        n_steps = steps(cfg, n)
-        key = signature(cfg, job, by_shape)
+    for job, cfg, n, where, n_steps, n_eval, key in sized:
         if key not in timings:
             log(f"forecast: timing {key}", flush=True)
             bs = cfg.train.batch_size
@@ -407,7 +441,6 @@ def forecast(
             else:
                 timings[key] = measure(cfg, job, repeats)
         t = timings[key]
-        n_eval = eval_size(cfg, job)
         ckpts = (n_steps // cfg.train.checkpoint_every if cfg.train.checkpoint_every else 0) + 1
         per_stage = stage_steps(t["stage_split"], n_steps)
         train_s = sum(k * t["stage_step_s"].get(s, 0.0) for s, k in per_stage.items())

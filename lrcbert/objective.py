@@ -8,25 +8,34 @@ Terms (weights come from ``method.stage1`` / ``method.stage2``):
          training set out of a memory of teacher vectors, ``lrcbert/memory.py``), or MSE for BERT_M;
   soft   eq. (4) on the logits (MSE for regression);
   hard   eq. (5) against the gold label (MSE for regression).
-Other methods (the baselines in the top-level ``baselines`` package) register their own terms with
-``register_term`` and their presets with ``register_method`` (``lrcbert.presets``, which holds the presets without
-importing torch); ``get_method`` loads those plug-ins on first use, so lrcbert never imports them at module import time.
+The terms and methods are declared in ``lrcbert.presets`` (one registry, without torch); other methods (the
+baselines, a package of yours) come in through the ``lrcbert.methods`` entry points with their own terms and
+settings (``method.options``, ``Objective.settings``); ``get_method`` loads those plug-ins on first use, so lrcbert
+never imports them at module import time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
 
 import torch
 from torch import nn
 
 from . import losses
-from .config import ConfigError
+from .config import ConfigError, method_settings
 from .memory import Memory
 from .models import layer_map
-from .presets import METHODS, PRESETS, TERM_NAMES, get_method, load_plugins, register_method  # noqa: F401
+from .presets import (  # noqa: F401  (the registry, re-exported)
+    METHODS,
+    PRESETS,
+    TERMS,
+    Method,
+    Term,
+    get_method,
+    load_plugins,
+    register,
+    register_term,
+)
 from .tasks import Task
 
 
@@ -110,7 +119,7 @@ def sampled_cos_nce(obj: Objective, k: int, s_vec: torch.Tensor, t_vec: torch.Te
     return losses.cos_nce(s_vec, t_vec, memory.vectors[rows])
 
 
-def _layer_term(obj: Objective, s_out, t_out, batch) -> torch.Tensor:
+def layer_term(obj: Objective, s_out, t_out, batch) -> torch.Tensor:
     mask = batch["attention_mask"]
     total = 0.0
     for i, j in enumerate(obj.phi):
@@ -131,7 +140,7 @@ def _layer_term(obj: Objective, s_out, t_out, batch) -> torch.Tensor:
     return total
 
 
-def _bind_layer(obj: Objective, ids, labels) -> None:
+def bind_layer(obj: Objective, ids, labels) -> None:
     """``method.negatives: sampled``: a memory of teacher layer vectors, one entry per training example and mapped
     layer, filled as examples are seen (a frozen teacher's vectors never change: plain overwrite)."""
     m = obj.method
@@ -154,45 +163,24 @@ def _bind_layer(obj: Objective, ids, labels) -> None:
     ]
 
 
-def _soft_term(obj: Objective, s_out, t_out, batch) -> torch.Tensor:
+def soft_term(obj: Objective, s_out, t_out, batch) -> torch.Tensor:
     m = obj.method
     return losses.soft_loss(
         s_out.logits.float(), t_out.logits.float(), m.temperature, m.soft_t2, obj.regression, m.soft_reduction
     )
 
 
-def _hard_term(obj: Objective, s_out, t_out, batch) -> torch.Tensor:
+def hard_term(obj: Objective, s_out, t_out, batch) -> torch.Tensor:
     m = obj.method
     return losses.hard_loss(s_out.logits.float(), batch["labels"], m.temperature, m.hard_target, obj.regression)
 
 
-class Term(NamedTuple):
-    """A loss term: ``fn(objective, s_out, t_out, batch)``, what the model calls must return for it, and an
-    optional ``setup(objective, student_config, teacher_config)`` that adds the trainable modules or state
-    (buffers, saved with the objective in checkpoints) the term needs, and an optional ``bind(objective, ids,
-    labels)`` that adds state sized by the training set (``Objective.bind_data``)."""
-
-    fn: Callable
-    needs_teacher: bool
-    needs_hidden: bool
-    needs_attentions: bool = False
-    needs_logits: bool = True  # False: usable without a task (general distillation)
-    setup: Callable | None = None
-    bind: Callable | None = None  # bind(objective, ids, labels): state sized by the training set (memories)
-
-
-TERMS: dict[str, Term] = {
-    "layer": Term(_layer_term, True, True, needs_logits=False, bind=_bind_layer),
-    "soft": Term(_soft_term, True, False),
-    "hard": Term(_hard_term, False, False),
-}
-
-
-def register_term(name: str, term: Term) -> None:
-    if name in TERMS and TERMS[name] is not term:
-        raise ValueError(f"loss term {name!r} is already registered")
-    TERMS[name] = term
-    TERM_NAMES.add(name)
+# LRC-BERT's own terms (declared in lrcbert.presets) get their functions
+TERMS.update(
+    layer=TERMS["layer"]._replace(fn=layer_term, bind=bind_layer),
+    soft=TERMS["soft"]._replace(fn=soft_term),
+    hard=TERMS["hard"]._replace(fn=hard_term),
+)
 
 
 def read_projection(path) -> list[torch.Tensor]:
@@ -211,6 +199,7 @@ class Objective(nn.Module):
         super().__init__()
         load_plugins()
         self.method = method
+        self.settings = method_settings(method)  # the method's own typed settings (method.options), or None
         self.max_length = max_length  # data.max_length: the width of a flattened layer vector in a memory
         self.teacher_width = teacher_config.hidden_size if teacher_config is not None else None
         self.regression = bool(task and task.is_regression)

@@ -69,8 +69,8 @@ def step_rates(jobs: list[dict], states: dict) -> dict:
     return {k: s / t for k, (s, t) in per.items() if t > 0}
 
 
-def planned_steps(job: dict, cache: dict) -> int | None:
-    """The forecast's step count of a job (None when its data is not on disk and not otherwise known)."""
+def planned_steps(job: dict, cache: dict, plan: dict | None = None) -> int | None:
+    """The forecast's step count of a job (None when its data size is not known: not on disk, not in the plan)."""
     from .forecast import ForecastError, job_config, steps, train_size
 
     try:
@@ -85,8 +85,8 @@ def planned_steps(job: dict, cache: dict) -> int | None:
             job.get("augment_factor"),
         )
         if key not in cache:
-            cache[key] = train_size(cfg, job)[0]
-        return steps(cfg, cache[key])
+            cache[key] = train_size(cfg, job, plan=plan)[0]
+        return steps(cfg, cache[key], (plan or {}).get("processes", 1))
     except (ForecastError, ValueError, OSError, KeyError):
         return None
 
@@ -136,7 +136,7 @@ def status(plan: dict, stale_minutes: float = 30.0, now: float | None = None) ->
         state = states[j["run"]][0]
         if state == "finished":
             continue
-        total = planned_steps(j, cache)
+        total = planned_steps(j, cache, plan)
         rate = rates.get((j["stage"], j["system"])) or rates.get((j["stage"],))
         if total is None or not rate:
             unknown += 1

@@ -59,6 +59,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import DataError
 from .tasks import COLA_COLUMNS, TASKS
 
 DEFAULT_SIZES = {"train": 512, "dev": 128, "test": 64}
@@ -897,8 +898,6 @@ def is_generated(folder) -> bool:
 
 def check_target(out_dir) -> None:
     """Refuse (DataError, one line) to generate into a folder that holds files ``make_synthetic`` did not make."""
-    from .data import DataError
-
     out = Path(out_dir)
     if not out.exists() or is_generated(out):
         return

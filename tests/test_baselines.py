@@ -16,7 +16,7 @@ from conftest import TEACHER, finetune_teacher, tiny_config
 import baselines
 from baselines import ackd, codir, pkd, tinybert
 from lrcbert import losses
-from lrcbert.objective import METHODS, Objective, get_method
+from lrcbert.objective import Objective, get_method
 from lrcbert.run import run
 
 
@@ -71,7 +71,7 @@ def test_hidden_mse_agrees_with_torch_mseloss_and_textbrewer():
 
 
 def test_distilbert_preset_is_kl_times_t2_plus_ce():
-    m = METHODS["distilbert"]
+    m = get_method("distilbert")["method"]
     assert m["stage_split"] == 0.0 and m["soft_t2"] is True and m["stage2"] == {"soft": 0.5, "hard": 0.5}
     assert get_method("distilbert")["model"]["student_init"] == "teacher_layers"
 
@@ -290,28 +290,81 @@ def test_parameter_counts_of_the_table_rows():
 
 
 # ---------------------------------------------------------------------------------------------- registry, CLI
-def test_every_baseline_is_a_registered_method_the_cli_accepts():
+def test_every_baseline_comes_through_the_entry_point_door_and_the_cli_accepts_it():
+    """Issue 24: the core names no plug-in; the baselines are found through pyproject.toml's ``lrcbert.methods``
+    entry points like any package's, and each is accepted by the command of its declared kind."""
+    from lrcbert import presets
     from lrcbert.cli import build_parser
 
-    assert set(baselines.BASELINES) == {
-        "distilbert",
-        "pkd",
-        "tinybert_general",
-        "tinybert_intermediate",
-        "tinybert",
-        "codir",
-        "codir_pooled",
-        "ackd",
-    }
+    presets.load_plugins()
+    found = [m for ep in presets._entry_points() if ep.value.startswith("baselines.") for m in _as_list(ep.load())]
+    assert sorted(m.name for m in found) == baselines.BASELINES and len(baselines.BASELINES) == 8
+    assert not hasattr(presets, "PLUGINS")  # no list of plug-ins in the core
     parser = build_parser()
-    for name in ("distilbert", "pkd", "tinybert", "tinybert_intermediate", "codir", "ackd"):
-        assert parser.parse_args(["distill", "--method", name, "--task", "rte", "--out", "x"]).method == name
-    assert (
-        parser.parse_args(["general-distill", "--method", "tinybert_general", "--out", "x"]).method
-        == "tinybert_general"
-    )
-    for name in baselines.BASELINES:
-        assert get_method(name)["method"]["perturb"] is False  # no LRC-BERT gradient perturbation
+    for m in found:
+        command = {"task": "distill", "general": "general-distill"}[m.kind]
+        task = ["--task", "rte"] if command == "distill" else []
+        assert parser.parse_args([command, "--method", m.name, *task, "--out", "x"]).method == m.name
+        assert presets.DECLARED[m.name] is m and get_method(m.name)["method"]["perturb"] is False  # no perturbation
+    assert presets.method_kind("tinybert_general") == "general" and presets.method_kind("tinybert") == "task"
+
+
+def _as_list(x):
+    return list(x) if isinstance(x, list | tuple) else [x]
+
+
+@pytest.mark.parametrize("name", ["pkd", "tinybert", "codir", "ackd"])
+def test_every_method_setting_is_typed_and_has_a_range(name):
+    """The baselines' keys are their own settings (``method.options``), checked by the method's class: every number
+    refuses -1 and (floats) NaN with the usual one line; a setting of another method, or one at the old place
+    (``method.nce_k``), is refused with the way to write it."""
+    import dataclasses
+
+    from lrcbert.config import ConfigError, load_config, method_settings_class
+
+    cls = method_settings_class(name)
+    base = get_method(name)
+    for f in dataclasses.fields(cls):
+        if isinstance(f.default, str | bool):  # enumerations and switches: checked by their Literal / bool type
+            continue
+        for bad in ["-1"] + ([".nan"] if isinstance(f.default, float) else ["1.5"]):
+            with pytest.raises(ConfigError) as e:
+                load_config(overrides=[f"method.options.{f.name}={bad}"], base=base)
+            assert str(e.value).startswith(f"--set method.options.{f.name}={bad}: config key 'method.options.{f.name}'")
+    with pytest.raises(ConfigError, match=r"unknown config key 'method.options.no_such_key' \(known here: "):
+        load_config(overrides=["method.options.no_such_key=1"], base=base)
+    with pytest.raises(ConfigError, match=r"unknown config key 'method.nce_k'; did you mean 'method.options.nce_k'\?"):
+        load_config(overrides=["method.nce_k=5"], base=base)
+
+
+def test_method_settings_keep_the_config_hash_of_the_keys_they_were():
+    """A setting that moved from ``method.X`` to ``method.options.X`` hashes as before (run identities unchanged):
+    the hash of each baseline's preset, and with a setting changed, is the one recorded before the move."""
+    from lrcbert.assemble import command_config
+
+    before = {  # Config.hash() of `lrcbert distill --method NAME --task rte [--set method.KEY=VALUE]` before issue 24
+        ("pkd", ()): "fa53efb077c2",
+        ("codir", ()): "ea8d8a2a4740",
+        ("codir_pooled", ()): "256195330333",
+        ("ackd", ()): "11bc621d0f0a",
+        ("tinybert", ()): "beb23cae5ef6",
+        ("pkd", ("pkd_reduction=sum",)): "f3bcf2869967",
+        ("codir", ("nce_k=20", "head=mlp")): "6003f8ca55c9",
+        ("ackd", ("sar_temperature=2.0",)): "0c8a576a7e39",
+        ("tinybert", ("tinybert_padding=all",)): "db7a20bbebbe",
+    }
+    for (name, sets), digest in before.items():
+        overrides = [f"method.options.{s}" for s in sets]
+        assert command_config("distill", name, "rte", (), overrides).hash() == digest, (name, sets)
+
+
+def test_a_record_written_before_the_move_is_read_with_its_settings_in_options():
+    from lrcbert.config import config_from_dict, load_config
+
+    old = load_config(base=get_method("codir")).to_dict()
+    old["method"].update(old["method"].pop("options"), nce_k=7, pkd_reduction="mean")  # the old layout
+    cfg = config_from_dict(old)
+    assert cfg.method.options["nce_k"] == 7 and "pkd_reduction" not in cfg.method.options
 
 
 # ---------------------------------------------------------------------------------------------- end to end

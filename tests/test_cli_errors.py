@@ -83,7 +83,7 @@ def test_method_presets_are_checked_on_one_line(tmp_path, capsys):
         assert code == 2 and len(err) == 1, err
         assert err[0].startswith(f"lrcbert {argv[0]}: error: argument --method: invalid choice: '{argv[-1]}'")
         assert known in err[0]
-    from lrcbert.cli import command_config  # the same check for callers of command_config (the workflow)
+    from lrcbert.assemble import command_config  # the same check for callers of command_config (the workflow)
     from lrcbert.config import ConfigError
 
     with pytest.raises(

@@ -18,7 +18,7 @@ def _smk(log: Path):
 
 
 def test_job_log_sends_prints_and_the_traceback_to_the_rule_log(tmp_path, capsys):
-    from results_lib import job_log
+    from lrcbert.results import job_log
 
     log = tmp_path / "job.log"
     before = sys.stdout, sys.stderr
@@ -36,7 +36,7 @@ def test_job_log_sends_prints_and_the_traceback_to_the_rule_log(tmp_path, capsys
 
 
 def test_series_styles_nest_coinciding_curves():
-    from results_lib import series_style
+    from lrcbert.results import series_style
 
     styles = [series_style(k, 5) for k in range(5)]
     assert len({s["marker"] for s in styles}) == 5

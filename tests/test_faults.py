@@ -223,9 +223,9 @@ def _finished_run(folder: Path, cfg, score: float, status="finished"):
 
 def test_tables_count_only_finished_runs_of_the_current_config_and_list_the_rest(tmp_path, monkeypatch):
     from collect_dev import collect
-    from results_lib import excluded_note
 
-    from lrcbert.cli import command_config
+    from lrcbert.assemble import command_config
+    from lrcbert.results import excluded_note
 
     monkeypatch.chdir(tmp_path)
     Path("selected.json").write_text(json.dumps({"model": "teacher/model"}))

@@ -125,7 +125,7 @@ def test_codir_released_loss_equals_a_hand_computation():
     step; CRD eq. 18 on both sides, their mean, divided by the batch size; then the momentum update."""
     torch.manual_seed(0)
     n, b, k = 12, 4, 3
-    obj, s_conf, t_conf = codir_objective(n, nce_k=k)
+    obj, s_conf, t_conf = codir_objective(n, options={"nce_k": k})
     s_out, t_out = fake_outputs(s_conf, b, 5, 1), fake_outputs(t_conf, b, 5, 2)
     idx, labels = torch.tensor([3, 0, 7, 10]), torch.tensor([1, 0, 1, 0])
     batch = {"attention_mask": torch.ones(b, 5, dtype=torch.long), "idx": idx, "labels": labels}
@@ -174,9 +174,9 @@ def test_codir_released_loss_equals_a_hand_computation():
 
 def test_codir_one_sided_is_the_student_side_only_and_refuses_perturbation():
     torch.manual_seed(0)
-    two, _, _ = codir_objective(nce_k=3)
+    two, _, _ = codir_objective(options={"nce_k": 3})
     torch.manual_seed(0)
-    one, _, _ = codir_objective(nce_k=3, codir_sides="one")
+    one, _, _ = codir_objective(options={"nce_k": 3, "codir_sides": "one"})
     assert not hasattr(one, "codir_memory_s") and torch.equal(one.codir_memory_t.vectors, two.codir_memory_t.vectors)
     with pytest.raises(ValueError, match="method.perturb=false"):
         codir_objective(perturb=True)
@@ -196,7 +196,7 @@ def distill_cfg(glue_dir, teacher, name, train=None, method=None):
 
 
 @pytest.mark.parametrize(
-    "name, method", [("codir", {"nce_k": 20}), ("lrcbert", {"negatives": "sampled", "num_negatives": 20})]
+    "name, method", [("codir", {"options": {"nce_k": 20}}), ("lrcbert", {"negatives": "sampled", "num_negatives": 20})]
 )
 def test_memory_survives_resume_bitwise(glue_dir, teacher_run, tmp_path, name, method):
     """A run stopped after 5 steps and resumed logs the same losses and ends with a bitwise identical memory
@@ -357,7 +357,7 @@ def test_tinybert_losses_match_the_released_task_distill():
     ref = (-F.softmax(t, dim=-1) * F.log_softmax(s, dim=-1)).mean()
     assert tinybert.soft_cross_entropy(s, t, 1.0, reduction="mean").item() == pytest.approx(ref.item(), rel=1e-6)
     m = get_method("tinybert")["method"]
-    assert (m["attention_target"], m["projection_bias"], m["soft_reduction"]) == ("scores", True, "mean")
+    assert (m["options"]["attention_target"], m["projection_bias"], m["soft_reduction"]) == ("scores", True, "mean")
 
 
 def test_tinybert_regression_prediction_stage_uses_the_gold_score():

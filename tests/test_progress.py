@@ -52,7 +52,7 @@ def plan(tmp_path):
 
 
 def test_states_table_and_time_left(plan, monkeypatch):
-    monkeypatch.setattr(P, "planned_steps", lambda job, cache: 100)
+    monkeypatch.setattr(P, "planned_steps", lambda job, cache, plan=None: 100)
     r = P.status(plan)
     states = [r["states"][j["run"]][0] for j in plan["jobs"]]
     assert states == ["finished", "finished", "running", "failed", "missing"]

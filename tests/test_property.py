@@ -26,7 +26,6 @@ SPEC = {
     "method.temperature": ("float", 0, INF, True, True, False),
     "method.stage_split": ("float", 0, 1, False, False, False),
     "method.perturb_eps": ("float", 0, INF, False, True, False),
-    "method.bank_momentum": ("float", 0, 1, False, True, False),
     "method.stage1.layer": ("weight", 0, INF, False, True, False),
     "method.stage2.soft": ("weight", 0, INF, False, True, False),
     "method.stage2.hard": ("weight", 0, INF, False, True, False),

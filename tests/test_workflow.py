@@ -119,6 +119,10 @@ def test_dry_run_lists_every_baseline_job(wf):
     assert 'model.student="runs/intermediate/tinybert4/rte/seed1/model"' in tiny
     pkd = next(x for x in lines if "--out runs/pkd4/" in x)
     assert "model.student_layers=[1, 2, 3, 4]" in pkd and "hidden_size" in pkd and "768" in pkd
+    # no job's method preset is overridden by keys meant for LRC-BERT (PKD at tau 1.1, LRC-BERT_2 at split 0.8)
+    for x in lines:
+        if "distill --method " in x and "--method lrcbert " not in x:
+            assert "method.temperature" not in x and "method.stage_split" not in x, x
 
 
 ABLATIONS = {
@@ -357,6 +361,12 @@ BAD_CONFIGS = [
         "systems.pkd4.student_layers_from_pretrained",
         ["teacher.random_init is true"],
     ),
+    # a method key for every distillation job would override each method's preset (PKD's temperature, _2's split)
+    (
+        {"distillation": {"set": {"method": {"temperature": 1.1}}}},
+        "distillation.set",
+        ["method.temperature", "systems.<name>.set"],
+    ),
 ]
 # the ones also run through the snakemake command line (its printing of the error, no job started); every case is
 # checked in-process through Snakemake's API below, the same parse without a new interpreter per case
@@ -443,7 +453,7 @@ def test_set_mappings_become_leaf_overrides(wf, tmp_path):
     from lrcbert.config import load_config
 
     leaf = {
-        "distillation": {"set": {"method": {"stage2": {"hard": 5}}}},
+        "systems": {"lrcbert1": {"set": {"method": {"stage2": {"hard": 5}}}}},  # method keys: a system's own set
         "lrcbert": {"set": {"model": {"student_arch": {"num_hidden_layers": 1}}}},
     }
     res = smoke_with(
@@ -670,8 +680,9 @@ def test_every_results_page_of_generated_data_says_so(tmp_path):
     """Finding 1's last part: each rule that writes a table or figure gets the data's origin, and every page
     (Table 2 and the benchmark included) carries the banner for generated data and not otherwise."""
     from mark_generated import mark
-    from results_lib import SMOKE_NOTE
     from table2 import build
+
+    from lrcbert.results import SMOKE_NOTE
 
     pages = 0
     for smk in RULES.glob("*.smk"):

@@ -16,6 +16,11 @@ rule plan:
         jobs=lambda wildcards: plan_jobs(),  # computed only when the plan is wanted (1000+ jobs on the paper grid)
         table1={s: {"label": SYSTEMS[s]["label"], "tasks": system_tasks(s)} for s in TABLE1_SYSTEMS},
         splits={t: list(EVAL_SPLITS[t]) for t in TRAIN_TASKS},
+        # what the cost model (lrcbert.costs) sizes the jobs from, as the resources do: data, corpus, processes
+        data=D,
+        corpus=config["corpus"],
+        processes=PROCESSES,
+        threads=THREADS,
     script:
         "../scripts/plan.py"
 

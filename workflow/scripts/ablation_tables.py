@@ -8,7 +8,9 @@ a CSV (one row per system and split, numbers only).
 """
 
 import pandas as pd
-from results_lib import (
+from table1 import SPLITS, marked, ours_text, significance, split_values, stats
+
+from lrcbert.results import (
     check_cited,
     excluded_note,
     header,
@@ -19,7 +21,6 @@ from results_lib import (
     read_json,
     write_table,
 )
-from table1 import SPLITS, marked, ours_text, significance, split_values, stats
 
 
 def paper_column(columns, split: str) -> str | None:

@@ -22,9 +22,8 @@ try:
     import lrcbert  # noqa: F401
 except ImportError:  # not installed: the repository this workflow lives in
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from results_lib import check_cited, header, md_frame, read_json, write_table  # noqa: E402
-
 from lrcbert import stats as S  # noqa: E402
+from lrcbert.results import check_cited, header, md_frame, read_json, write_table  # noqa: E402
 
 ALL = ["mnli_m", "mnli_mm", "qqp", "sst2", "qnli", "mrpc", "rte", "cola", "stsb"]
 LARGE = ["mnli_m", "mnli_mm", "qqp", "sst2", "qnli"]  # > 60k training examples

@@ -12,7 +12,7 @@ teacher run); the others are listed under ``excluded`` with the reason, which th
 import json
 from pathlib import Path
 
-from results_lib import (
+from lrcbert.results import (
     best_lr,
     identity_problem,
     job_log,

@@ -8,7 +8,7 @@ list items) are dropped, and writing stops after ``max_lines`` paragraphs when t
 
 from pathlib import Path
 
-from results_lib import job_log
+from lrcbert.results import job_log
 
 
 def paragraphs(texts, min_chars: int):

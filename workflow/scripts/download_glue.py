@@ -11,8 +11,7 @@ one space.
 import sys
 from pathlib import Path
 
-from results_lib import job_log
-
+from lrcbert.results import job_log
 from lrcbert.tasks import EVAL_SPLITS, TASKS, Task
 
 

@@ -5,7 +5,7 @@
 import json
 from pathlib import Path
 
-from results_lib import job_log
+from lrcbert.results import job_log
 
 # weights in safetensors only; the tokenizer and config files; no TF/Flax/ONNX copies
 ALLOW = ["*.json", "*.txt", "*.model", "*.safetensors"]

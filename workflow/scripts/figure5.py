@@ -20,7 +20,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
-from results_lib import SMOKE_NOTE, job_log, read_json, run_problem, save_figure, write_table  # noqa: E402
+
+from lrcbert.results import SMOKE_NOTE, job_log, read_json, run_problem, save_figure, write_table  # noqa: E402
 
 
 def read_losses(runs: list[str]) -> pd.DataFrame:

@@ -6,7 +6,7 @@ wrote (``lrcbert bench``'s results/bench.md), so that no page made from generate
 import sys
 from pathlib import Path
 
-from results_lib import SMOKE_NOTE, write_table
+from lrcbert.results import SMOKE_NOTE, write_table
 
 
 def mark(page: str) -> None:

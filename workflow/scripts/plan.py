@@ -10,6 +10,15 @@ if __name__ == "__main__":
     p = smk.params
     out = Path(smk.output[0])
     tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(json.dumps({"jobs": p.jobs, "table1": p.table1, "splits": p.splits}, indent=1) + "\n")
+    plan = {
+        "jobs": p.jobs,
+        "table1": p.table1,
+        "splits": p.splits,
+        "data": dict(p.data),
+        "corpus": dict(p.corpus),
+        "processes": p.processes,
+        "threads": p.threads,
+    }
+    tmp.write_text(json.dumps(plan, indent=1) + "\n")
     tmp.replace(out)
     Path(smk.log[0]).write_text(f"{len(p.jobs)} training jobs\n")

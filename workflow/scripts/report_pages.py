@@ -28,7 +28,7 @@ def page(title: str, body_html: str) -> str:
 
 def render(md_file: str) -> str:
     """A results page as HTML. Raw HTML in the page is shown as text, never passed through (the pages escape every
-    name they print, results_lib.md; this holds even for a page that did not)."""
+    name they print, lrcbert.results.md; this holds even for a page that did not)."""
     text = Path(md_file).read_text(encoding="utf-8")
     converter = markdown.Markdown(extensions=["tables", "fenced_code"])
     converter.preprocessors.deregister("html_block")

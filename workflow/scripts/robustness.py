@@ -16,8 +16,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
-from results_lib import header, job_log, md, md_frame, read_json, save_figure, series_style, write_table  # noqa: E402
 from table1 import SPLITS, ours_text, stats  # noqa: E402
+
+from lrcbert.results import header, job_log, md, md_frame, read_json, save_figure, series_style, write_table  # noqa: E402
 
 DIRECTIONS = {"random": "random direction", "gradient": "gradient direction (FGM)"}
 

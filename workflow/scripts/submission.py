@@ -9,7 +9,7 @@ import shutil
 import zipfile
 from pathlib import Path
 
-from results_lib import job_log, read_json
+from lrcbert.results import job_log, read_json
 
 
 def build(dev_json: str, seed: str, folder: str | Path, zip_path: str | Path) -> dict:

@@ -14,7 +14,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
-from results_lib import (  # noqa: E402
+from table1 import SPLITS, ours_text, stats  # noqa: E402
+
+from lrcbert.results import (  # noqa: E402
     best_lr,
     header,
     job_log,
@@ -28,7 +30,6 @@ from results_lib import (  # noqa: E402
     split_scores,
     write_table,
 )
-from table1 import SPLITS, ours_text, stats  # noqa: E402
 
 TERMS = ("layer", "soft", "hard")
 PAPER_CHOICE = {"stage_split": "split0.8", "weights": "w1-1-3", "negatives": "inbatch"}

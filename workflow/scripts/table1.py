@@ -10,7 +10,8 @@ Inputs: ``results/dev/{system}.json`` (collect_dev.py), ``results/paper/table1_g
 import statistics
 
 import pandas as pd
-from results_lib import (
+
+from lrcbert.results import (
     check_cited,
     excluded_note,
     header,

@@ -3,7 +3,8 @@ workload on one device, beside the paper's Table 2 (109M vs 14.5M parameters, 12
 and its 9.6x speed-up and 7.5x size ratio. Written with pandas + tabulate to ``results/table2.md``."""
 
 import pandas as pd
-from results_lib import header, job_log, md, md_frame, read_json, write_table
+
+from lrcbert.results import header, job_log, md, md_frame, read_json, write_table
 
 
 def figure(figures: pd.DataFrame, key: str) -> str:

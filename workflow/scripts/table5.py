@@ -16,8 +16,9 @@ import statistics
 from pathlib import Path
 
 import pandas as pd
-from results_lib import fmt, header, job_log, md, md_frame, read_json, write_table
 from table1 import SPLITS, split_values
+
+from lrcbert.results import fmt, header, job_log, md, md_frame, read_json, write_table
 
 
 def cell(text) -> str:

@@ -1,4 +1,6 @@
-"""Reading run folders: dev scores from ``metrics.json``, parameter counts, and dev selection of the learning rate.
+"""The workflow scripts' library (workflow/scripts/*.py import it; rules/common.smk puts the repository on their
+PYTHONPATH). Reading run folders: dev scores from ``metrics.json``, parameter counts, and dev selection of the
+learning rate.
 
 A run's *selection score* is the mean of the headline dev scores (``score``, x100) of its evaluation splits
 (MNLI: matched and mismatched together). For a grid of learning rates, the lr with the best mean selection score
@@ -9,25 +11,20 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import importlib.util
 import json
 import math
 import struct
-import sys
 import traceback
 from pathlib import Path
 
-if importlib.util.find_spec("lrcbert") is None:  # not installed: the repository this workflow lives in
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from lrcbert.markdown import md  # noqa: E402, F401 (the scripts take md from here)
+from .markdown import md  # noqa: F401 (the scripts take md from here)
 
 
 @contextlib.contextmanager
 def job_log(smk):
     """The start of every script a rule runs through ``script:``, ``with job_log(snakemake) as smk:``: inside,
     everything the script prints (stdout, stderr, warnings, and the traceback of an uncaught exception) goes
-    to the rule's ``log:`` file. Importing this module also makes ``lrcbert`` importable from a clone."""
+    to the rule's ``log:`` file."""
     with open(smk.log[0], "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         try:
             yield smk
@@ -118,7 +115,7 @@ def header(title: str, data_source: str) -> list[str]:
 
 def write_table(text: str, md: str | Path, frame=None, csv: str | Path | None = None) -> None:
     """A results page and (given) the CSV behind it, each written atomically (lrcbert's temp file + rename)."""
-    from lrcbert.runinfo import atomic_write_text
+    from .runinfo import atomic_write_text
 
     atomic_write_text(md, text)
     if csv is not None:
@@ -157,7 +154,7 @@ def fmt(x, spec: str = ".1f", missing: str = "missing") -> str:
 
 @functools.cache
 def _expected_hash(command: str, method: str | None, task: str, sets: tuple) -> str:
-    from lrcbert.cli import command_config
+    from .assemble import command_config
 
     return command_config(command, method, task, (), list(sets)).hash()
 
@@ -167,8 +164,8 @@ def score_problem(run: str | Path) -> str | None:
     ``metrics.json`` is recomputed from the run's own dev predictions file (``predictions/dev_<split>.tsv``, the
     predictions and the gold labels it holds) and must agree to a relative 1e-6 (STS-B's predictions are stored to
     6 significant digits: its scores to 0.001 points). A missing or unreadable predictions file is a problem too."""
-    from lrcbert.evaluation import dev_predictions_file, scores_from_predictions
-    from lrcbert.tasks import TASKS
+    from .evaluation import dev_predictions_file, scores_from_predictions
+    from .tasks import TASKS
 
     run = Path(run)
     for split, found in sorted(read_json(run / "metrics.json").get("splits", {}).items()):
