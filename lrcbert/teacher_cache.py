@@ -14,11 +14,18 @@ teacher once over the training set, in order, and stores what the objective read
 the losses equal the uncached run's up to fp16 rounding of the hidden states.
 
 ``decide(cfg, ...)`` chooses per run from a size estimate (``train.teacher_cache``: auto | on | off).
+
+With ``train.teacher_cache_dir`` the cache is shared: every teacher layer is stored, in ``<dir>/<key>`` where the key
+hashes what the cache is a function of (the teacher's weights, the tokenized training set in order, the precision
+and device it ran at, the layers), so every run of one teacher on one training set reads the one cache, built once
+(under a file lock, into a temporary folder renamed into place), and a cache of other inputs is never read.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -182,3 +189,37 @@ class TeacherCache:
             hidden[j] = torch.from_numpy(h).to(device)
         logits = torch.from_numpy(np.ascontiguousarray(self.logits[rows])).to(device)
         return SimpleNamespace(logits=logits, hidden_states=hidden)
+
+
+def shared_key(teacher_hash: str, dataset, layers: list[int], precision: str, device_type: str) -> str:
+    """The content address of a shared cache: SHA-256 over the teacher's weights hash, the training set's tokens,
+    token types and example ids in order (so the data, the tokenizer, data.max_length and any subset), the layers,
+    the precision and the device type the teacher runs at, and the cache's format."""
+    h = hashlib.sha256(json.dumps([teacher_hash, sorted(layers), precision, device_type, "v1"]).encode())
+    for name in ("idx", *INPUTS):
+        if name in dataset.column_names and name != "attention_mask":
+            for row in dataset[name]:
+                h.update(np.asarray(row, dtype=np.int64).tobytes())
+                h.update(b"|")
+    return h.hexdigest()
+
+
+def open_shared(root: Path, key: str, build) -> TeacherCache:
+    """The shared cache ``root/key``: opened when whole, else built by ``build(path)`` into a temporary folder
+    renamed into place, under a lock, so that concurrent runs build it once and never read half a cache."""
+    from filelock import FileLock
+
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / key
+    with FileLock(str(root / f".{key}.lock")):
+        if not TeacherCache.is_complete(final, key):
+            tmp = root / f".tmp-{key}-{os.getpid()}"
+            shutil.rmtree(tmp, ignore_errors=True)
+            try:
+                build(tmp)
+                shutil.rmtree(final, ignore_errors=True)
+                tmp.rename(final)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+    return TeacherCache(final)

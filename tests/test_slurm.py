@@ -156,12 +156,13 @@ def test_reduced_dag_on_slurm_survives_usr1_and_requeue_with_local_metrics(clust
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    # meanwhile, in a workflow of its own: a job that fails for a real reason (its run folder holds a run of
-    # another configuration, which only the job itself can see) must be submitted once and fail once, with its message
+    # meanwhile, in a workflow of its own: a job that fails for a real reason (its run folder holds a user's
+    # files lrcbert did not write, which only the job itself can see) must be submitted once and fail once, with its
+    # message (a folder of another configuration is no failure: its run is moved aside and trained anew)
     bad_wf = workflow_copy(tmp_path / "bad")
     foreign = bad_wf / "runs/teacher/mrpc/lr0.005"
-    (foreign / "checkpoints").mkdir(parents=True)
-    (foreign / "config.yaml").write_text("config_hash: 000000000000\n")
+    foreign.mkdir(parents=True)
+    (foreign / "notes.txt").write_text("a user's notes\n")
     bad_log = open(tmp_path / "bad.log", "w")
     bad_proc = subprocess.Popen(
         snakemake_cmd(*slurm_args(), "--configfile", *CONFIGS, "--", "runs/teacher/mrpc/lr0.005/metrics.json"),
@@ -251,7 +252,8 @@ def test_reduced_dag_on_slurm_survives_usr1_and_requeue_with_local_metrics(clust
     submissions = re.findall(r"has been submitted with SLURM jobid (\d+) \(log: \S*rule_teacher_finetune", out)
     assert bad_rc != 0
     assert len(submissions) == 1, out[-4000:]
-    assert "lrcbert: error:" in out and "another configuration" in out, out[-4000:]
+    assert "lrcbert: error:" in out and "that lrcbert did not make" in out, out[-4000:]
+    assert (foreign / "notes.txt").read_text() == "a user's notes\n"
     message = next(line for line in out.splitlines() if "lrcbert: error:" in line)
     say(f"bad configuration: 1 submission (job {submissions[0]}), failed once: {message.strip()}")
     say(f"all done after {time.time() - start:.0f} s")

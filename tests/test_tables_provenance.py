@@ -217,3 +217,17 @@ def test_runs_of_a_task_share_data_and_teacher_and_the_suite_mix_is_stated(tmp_p
     )
     one = collect("lrcbert", layout({"1": ok}, str(selected)))
     assert "All 1 runs above were made by one suite version: c0." in table1(tmp_path, {"lrcbert": one})
+
+
+def test_teacher_selection_ignores_a_candidate_whose_score_its_predictions_do_not_give(tmp_path, capsys):
+    from select_teacher import select
+
+    good, edited = tmp_path / "lr0.001", tmp_path / "lr0.003"
+    write_run(good, 60.0)
+    write_run(edited, 55.0)
+    record = json.loads((edited / "metrics.json").read_text())
+    record["splits"]["rte"]["score"] = 99.0  # a hand edit: the best candidate on paper
+    (edited / "metrics.json").write_text(json.dumps(record))
+    chosen = select("rte", [str(good / "metrics.json"), str(edited / "metrics.json")])
+    assert chosen["run"] == str(good) and chosen["candidates"] == {"0.001": 60.0}
+    assert f"left out {edited}: scores do not match predictions" in capsys.readouterr().out

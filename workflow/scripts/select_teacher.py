@@ -5,19 +5,34 @@ entry is the folder the distillation jobs of that task load the teacher from."""
 import json
 from pathlib import Path
 
-from results_lib import best_lr, job_log, read_json, run_params, safetensors_params, selection_score, split_scores
-
+from lrcbert.results import (
+    best_lr,
+    job_log,
+    read_json,
+    run_params,
+    safetensors_params,
+    score_problem,
+    selection_score,
+    split_scores,
+)
 from lrcbert.tasks import EVAL_SPLITS
 
 
 def select(task: str, metrics_files: list[str], given_model: str | None = None) -> dict:
     splits = list(EVAL_SPLITS[task])
     runs = {Path(f).parent.name.removeprefix("lr"): Path(f).parent for f in metrics_files}
+    # a candidate whose dev scores its own predictions do not give (a hand edit) takes no part in the choice
+    rejected = {} if given_model else {lr: why for lr, run in runs.items() if (why := score_problem(run))}
+    for lr, why in rejected.items():
+        print(f"left out {runs.pop(lr)}: {why}")
     scores = {lr: split_scores(run, splits) for lr, run in runs.items()}
     candidates = {lr: selection_score(s, splits) for lr, s in scores.items()}
     lr = best_lr(candidates)
     if lr is None:
-        raise RuntimeError(f"no teacher run of task {task} has dev scores for {splits}: {metrics_files}")
+        raise RuntimeError(
+            f"no teacher run of task {task} has verified dev scores for {splits}: {metrics_files} "
+            f"(left out: {rejected or 'none'})"
+        )
     run = runs[lr]
     metrics = read_json(run / "metrics.json")
     if given_model:
