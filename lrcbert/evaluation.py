@@ -54,7 +54,8 @@ def compute_metrics(task: Task, predictions: np.ndarray, references: np.ndarray)
     pred, gold = np.asarray(predictions), np.asarray(references)
     if len(pred) != len(gold) or not len(gold):
         raise ValueError(f"{task.name}: {len(pred)} predictions for {len(gold)} references")
-    if task.is_regression:
+    if task.is_regression:  # in float64: float32 sums lose nearly constant predictions' variance
+        pred, gold = pred.astype(np.float64), gold.astype(np.float64)
         out = {"pearson": float(pearsonr(pred, gold)[0]), "spearman": float(spearmanr(pred, gold)[0])}
     else:
         out = {"accuracy": float(accuracy_score(gold, pred))}
@@ -83,11 +84,12 @@ def write_dev_predictions(
     task: Task, predictions: np.ndarray, labels: np.ndarray, idx: np.ndarray, path: str | Path
 ) -> None:
     """Per-example dev predictions, ``idx<TAB>prediction<TAB>gold``: the class index (or, for STS-B, the raw
-    score) next to the gold label, in the data set's order. Paired tests between runs (lrcbert/stats.py)
-    match examples by ``idx``."""
+    score, with every digit) next to the gold label, in the data set's order. Paired tests between runs
+    (lrcbert/stats.py) match examples by ``idx``."""
     rows = ["idx\tprediction\tgold"]
     for i, p, g in zip(idx.tolist(), predictions.tolist(), labels.tolist()):
-        rows.append(f"{i}\t{p:.6g}\t{g:.6g}" if task.is_regression else f"{i}\t{int(p)}\t{int(g)}")
+        # STS-B: every digit (repr round-trips), so the tables recompute the run's very score from this file
+        rows.append(f"{i}\t{float(p)!r}\t{float(g)!r}" if task.is_regression else f"{i}\t{int(p)}\t{int(g)}")
     atomic_write_text(path, "\n".join(rows) + "\n")
 
 

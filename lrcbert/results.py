@@ -162,8 +162,8 @@ def _expected_hash(command: str, method: str | None, task: str, sets: tuple) -> 
 def score_problem(run: str | Path) -> str | None:
     """Why a run's dev scores cannot be trusted (None: they can): every dev metric of every split in its
     ``metrics.json`` is recomputed from the run's own dev predictions file (``predictions/dev_<split>.tsv``, the
-    predictions and the gold labels it holds) and must agree to a relative 1e-6 (STS-B's predictions are stored to
-    6 significant digits: its scores to 0.001 points). A missing or unreadable predictions file is a problem too."""
+    predictions and the gold labels it holds) and must agree to a relative 1e-6 (STS-B's scores to 0.001 points; its
+    predictions are stored with every digit). A missing or unreadable predictions file is a problem too."""
     from .evaluation import dev_predictions_file, scores_from_predictions
     from .tasks import TASKS
 

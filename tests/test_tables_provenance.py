@@ -231,3 +231,22 @@ def test_teacher_selection_ignores_a_candidate_whose_score_its_predictions_do_no
     chosen = select("rte", [str(good / "metrics.json"), str(edited / "metrics.json")])
     assert chosen["run"] == str(good) and chosen["candidates"] == {"0.001": 60.0}
     assert f"left out {edited}: scores do not match predictions" in capsys.readouterr().out
+
+
+def test_an_sts_b_score_is_recomputed_exactly_from_nearly_constant_predictions(tmp_path):
+    # a barely trained regression head predicts nearly one value: 6 significant digits (the old format) erased the
+    # differences and the recomputed Pearson r disagreed with the run's own (the smoke DAG's tiny STS-B teacher)
+    import numpy as np
+
+    from lrcbert.evaluation import compute_metrics, scores_from_predictions, write_dev_predictions
+    from lrcbert.tasks import TASKS
+
+    rng = np.random.default_rng(0)
+    task = TASKS["stsb"]
+    pred = (2.5 + 1e-6 * rng.standard_normal(64)).astype(np.float32)
+    gold = rng.uniform(0, 5, 64).astype(np.float32)
+    path = tmp_path / "dev_stsb.tsv"
+    write_dev_predictions(task, pred, gold, np.arange(64), path)
+    got, want = scores_from_predictions(task, path), compute_metrics(task, pred, gold)
+    assert got["pearson"] == pytest.approx(want["pearson"], rel=1e-6)
+    assert got["spearman"] == pytest.approx(want["spearman"], rel=1e-6)
